@@ -1,0 +1,89 @@
+# unum — plain GNU Makefile. Targets: all (default), check, check-long, bench, fuzz,
+# guest-tests, format, clean. SAN=1 builds with ASan+UBSan into build-san/.
+MAKEFLAGS += --no-builtin-rules
+CC      ?= gcc
+ifeq ($(CC),cc)
+CC      := gcc
+endif
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN   := -fsanitize=address,undefined
+else
+BUILD   ?= build
+OPT     := -O2
+LDSAN   :=
+endif
+CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter \
+           -fno-strict-aliasing -pthread -Isrc -MMD -MP
+LDFLAGS := -pthread $(LDSAN)
+LDLIBS  := -lm
+
+LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c src/*/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+DIFF_SRC := $(wildcard tests/difftest/*.c)
+DIFF_OBJ := $(DIFF_SRC:%.c=$(BUILD)/obj/%.o)
+GUEST_S  := $(wildcard guest/tests/*.S)
+GUEST_BIN:= $(GUEST_S:guest/tests/%.S=$(BUILD)/guest-tests/%.bin)
+BENCH_SRC:= $(wildcard bench/*.c)
+
+.PHONY: all check check-long bench fuzz guest-tests format clean deps
+all: $(BUILD)/unum
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libunum.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/unum: $(BUILD)/obj/src/cli/main.o $(BUILD)/libunum.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libunum.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libunum.a $(LDFLAGS) -lcmocka $(LDLIBS)
+
+# Differential tester: runs instruction forms natively and in the emulator.
+$(BUILD)/difftest: $(DIFF_OBJ) $(BUILD)/libunum.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Freestanding test guests: flat binaries loaded at 1 MiB, entered in 32-bit protected mode.
+GUEST_CFLAGS := -ffreestanding -nostdlib -static -fno-pic -no-pie -fno-asynchronous-unwind-tables
+$(BUILD)/guest-tests/%.bin: guest/tests/%.S guest/tests/guest.ld guest/tests/common.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iguest/tests -Wl,-T,guest/tests/guest.ld -Wl,--build-id=none -o $(@:.bin=.elf) $<
+	objcopy -O binary $(@:.bin=.elf) $@
+
+guest-tests: $(GUEST_BIN)
+
+check: $(BUILD)/unum $(UNIT_BIN) $(BUILD)/difftest $(GUEST_BIN)
+	@BUILD=$(BUILD) scripts/check.sh
+
+check-long: $(BUILD)/unum $(UNIT_BIN) $(BUILD)/difftest $(GUEST_BIN)
+	@BUILD=$(BUILD) UNUM_LONG=1 scripts/check.sh
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -static -o $@ $< -lm
+
+bench: $(BUILD)/unum $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+	@BUILD=$(BUILD) scripts/bench.sh
+
+fuzz:
+	@echo "fuzz targets arrive with the device models (issue: PC platform); nothing to fuzz yet"
+
+deps:
+	scripts/install-deps.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

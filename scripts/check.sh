@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test binary and prints one summary line: "N passed, N failed".
+set -u
+BUILD=${BUILD:-build}
+pass=0
+fail=0
+failed=()
+run() { # name, command...
+    local name=$1; shift
+    local log="$BUILD/logs/$name.log"
+    mkdir -p "$BUILD/logs"
+    if "$@" >"$log" 2>&1; then
+        pass=$((pass + 1)); echo "PASS $name"
+    else
+        fail=$((fail + 1)); failed+=("$name"); echo "FAIL $name (log: $log)"; tail -n 30 "$log" | sed 's/^/    /'
+    fi
+}
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    run "$(basename "$t")" "$t"
+done
+# --- difftest ---
+if [ -x "$BUILD/difftest" ]; then
+    run difftest "$BUILD/difftest"
+    grep -h '^difftest:' "$BUILD/logs/difftest.log" || true
+fi
+# --- guest tests ---
+if [ -x scripts/guest-tests.sh ]; then
+    run guest-tests scripts/guest-tests.sh
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,115 @@
+/* cpu.h — the CPU implementer interface: what the machine sees of a vCPU.
+ *
+ * A vCPU runs until an exit it cannot finish itself. Port I/O and MMIO (an access
+ * to a guest-physical address that is not RAM) are delivered synchronously through
+ * cpu_exit_ops.io so that the instruction completes with the device's answer, as a
+ * KVM run loop completes an exit before re-entering. HLT, shutdown (triple fault)
+ * and stop requests return from vcpu_run. Interrupts come from an interrupt
+ * controller the CPU does not know: the controller raises the vCPU's interrupt
+ * line; when the guest can take an interrupt the CPU asks the controller for the
+ * vector (irq_ack). The CPU never names a device. */
+#ifndef UNUM_CPU_CPU_H
+#define UNUM_CPU_CPU_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cpu/x86_state.h"
+#include "memory/guest_mem.h"
+
+enum cpu_io_kind { CPU_IO_PIO, CPU_IO_MMIO };
+
+struct cpu_io {
+    enum cpu_io_kind kind;
+    bool write;
+    uint8_t size; /* 1, 2, 4 or 8 */
+    uint64_t addr; /* port or guest-physical address */
+    uint64_t data; /* written value, or filled in by the handler on a read */
+};
+
+struct cpu_exit_ops {
+    /* Handles a port or MMIO access; a read of nothing returns all ones. */
+    void (*io)(void *ctx, struct cpu_io *io);
+    /* Called when the interrupt line is raised and the guest accepts interrupts:
+     * returns the vector to deliver, or -1 if nothing is pending any more. */
+    int (*irq_ack)(void *ctx);
+};
+
+enum vcpu_exit_reason {
+    VCPU_EXIT_HLT = 1,      /* halted with interrupts enabled or disabled; see state */
+    VCPU_EXIT_SHUTDOWN,     /* triple fault: the VM must stop */
+    VCPU_EXIT_STOP,         /* vcpu_request_stop() was called */
+    VCPU_EXIT_WAIT_SIPI,    /* in wait-for-SIPI after INIT */
+};
+
+/* Request bits a controller or another thread posts to a vCPU. */
+#define VCPU_REQ_IRQ   (1u << 0) /* interrupt line raised (level: stays until lowered) */
+#define VCPU_REQ_NMI   (1u << 1)
+#define VCPU_REQ_INIT  (1u << 2)
+#define VCPU_REQ_SIPI  (1u << 3)
+#define VCPU_REQ_STOP  (1u << 4)
+#define VCPU_REQ_FLUSH (1u << 5) /* drop all cached translations, then ack */
+#define VCPU_REQ_SMI   (1u << 6)
+
+struct vcpu;
+
+struct cpu_impl {
+    const char *name;
+    struct vcpu *(*create)(struct guest_mem *mem, int id, const struct cpu_exit_ops *ops,
+                           void *ctx);
+    void (*destroy)(struct vcpu *v);
+    enum vcpu_exit_reason (*run)(struct vcpu *v);
+    void (*get_state)(struct vcpu *v, struct x86_state *s);
+    void (*set_state)(struct vcpu *v, const struct x86_state *s);
+};
+
+/* Common part of every implementer's vCPU (implementers embed it first). */
+struct vcpu {
+    const struct cpu_impl *impl;
+    int id;
+    struct guest_mem *mem;
+    const struct cpu_exit_ops *ops;
+    void *ctx;
+    _Atomic uint32_t requests;
+    _Atomic uint8_t sipi_vector;
+    _Atomic int in_guest;        /* set while the vCPU may use cached translations */
+    _Atomic uint64_t flush_seq;  /* shoot-down requests posted */
+    _Atomic uint64_t flush_done; /* shoot-down requests acknowledged */
+    struct mem_tcache tcache;
+};
+
+static inline void vcpu_post(struct vcpu *v, uint32_t req)
+{
+    atomic_fetch_or_explicit(&v->requests, req, memory_order_seq_cst);
+}
+
+static inline void vcpu_set_irq_line(struct vcpu *v, bool level)
+{
+    if (level)
+        atomic_fetch_or_explicit(&v->requests, VCPU_REQ_IRQ, memory_order_seq_cst);
+    else
+        atomic_fetch_and_explicit(&v->requests, ~VCPU_REQ_IRQ, memory_order_seq_cst);
+}
+
+static inline void vcpu_send_sipi(struct vcpu *v, uint8_t vector)
+{
+    atomic_store(&v->sipi_vector, vector);
+    vcpu_post(v, VCPU_REQ_SIPI);
+}
+
+static inline void vcpu_request_stop(struct vcpu *v) { vcpu_post(v, VCPU_REQ_STOP); }
+
+static inline enum vcpu_exit_reason vcpu_run(struct vcpu *v) { return v->impl->run(v); }
+
+/* Initial state helpers (used by loaders and tests) */
+void x86_state_reset(struct x86_state *s);          /* power-on/INIT state (real mode) */
+void x86_state_flat32(struct x86_state *s, uint64_t rip); /* flat 32-bit protected mode */
+
+extern const struct cpu_impl emu_cpu_impl;
+
+/* Shoot-down used by guest_mem revocation: posts a flush and waits until this vCPU
+ * is outside the guest or acknowledged it. */
+void vcpu_tcache_init(struct vcpu *v);
+
+#endif

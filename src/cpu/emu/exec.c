@@ -1,0 +1,327 @@
+/* exec.c — the emulator's run loop: per-vCPU cache of decoded blocks, request
+ * handling (interrupts, NMI, INIT/SIPI, stop, translation shoot-down) and the
+ * vCPU life cycle behind struct cpu_impl. */
+#include "cpu/emu/emu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+uint8_t *emu_fetch_ptr(struct emu_cpu *c, uint64_t lin, uint64_t *gpa, int *avail);
+
+static void blocks_flush(struct emu_cpu *c)
+{
+    memset(c->blk_hash, 0, sizeof(c->blk_hash));
+    c->blk_used = 0;
+}
+
+static inline unsigned blk_hash(uint64_t gpa) { return (gpa ^ (gpa >> 12)) & (BLOCK_HASH_SIZE - 1); }
+
+static void mark_code_page(struct emu_cpu *c, uint64_t gpa)
+{
+    uint64_t page = gpa >> 12;
+    if (!(atomic_load_explicit(&c->v.mem->page_flags[page], memory_order_relaxed) & MEM_PF_CODE))
+        atomic_fetch_or_explicit(&c->v.mem->page_flags[page], MEM_PF_CODE, memory_order_seq_cst);
+}
+
+/* Decodes an instruction that crosses into the next page (never cached). */
+static struct emu_block *decode_crossing(struct emu_cpu *c, uint64_t lin, const uint8_t *h,
+                                         int avail)
+{
+    static __thread union {
+        struct emu_block b;
+        uint8_t raw[sizeof(struct emu_block) + sizeof(struct insn)];
+    } tmp;
+    uint8_t buf[16];
+    memcpy(buf, h, avail);
+    int need = 15 - avail;
+    uint64_t gpa2;
+    int avail2;
+    uint8_t *h2 = emu_fetch_ptr(c, lin + avail, &gpa2, &avail2);
+    if (!h2)
+        emu_gp(c, 0);
+    memcpy(buf + avail, h2, need);
+    int n = emu_decode(buf, 15, c->mode, &tmp.b.insn[0]);
+    if (n <= 0)
+        emu_gp(c, 0); /* longer than 15 bytes */
+    tmp.b.ninsn = 1;
+    tmp.b.gpa = ~0ull;
+    return &tmp.b;
+}
+
+static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t gpa,
+                                      const uint8_t *h, int avail, uint16_t key)
+{
+    mark_code_page(c, gpa);
+    uint32_t gen = atomic_load_explicit(&c->v.mem->code_gen[gpa >> 12], memory_order_acquire);
+    size_t need = sizeof(struct emu_block) + BLOCK_MAX_INSNS * sizeof(struct insn);
+    if (c->blk_used + need > BLOCK_ARENA_SIZE)
+        blocks_flush(c);
+    struct emu_block *b = (struct emu_block *)(c->blk_arena + c->blk_used);
+    int pos = 0, n = 0;
+    while (n < BLOCK_MAX_INSNS) {
+        struct insn *in = &b->insn[n];
+        int len = emu_decode(h + pos, avail - pos, c->mode, in);
+        if (len == 0) {
+            if (n == 0)
+                return decode_crossing(c, lin, h, avail);
+            break;
+        }
+        if (len < 0) {
+            if (n == 0)
+                emu_gp(c, 0);
+            break;
+        }
+        n++;
+        pos += len;
+        if (emu_optab[in->map][in->opc].flags & OPF_BRANCH || pos >= avail)
+            break;
+    }
+    b->ninsn = (uint16_t)n;
+    b->gpa = gpa;
+    b->key = key;
+    b->code_gen = gen;
+    c->blk_used += (sizeof(struct emu_block) + n * sizeof(struct insn) + 15) & ~15ul;
+    unsigned hh = blk_hash(gpa);
+    b->next = c->blk_hash[hh];
+    c->blk_hash[hh] = b;
+    return b;
+}
+
+static struct emu_block *block_lookup(struct emu_cpu *c)
+{
+    uint64_t lin = c->mode == MODE_LONG64 ? c->s.rip
+                                          : (uint32_t)(c->s.rip + c->s.seg[SEG_CS].base);
+    uint64_t gpa;
+    int avail;
+    uint8_t *h = emu_fetch_ptr(c, lin, &gpa, &avail);
+    if (!h) {
+        fprintf(stderr, "unum: vcpu %d: instruction fetch from non-RAM gpa %#llx\n", c->v.id,
+                (unsigned long long)gpa);
+        c->stop_reason = VCPU_EXIT_SHUTDOWN;
+        emu_raise(c, -1, 0, false);
+    }
+    uint16_t key = (uint16_t)c->mode;
+    uint32_t gen = atomic_load_explicit(&c->v.mem->code_gen[gpa >> 12], memory_order_acquire);
+    for (struct emu_block *b = c->blk_hash[blk_hash(gpa)]; b; b = b->next)
+        if (b->gpa == gpa && b->key == key && b->code_gen == gen)
+            return b;
+    return block_decode(c, lin, gpa, h, avail, key);
+}
+
+static void run_block(struct emu_cpu *c, int max)
+{
+    struct emu_block *b = block_lookup(c);
+    int n = b->ninsn < max ? b->ninsn : max;
+    int i = 0;
+    while (i < n) {
+        const struct insn *in = &b->insn[i++];
+        c->next_rip = c->s.rip + in->len;
+        in->fn(c, in);
+        c->s.rip = c->next_rip;
+        if (unlikely(c->exit_block)) {
+            c->exit_block = false;
+            break;
+        }
+    }
+    c->icount += i;
+}
+
+void emu_handle_flush(struct emu_cpu *c)
+{
+    atomic_fetch_and(&c->v.requests, ~VCPU_REQ_FLUSH);
+    uint64_t seq = atomic_load(&c->v.flush_seq);
+    emu_tlb_flush(c, true);
+    atomic_store(&c->v.flush_done, seq);
+}
+
+static void do_init(struct emu_cpu *c)
+{
+    uint64_t apic_base = c->s.msr.apic_base, efer_keep = 0;
+    (void)efer_keep;
+    x86_state_reset(&c->s);
+    c->s.msr.apic_base = apic_base;
+    c->lf_op = LF_NONE;
+    emu_fpu_reset(c);
+    emu_update_mode(c);
+    emu_tlb_flush(c, true);
+    c->wait_sipi = true;
+    c->halted = false;
+}
+
+static void do_sipi(struct emu_cpu *c, uint8_t vector)
+{
+    c->s.seg[SEG_CS].sel = (uint16_t)(vector << 8);
+    c->s.seg[SEG_CS].base = (uint64_t)vector << 12;
+    c->s.rip = 0;
+    c->wait_sipi = false;
+    c->halted = false;
+    emu_update_mode(c);
+}
+
+/* Handles posted requests at an instruction boundary. Returns true to leave run(). */
+static bool handle_requests(struct emu_cpu *c, uint32_t req)
+{
+    if (req & VCPU_REQ_FLUSH)
+        emu_handle_flush(c);
+    if (req & VCPU_REQ_STOP) {
+        atomic_fetch_and(&c->v.requests, ~VCPU_REQ_STOP);
+        c->stop_reason = VCPU_EXIT_STOP;
+        return true;
+    }
+    if (req & VCPU_REQ_INIT) {
+        atomic_fetch_and(&c->v.requests, ~(VCPU_REQ_INIT | VCPU_REQ_SIPI));
+        do_init(c);
+        return false;
+    }
+    if (req & VCPU_REQ_SIPI) {
+        atomic_fetch_and(&c->v.requests, ~VCPU_REQ_SIPI);
+        if (c->wait_sipi)
+            do_sipi(c, atomic_load(&c->v.sipi_vector));
+    }
+    if (c->wait_sipi)
+        return false;
+    if ((req & VCPU_REQ_NMI) && !c->nmi_blocked) {
+        atomic_fetch_and(&c->v.requests, ~VCPU_REQ_NMI);
+        c->halted = false;
+        c->nmi_blocked = true;
+        emu_deliver(c, EXC_NMI, 0, false, EV_NMI);
+        return false;
+    }
+    if ((req & VCPU_REQ_IRQ) && (emu_rflags(c) & FL_IF)) {
+        int vec = c->v.ops->irq_ack(c->v.ctx);
+        if (vec >= 0) {
+            c->halted = false;
+            emu_deliver(c, vec, 0, false, EV_INTR);
+        }
+    }
+    return false;
+}
+
+static enum vcpu_exit_reason emu_run(struct vcpu *v)
+{
+    struct emu_cpu *c = emu_of(v);
+    atomic_store_explicit(&v->in_guest, 1, memory_order_seq_cst);
+    c->stop_run = false;
+    if (setjmp(c->exc_jmp)) {
+        /* an exception (or a fatal condition) left an instruction */
+        c->exit_block = false;
+        if (c->stop_run)
+            goto out;
+        int vec = c->exc_vector;
+        emu_deliver(c, vec, c->exc_err, c->exc_has_err, EV_EXC);
+    }
+    for (;;) {
+        uint32_t req = atomic_load_explicit(&v->requests, memory_order_acquire);
+        if (unlikely(req) && !c->irq_shadow) {
+            if (handle_requests(c, req))
+                goto out;
+        } else if (unlikely(req & (VCPU_REQ_FLUSH | VCPU_REQ_STOP))) {
+            if (handle_requests(c, req & (VCPU_REQ_FLUSH | VCPU_REQ_STOP)))
+                goto out;
+        }
+        if (unlikely(c->wait_sipi)) {
+            c->stop_reason = VCPU_EXIT_WAIT_SIPI;
+            goto out;
+        }
+        if (unlikely(c->halted)) {
+            c->stop_reason = VCPU_EXIT_HLT;
+            goto out;
+        }
+        if (unlikely(c->irq_shadow)) {
+            c->irq_shadow = false;
+            run_block(c, 1);
+        } else {
+            run_block(c, BLOCK_MAX_INSNS);
+        }
+        if (unlikely(c->stop_run))
+            goto out;
+    }
+out:
+    atomic_store_explicit(&v->in_guest, 0, memory_order_seq_cst);
+    return c->stop_reason;
+}
+
+static void shootdown(struct mem_tcache *tc, uint64_t gpa)
+{
+    struct vcpu *v = (struct vcpu *)((char *)tc - offsetof(struct vcpu, tcache));
+    uint64_t seq = atomic_fetch_add(&v->flush_seq, 1) + 1;
+    vcpu_post(v, VCPU_REQ_FLUSH);
+    while (atomic_load(&v->in_guest) && atomic_load(&v->flush_done) < seq)
+        __builtin_ia32_pause();
+}
+
+void vcpu_tcache_init(struct vcpu *v)
+{
+    v->tcache.shootdown = shootdown;
+    guest_mem_register_tcache(v->mem, &v->tcache);
+}
+
+static struct vcpu *emu_create(struct guest_mem *mem, int id, const struct cpu_exit_ops *ops,
+                               void *ctx)
+{
+    emu_tables_init();
+    struct emu_cpu *c = aligned_alloc(64, (sizeof(*c) + 63) & ~63ul);
+    if (!c)
+        return NULL;
+    memset(c, 0, sizeof(*c));
+    c->blk_arena = mmap(NULL, BLOCK_ARENA_SIZE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (c->blk_arena == MAP_FAILED) {
+        free(c);
+        return NULL;
+    }
+    c->v.impl = &emu_cpu_impl;
+    c->v.id = id;
+    c->v.mem = mem;
+    c->v.ops = ops;
+    c->v.ctx = ctx;
+    x86_state_reset(&c->s);
+    c->s.msr.apic_base = 0xfee00000ull | (1u << 11) | (id == 0 ? (1u << 8) : 0);
+    emu_fpu_reset(c);
+    emu_update_mode(c);
+    emu_tlb_flush(c, true);
+    c->debug_ud = getenv("UNUM_DEBUG_UD") != NULL;
+    vcpu_tcache_init(&c->v);
+    return &c->v;
+}
+
+static void emu_destroy(struct vcpu *v)
+{
+    struct emu_cpu *c = emu_of(v);
+    guest_mem_unregister_tcache(v->mem, &v->tcache);
+    munmap(c->blk_arena, BLOCK_ARENA_SIZE);
+    free(c);
+}
+
+static void emu_get_state(struct vcpu *v, struct x86_state *s)
+{
+    struct emu_cpu *c = emu_of(v);
+    *s = c->s;
+    s->rflags = emu_rflags(c);
+}
+
+static void emu_set_state(struct vcpu *v, const struct x86_state *s)
+{
+    struct emu_cpu *c = emu_of(v);
+    c->s = *s;
+    c->s.rflags = (s->rflags & 0x3f7fd7) | FL_1;
+    c->lf_op = LF_NONE;
+    c->halted = false;
+    c->wait_sipi = false;
+    emu_update_mode(c);
+    emu_tlb_flush(c, true);
+}
+
+const struct cpu_impl emu_cpu_impl = {
+    .name = "emu",
+    .create = emu_create,
+    .destroy = emu_destroy,
+    .run = emu_run,
+    .get_state = emu_get_state,
+    .set_state = emu_set_state,
+};
+
+/* ---- emulator-specific accessors used by tests and the machine ---- */
+uint64_t emu_icount(struct vcpu *v) { return emu_of(v)->icount; }
+bool emu_halted(struct vcpu *v) { return emu_of(v)->halted; }

@@ -1,0 +1,99 @@
+/* guest_mem.h — guest-physical memory of one node: RAM regions, per-page access
+ * rights, and the code-page bookkeeping that keeps decoded-instruction caches
+ * coherent with writes.
+ *
+ * Every guest RAM access (a CPU's, a device's DMA) is resolved here. A page's
+ * right on this node is ABSENT, READ or WRITE; an access needing more calls the
+ * fault handler (the DSM, later) which must upgrade the right or fail. Revoking a
+ * right returns only after every registered translation cache (vCPU TLBs and
+ * decoded blocks) has dropped what it held for the page. */
+#ifndef UNUM_MEMORY_GUEST_MEM_H
+#define UNUM_MEMORY_GUEST_MEM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_PAGE_SHIFT 12
+#define GUEST_PAGE_SIZE  (1ull << GUEST_PAGE_SHIFT)
+#define GUEST_PAGE_MASK  (~(GUEST_PAGE_SIZE - 1))
+
+enum mem_right { MEM_ABSENT = 0, MEM_READ = 1, MEM_WRITE = 2 };
+
+/* Per-page flag bits (guest_mem.page_flags) */
+#define MEM_PF_CODE 0x01 /* some vCPU decoded instructions from this page */
+
+#define GUEST_MEM_MAX_REGIONS 8
+struct guest_mem_region {
+    uint64_t gpa, size;
+    uint8_t *host;
+};
+
+/* A cache of translations that must be shot down when a page's right drops. */
+struct mem_tcache {
+    void (*shootdown)(struct mem_tcache *tc, uint64_t gpa_page); /* returns after ack */
+    struct mem_tcache *next;
+};
+
+struct guest_mem {
+    struct guest_mem_region region[GUEST_MEM_MAX_REGIONS];
+    int nregions;
+    uint64_t max_gpa;           /* end of the highest RAM region */
+    uint64_t npages;            /* pages covering [0, max_gpa) */
+    _Atomic uint8_t *rights;    /* per page, enum mem_right */
+    _Atomic uint8_t *page_flags;
+    _Atomic uint32_t *code_gen; /* bumped on every write to a code page */
+    /* DSM hook: make `right` available for gpa; 0 on success, -errno otherwise. */
+    int (*fault)(void *ctx, uint64_t gpa, enum mem_right want);
+    void *fault_ctx;
+    struct mem_tcache *tcaches;
+    atomic_flag tcache_lock;
+};
+
+/* Creates RAM of `size` bytes at gpa 0, with a hole [hole_start, 4 GiB) relocated
+ * above 4 GiB when size exceeds hole_start (hole_start 0 = no hole). All pages
+ * start with right `initial`. Returns 0 or -errno. */
+int guest_mem_init(struct guest_mem *m, uint64_t size, uint64_t hole_start, enum mem_right initial);
+void guest_mem_destroy(struct guest_mem *m);
+
+/* Host pointer for gpa if gpa is RAM, else NULL. No rights check. */
+static inline uint8_t *guest_mem_host(const struct guest_mem *m, uint64_t gpa)
+{
+    for (int i = 0; i < m->nregions; i++) {
+        const struct guest_mem_region *r = &m->region[i];
+        if (gpa - r->gpa < r->size)
+            return r->host + (gpa - r->gpa);
+    }
+    return NULL;
+}
+
+/* Ensures this node holds at least `want` for the page containing gpa, calling the
+ * fault handler if needed. Returns the host pointer to gpa, NULL if not RAM, or
+ * sets *err (negative errno) on a failed fault. */
+uint8_t *guest_mem_access(struct guest_mem *m, uint64_t gpa, enum mem_right want, int *err);
+
+/* Lowers the right for one page and waits until every translation cache dropped it. */
+void guest_mem_revoke(struct guest_mem *m, uint64_t gpa, enum mem_right to);
+void guest_mem_grant(struct guest_mem *m, uint64_t gpa, enum mem_right to);
+
+void guest_mem_register_tcache(struct guest_mem *m, struct mem_tcache *tc);
+void guest_mem_unregister_tcache(struct guest_mem *m, struct mem_tcache *tc);
+
+/* Called by every writer of guest RAM outside the CPU fast path (and by the CPU's
+ * slow path): invalidates decoded code on the pages covered. */
+static inline void guest_mem_note_write(struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+    if (!len)
+        return;
+    for (uint64_t p = gpa >> GUEST_PAGE_SHIFT; p <= (gpa + len - 1) >> GUEST_PAGE_SHIFT; p++)
+        if (p < m->npages && (atomic_load_explicit(&m->page_flags[p], memory_order_relaxed) &
+                              MEM_PF_CODE))
+            atomic_fetch_add_explicit(&m->code_gen[p], 1, memory_order_release);
+}
+
+/* DMA-style copies with bounds and rights checks: 0, -EFAULT (not RAM) or fault error. */
+int guest_mem_read(struct guest_mem *m, uint64_t gpa, void *buf, size_t len);
+int guest_mem_write(struct guest_mem *m, uint64_t gpa, const void *buf, size_t len);
+
+#endif
