@@ -31,7 +31,7 @@ GUEST_BIN:= $(GUEST_S:guest/tests/%.S=$(BUILD)/guest-tests/%.bin)
 BENCH_SRC:= $(wildcard bench/*.c)
 
 .PHONY: all check check-long bench fuzz guest-tests format clean deps
-all: $(BUILD)/unum
+all: $(BUILD)/unum $(GUEST_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

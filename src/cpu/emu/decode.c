@@ -239,17 +239,22 @@ int emu_decode(const uint8_t *p, int avail, enum emu_mode mode, struct insn *in)
             in->seg = b == 0x64 ? SEG_FS : SEG_GS;
             in->pfx |= PFX_SEG;
             break;
-        default: goto prefixes_done;
+        default:
+            /* REX counts only directly before the opcode; a legacy prefix after it
+             * cancels it */
+            if (long64 && (b & 0xf0) == 0x40) {
+                in->rex = b;
+                pos++;
+                continue;
+            }
+            goto prefixes_done;
         }
+        in->rex = 0;
         pos++;
     }
 prefixes_done:
-    if (long64 && (p[pos] & 0xf0) == 0x40) {
-        in->rex = p[pos++];
+    if (in->rex)
         in->pfx |= PFX_REX;
-        if (pos >= avail)
-            return avail == 15 ? -1 : 0;
-    }
     int map = MAP_1B;
     uint8_t op = p[pos++];
     if (op == 0x0f) {
