@@ -28,7 +28,6 @@ DIFF_SRC := $(wildcard tests/difftest/*.c)
 DIFF_OBJ := $(DIFF_SRC:%.c=$(BUILD)/obj/%.o)
 GUEST_S  := $(wildcard guest/tests/*.S)
 GUEST_BIN:= $(GUEST_S:guest/tests/%.S=$(BUILD)/guest-tests/%.bin)
-BENCH_SRC:= $(wildcard bench/*.c)
 
 .PHONY: all check check-long bench fuzz guest-tests format clean deps
 all: $(BUILD)/unum $(GUEST_BIN)
@@ -67,11 +66,18 @@ check: $(BUILD)/unum $(UNIT_BIN) $(BUILD)/difftest $(GUEST_BIN)
 check-long: $(BUILD)/unum $(UNIT_BIN) $(BUILD)/difftest $(GUEST_BIN)
 	@BUILD=$(BUILD) UNUM_LONG=1 scripts/check.sh
 
-$(BUILD)/bench/%: bench/%.c
+# The CPU benchmark program is freestanding so the same binary runs natively and
+# under bench/emurun (the emulator with a minimal system-call layer).
+$(BUILD)/bench/cpubench: bench/cpubench.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -static -o $@ $< -lm
+	$(CC) -std=gnu11 -O2 -static -nostdlib -fno-math-errno -fno-tree-loop-distribute-patterns \
+	    -fno-stack-protector -fno-pie -no-pie -o $@ $<
 
-bench: $(BUILD)/unum $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/emurun: bench/emurun.c $(BUILD)/libunum.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libunum.a $(LDFLAGS) $(LDLIBS)
+
+bench: $(BUILD)/unum $(BUILD)/bench/cpubench $(BUILD)/bench/emurun
 	@BUILD=$(BUILD) scripts/bench.sh
 
 fuzz:

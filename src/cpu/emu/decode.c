@@ -75,6 +75,7 @@ static void tables_build(void)
         emu_optab[MAP_0F3A][op].flags = M | I8;
     }
     emu_ops_int_init();
+    emu_ops_fast_init();
     emu_ops_string_init();
     emu_ops_sys_init();
     emu_ops_sse_init();
@@ -93,6 +94,11 @@ void emu_register(enum emu_map map, uint8_t opc, int mp, emu_handler fn)
     if (map != MAP_1B)
         e->flags |= OPF_SSE;
     e->fn[mp] = fn;
+}
+
+void emu_register_selector(enum emu_map map, uint8_t opc, emu_selector sel)
+{
+    emu_optab[map][opc].sel = sel;
 }
 
 static void handler_ud(struct emu_cpu *c, const struct insn *in) { emu_ud(c); }
@@ -198,6 +204,9 @@ static int decode_modrm(const uint8_t *p, int avail, int pos, enum emu_mode mode
     pos += dsize;
     if (!(in->pfx & PFX_SEG))
         in->seg = def_ss ? SEG_SS : SEG_DS;
+    if (mode == MODE_LONG64 && in->asz == 8 && in->seg != SEG_FS && in->seg != SEG_GS &&
+        in->base < 16)
+        in->ea_kind = in->index < 16 ? EA_BASE_INDEX : EA_BASE;
     return pos;
 }
 
@@ -375,6 +384,11 @@ prefixes_done:
         return pos;
     }
     emu_handler fn = (fl & OPF_SSE) ? e->fn[in->mp] : e->fn[0];
+    if (e->sel && fn && !(in->pfx & PFX_LOCK)) {
+        emu_handler f = e->sel(in);
+        if (f)
+            fn = f;
+    }
     in->fn = fn ? fn : handler_ud;
     return pos;
 }

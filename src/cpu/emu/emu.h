@@ -58,7 +58,9 @@ struct insn {
     uint8_t rex;      /* raw REX byte or 0 */
     uint8_t has_modrm;
     uint8_t sext_imm; /* immediate was sign-extended from 8 bits */
+    uint8_t ea_kind; /* EA_GENERAL, or a 64-bit address without FS/GS: EA_BASE, EA_BASE_INDEX */
 };
+enum { EA_GENERAL = 0, EA_BASE, EA_BASE_INDEX };
 #define EA_NONE 0xff
 #define EA_RIP  0xfe
 /* 16-bit addressing: base/index use these pairs (BX, BP, SI, DI are 3, 5, 6, 7) */
@@ -79,15 +81,22 @@ struct insn {
 #define OPF_ENTER  0x1000 /* imm16 + imm8 */
 #define OPF_NOLOCK 0      /* documentation only */
 
+/* A selector may pick a specialised handler (by operand size, register vs memory
+ * operand, ...) for a decoded instruction; NULL keeps the generic handler. */
+typedef emu_handler (*emu_selector)(const struct insn *in);
+
 struct emu_opcode {
     uint16_t flags;
     emu_handler fn[4]; /* [MP_*] for OPF_SSE entries, else only fn[0] */
+    emu_selector sel;
 };
 extern struct emu_opcode emu_optab[MAP_COUNT][256];
 
 /* Instruction modules register their handlers from these init functions. */
 void emu_register(enum emu_map map, uint8_t opc, int mp, emu_handler fn);
+void emu_register_selector(enum emu_map map, uint8_t opc, emu_selector sel);
 void emu_ops_int_init(void);
+void emu_ops_fast_init(void);
 void emu_ops_string_init(void);
 void emu_ops_sys_init(void);
 void emu_ops_sse_init(void);
@@ -132,6 +141,13 @@ struct emu_block {
     struct insn insn[];
 };
 #define BLOCK_HASH_SIZE 4096
+/* Direct-mapped cache from linear RIP to block, valid until the next TLB flush. */
+#define JC_SIZE 1024
+struct emu_jc_entry {
+    uint64_t rip;
+    struct emu_block *b;
+    uint32_t key;
+};
 #define BLOCK_ARENA_SIZE (8u << 20)
 
 struct emu_cpu {
@@ -167,6 +183,7 @@ struct emu_cpu {
     struct tlb_entry tlb[2][TLB_SIZE];
 
     struct emu_block *blk_hash[BLOCK_HASH_SIZE];
+    struct emu_jc_entry jc[JC_SIZE];
     uint8_t *blk_arena;
     size_t blk_used;
 
@@ -226,6 +243,64 @@ static inline uint64_t sext(uint64_t v, int size)
     }
 }
 
+#define EMU_INLINE static inline __attribute__((always_inline))
+
+/* The eight classic ALU operations (ADD OR ADC SBB AND SUB XOR CMP) with lazy
+ * flags; a and b are already truncated to size. Always inlined so handlers with a
+ * constant op and size compile to straight-line code. */
+EMU_INLINE uint64_t emu_alu(struct emu_cpu *c, int op, int size, uint64_t a, uint64_t b)
+{
+    uint64_t m = szmask(size), r, cf;
+    int si = szidx(size);
+    b &= m;
+    switch (op) {
+    case 0: r = (a + b) & m; emu_set_lazy(c, LF_ADD, si, r, a, b); break;
+    case 1: r = a | b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
+    case 2:
+        cf = emu_get_cf(c);
+        r = (a + b + cf) & m;
+        emu_set_lazy(c, LF_ADC, si, r, a, b);
+        c->lf_aux = (uint32_t)cf;
+        break;
+    case 3:
+        cf = emu_get_cf(c);
+        r = (a - b - cf) & m;
+        emu_set_lazy(c, LF_SBB, si, r, a, b);
+        c->lf_aux = (uint32_t)cf;
+        break;
+    case 4: r = a & b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
+    case 5: case 7: r = (a - b) & m; emu_set_lazy(c, LF_SUB, si, r, a, b); break;
+    default: r = a ^ b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
+    }
+    return r;
+}
+
+/* Jcc/SETcc/CMOVcc condition with the compare-and-branch cases inline. */
+EMU_INLINE bool emu_cond_inline(struct emu_cpu *c, int cc)
+{
+    uint32_t op = c->lf_op >> 2;
+    int bits = 8 << (c->lf_op & 3);
+    bool r;
+    if (op == LF_SUB) {
+        uint64_t a = c->lf_src1, b = c->lf_src2;
+        switch (cc >> 1) {
+        case 1: r = a < b; break;
+        case 2: r = c->lf_res == 0; break;
+        case 3: r = a <= b; break;
+        case 4: r = (c->lf_res >> (bits - 1)) & 1; break;
+        case 6: r = (int64_t)(a << (64 - bits)) < (int64_t)(b << (64 - bits)); break;
+        case 7: r = (int64_t)(a << (64 - bits)) <= (int64_t)(b << (64 - bits)); break;
+        default: return emu_cond(c, cc);
+        }
+        return (cc & 1) ? !r : r;
+    }
+    if (op == LF_LOGIC && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
+        r = (cc >> 1) == 2 ? c->lf_res == 0 : (c->lf_res >> (bits - 1)) & 1;
+        return (cc & 1) ? !r : r;
+    }
+    return emu_cond(c, cc);
+}
+
 /* ---- registers ---- */
 static inline uint64_t reg_read(struct emu_cpu *c, int r, int size, bool rex)
 {
@@ -260,6 +335,7 @@ void emu_write_slow(struct emu_cpu *c, uint64_t lin, int size, uint64_t val);
 void *emu_ptr_rmw(struct emu_cpu *c, uint64_t lin, int size);
 void *emu_ptr_read(struct emu_cpu *c, uint64_t lin); /* NULL for MMIO */
 void emu_tlb_flush(struct emu_cpu *c, bool include_global);
+void emu_jc_flush(struct emu_cpu *c);
 void emu_tlb_flush_page(struct emu_cpu *c, uint64_t lin);
 /* Translate a linear address (page walk, sets A/D, raises #PF). */
 uint64_t emu_translate(struct emu_cpu *c, uint64_t lin, int acc, bool user);
@@ -309,11 +385,27 @@ static inline void vm_write(struct emu_cpu *c, uint64_t lin, int size, uint64_t 
     emu_write_slow(c, lin, size, val);
 }
 
+/* Host pointer for a read-modify-write of size bytes at lin when the TLB already
+ * allows writes and the page holds no decoded code; NULL otherwise. */
+static inline void *vm_ptr_rmw_fast(struct emu_cpu *c, uint64_t lin, int size)
+{
+    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag_w == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size) &&
+        !(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12], memory_order_relaxed) &
+          MEM_PF_CODE))
+        return (void *)(uintptr_t)(lin + e->addend);
+    return NULL;
+}
+
 /* ---- operands ---- */
 static inline uint64_t seg_base(struct emu_cpu *c, int seg) { return c->s.seg[seg].base; }
 /* Linear address of the ModRM memory operand. */
 static inline uint64_t emu_ea(struct emu_cpu *c, const struct insn *in)
 {
+    if (likely(in->ea_kind == EA_BASE))
+        return c->s.gpr[in->base] + (uint64_t)in->disp;
+    if (likely(in->ea_kind == EA_BASE_INDEX))
+        return c->s.gpr[in->base] + (c->s.gpr[in->index] << in->scale) + (uint64_t)in->disp;
     uint64_t a = (uint64_t)in->disp;
     if (in->base < 16)
         a += c->s.gpr[in->base];

@@ -11,6 +11,7 @@ uint8_t *emu_fetch_ptr(struct emu_cpu *c, uint64_t lin, uint64_t *gpa, int *avai
 
 static void blocks_flush(struct emu_cpu *c)
 {
+    emu_jc_flush(c);
     memset(c->blk_hash, 0, sizeof(c->blk_hash));
     c->blk_used = 0;
 }
@@ -109,9 +110,32 @@ static struct emu_block *block_lookup(struct emu_cpu *c)
     return block_decode(c, lin, gpa, h, avail, key);
 }
 
+/* The jump cache skips the fetch translation and hash walk for hot targets. The
+ * key includes CPL because the fetch permission check depends on it. */
+static inline struct emu_block *block_find(struct emu_cpu *c)
+{
+    uint64_t rip = likely(c->mode == MODE_LONG64) ? c->s.rip
+                                                  : (uint32_t)(c->s.rip + c->s.seg[SEG_CS].base);
+    uint32_t key = (uint32_t)c->mode | (uint32_t)c->cpl << 8;
+    struct emu_jc_entry *j = &c->jc[(rip ^ (rip >> 10)) & (JC_SIZE - 1)];
+    if (likely(j->rip == rip && j->key == key && j->b)) {
+        struct emu_block *b = j->b;
+        if (likely(b->code_gen == atomic_load_explicit(&c->v.mem->code_gen[b->gpa >> 12],
+                                                        memory_order_acquire)))
+            return b;
+    }
+    struct emu_block *b = block_lookup(c);
+    if (b->gpa != ~0ull) {
+        j->rip = rip;
+        j->key = key;
+        j->b = b;
+    }
+    return b;
+}
+
 static void run_block(struct emu_cpu *c, int max)
 {
-    struct emu_block *b = block_lookup(c);
+    struct emu_block *b = block_find(c);
     int n = b->ninsn < max ? b->ninsn : max;
     int i = 0;
     while (i < n) {

@@ -17,8 +17,11 @@
 #define PHYS_BITS 40
 #define ADDR_MASK (((1ull << PHYS_BITS) - 1) & ~0xfffull)
 
+void emu_jc_flush(struct emu_cpu *c) { memset(c->jc, 0, sizeof(c->jc)); }
+
 void emu_tlb_flush(struct emu_cpu *c, bool include_global)
 {
+    emu_jc_flush(c);
     for (int t = 0; t < 2; t++)
         for (unsigned i = 0; i < TLB_SIZE; i++) {
             struct tlb_entry *e = &c->tlb[t][i];
@@ -29,6 +32,7 @@ void emu_tlb_flush(struct emu_cpu *c, bool include_global)
 
 void emu_tlb_flush_page(struct emu_cpu *c, uint64_t lin)
 {
+    emu_jc_flush(c);
     for (int t = 0; t < 2; t++) {
         struct tlb_entry *e = &c->tlb[t][(lin >> 12) & (TLB_SIZE - 1)];
         e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
@@ -122,7 +126,7 @@ static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct wal
             if (lma && lvl == 4)
                 rsvd |= PTE_PS;
             if ((e & PTE_PS) && (lvl == 2 || lvl == 3))
-                rsvd |= ((1ull << (shift - 12)) - 1) << 13; /* large-page alignment */
+                rsvd |= ((1ull << (shift - 13)) - 1) << 13; /* large-page alignment */
         }
         if (e & rsvd)
             emu_page_fault(c, lin, pfec | PFEC_P | PFEC_RSVD);

@@ -30,32 +30,7 @@ static uint64_t pzs(uint64_t r, int size)
 
 /* ---- ALU ---- */
 
-static inline uint64_t alu(struct emu_cpu *c, int op, int size, uint64_t a, uint64_t b)
-{
-    uint64_t m = szmask(size), r, cf;
-    int si = szidx(size);
-    b &= m;
-    switch (op) {
-    case 0: r = (a + b) & m; emu_set_lazy(c, LF_ADD, si, r, a, b); break;
-    case 1: r = a | b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
-    case 2:
-        cf = emu_get_cf(c);
-        r = (a + b + cf) & m;
-        emu_set_lazy(c, LF_ADC, si, r, a, b);
-        c->lf_aux = (uint32_t)cf;
-        break;
-    case 3:
-        cf = emu_get_cf(c);
-        r = (a - b - cf) & m;
-        emu_set_lazy(c, LF_SBB, si, r, a, b);
-        c->lf_aux = (uint32_t)cf;
-        break;
-    case 4: r = a & b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
-    case 5: case 7: r = (a - b) & m; emu_set_lazy(c, LF_SUB, si, r, a, b); break;
-    default: r = a ^ b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
-    }
-    return r;
-}
+#define alu emu_alu
 
 static uint64_t cas(void *p, int size, uint64_t *expected, uint64_t desired)
 {
