@@ -4,6 +4,7 @@
 #include "cpu/emu/emu.h"
 
 #include <pthread.h>
+#include <stdio.h>
 
 struct emu_opcode emu_optab[MAP_COUNT][256];
 
@@ -101,7 +102,30 @@ void emu_register_selector(enum emu_map map, uint8_t opc, emu_selector sel)
     emu_optab[map][opc].sel = sel;
 }
 
-static void handler_ud(struct emu_cpu *c, const struct insn *in) { emu_ud(c); }
+uint8_t *emu_fetch_ptr(struct emu_cpu *c, uint64_t lin, uint64_t *gpa, int *avail);
+
+/* With UNUM_DEBUG_UD set, each undefined opcode is logged once with its bytes. */
+static void log_ud_once(struct emu_cpu *c, const struct insn *in)
+{
+    static _Atomic uint8_t seen[MAP_COUNT][256];
+    if (atomic_exchange(&seen[in->map][in->opc], 1))
+        return;
+    uint64_t lin = c->mode == MODE_LONG64 ? c->s.rip : (uint32_t)(c->s.rip + c->s.seg[SEG_CS].base);
+    uint64_t gpa;
+    int avail;
+    const uint8_t *h = emu_fetch_ptr(c, lin, &gpa, &avail);
+    fprintf(stderr, "unum: vcpu %d: #UD at %#llx:", c->v.id, (unsigned long long)lin);
+    for (int i = 0; h && i < in->len && i < avail; i++)
+        fprintf(stderr, " %02x", h[i]);
+    fprintf(stderr, "\n");
+}
+
+static void handler_ud(struct emu_cpu *c, const struct insn *in)
+{
+    if (unlikely(c->debug_ud))
+        log_ud_once(c, in);
+    emu_ud(c);
+}
 
 /* LOCK is allowed only on read-modify-write instructions with a memory destination. */
 static bool lockable(const struct insn *in)

@@ -1,0 +1,167 @@
+/* Memory layer tests: regions and the PCI hole, bounds-checked DMA, per-page
+ * rights with the fault hook, code-page generations, and revocation with
+ * shoot-down acknowledged by a running emulator vCPU. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu/cpu.h"
+#include "memory/guest_mem.h"
+
+static void test_regions_and_hole(void **state)
+{
+    struct guest_mem m;
+    assert_int_equal(guest_mem_init(&m, 3ull << 30, 2ull << 30, MEM_WRITE), 0);
+    assert_non_null(guest_mem_host(&m, 0));
+    assert_non_null(guest_mem_host(&m, (2ull << 30) - 1));
+    assert_null(guest_mem_host(&m, 2ull << 30));              /* the hole */
+    assert_null(guest_mem_host(&m, (4ull << 30) - 1));
+    assert_non_null(guest_mem_host(&m, 4ull << 30));          /* relocated RAM */
+    assert_non_null(guest_mem_host(&m, (5ull << 30) - 1));
+    assert_null(guest_mem_host(&m, 5ull << 30));
+    guest_mem_destroy(&m);
+    assert_int_equal(guest_mem_init(&m, 12345, 0, MEM_WRITE), -EINVAL); /* not page sized */
+}
+
+static void test_dma_bounds(void **state)
+{
+    struct guest_mem m;
+    assert_int_equal(guest_mem_init(&m, 1 << 20, 0, MEM_WRITE), 0);
+    uint8_t buf[64] = {1, 2, 3};
+    assert_int_equal(guest_mem_write(&m, 4090, buf, 16), 0); /* crosses a page: fine */
+    uint8_t back[16];
+    assert_int_equal(guest_mem_read(&m, 4090, back, 16), 0);
+    assert_memory_equal(buf, back, 16);
+    assert_int_equal(guest_mem_read(&m, (1 << 20) - 8, back, 16), -EFAULT); /* past the end */
+    assert_int_equal(guest_mem_read(&m, ~0ull - 4, back, 16), -EFAULT);     /* wraps */
+    assert_int_equal(guest_mem_write(&m, 1ull << 40, buf, 1), -EFAULT);
+    guest_mem_destroy(&m);
+}
+
+struct fault_log {
+    _Atomic int calls;
+    uint64_t last_gpa;
+    enum mem_right last_want;
+    int fail;
+    struct guest_mem *m;
+};
+
+static int fault_hook(void *ctx, uint64_t gpa, enum mem_right want)
+{
+    struct fault_log *l = ctx;
+    l->calls++;
+    l->last_gpa = gpa;
+    l->last_want = want;
+    if (l->fail)
+        return -EIO;
+    guest_mem_grant(l->m, gpa, want);
+    return 0;
+}
+
+static void test_rights_and_faults(void **state)
+{
+    struct guest_mem m;
+    struct fault_log log = {.m = &m};
+    assert_int_equal(guest_mem_init(&m, 1 << 20, 0, MEM_ABSENT), 0);
+    m.fault = fault_hook;
+    m.fault_ctx = &log;
+    uint8_t b = 0;
+    assert_int_equal(guest_mem_read(&m, 0x3010, &b, 1), 0);
+    assert_int_equal(log.calls, 1);
+    assert_int_equal(log.last_gpa, 0x3000);
+    assert_int_equal(log.last_want, MEM_READ);
+    assert_int_equal(guest_mem_read(&m, 0x3020, &b, 1), 0); /* now readable: no fault */
+    assert_int_equal(log.calls, 1);
+    assert_int_equal(guest_mem_write(&m, 0x3020, &b, 1), 0); /* upgrade */
+    assert_int_equal(log.calls, 2);
+    assert_int_equal(log.last_want, MEM_WRITE);
+    log.fail = 1;
+    assert_int_equal(guest_mem_read(&m, 0x8000, &b, 1), -EIO);
+    guest_mem_destroy(&m);
+}
+
+static void test_code_generation(void **state)
+{
+    struct guest_mem m;
+    assert_int_equal(guest_mem_init(&m, 1 << 20, 0, MEM_WRITE), 0);
+    uint8_t b = 0x90;
+    assert_int_equal(guest_mem_write(&m, 0x5000, &b, 1), 0);
+    assert_int_equal(m.code_gen[5], 0); /* not a code page: no bump */
+    m.page_flags[5] |= MEM_PF_CODE;
+    assert_int_equal(guest_mem_write(&m, 0x5000, &b, 1), 0);
+    assert_int_equal(m.code_gen[5], 1);
+    guest_mem_destroy(&m);
+}
+
+/* ---- shoot-down with a running vCPU ---- */
+
+static void nop_io(void *ctx, struct cpu_io *io) { io->data = ~0ull; }
+static int no_irq(void *ctx) { return -1; }
+static const struct cpu_exit_ops ops = {.io = nop_io, .irq_ack = no_irq};
+
+static void *run_vcpu(void *arg)
+{
+    struct vcpu *v = arg;
+    vcpu_run(v);
+    return NULL;
+}
+
+static void test_shootdown_with_running_vcpu(void **state)
+{
+    struct guest_mem m;
+    struct fault_log log = {.m = &m};
+    assert_int_equal(guest_mem_init(&m, 4 << 20, 0, MEM_WRITE), 0);
+    m.fault = fault_hook;
+    m.fault_ctx = &log;
+    /* 1: mov eax, [0x200000] ; jmp 1b   (32-bit flat, no paging) */
+    static const uint8_t code[] = {0xa1, 0x00, 0x00, 0x20, 0x00, 0xeb, 0xf9};
+    memcpy(guest_mem_host(&m, 0x100000), code, sizeof(code));
+    struct vcpu *v = emu_cpu_impl.create(&m, 0, &ops, NULL);
+    assert_non_null(v);
+    struct x86_state s;
+    emu_cpu_impl.get_state(v, &s);
+    x86_state_flat32(&s, 0x100000);
+    emu_cpu_impl.set_state(v, &s);
+
+    /* not running: a revoke returns at once and the vCPU flushes on entry */
+    guest_mem_revoke(&m, 0x200000, MEM_ABSENT);
+    assert_int_equal(atomic_load(&v->flush_seq), 1);
+
+    pthread_t t;
+    pthread_create(&t, NULL, run_vcpu, v);
+    while (log.calls == 0) /* first read of the absent page faults into the hook */
+        usleep(1000);
+    for (int i = 0; i < 5; i++) {
+        int before = log.calls;
+        guest_mem_revoke(&m, 0x200000, MEM_ABSENT);
+        /* returned: the running vCPU acknowledged (or was outside the guest) */
+        assert_true(atomic_load(&v->flush_done) >= atomic_load(&v->flush_seq) ||
+                    !atomic_load(&v->in_guest));
+        while (log.calls == before) /* its next read must fault again */
+            usleep(1000);
+        assert_int_equal(log.last_gpa, 0x200000);
+    }
+    vcpu_request_stop(v);
+    pthread_join(t, NULL);
+    emu_cpu_impl.destroy(v);
+    guest_mem_destroy(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_regions_and_hole),
+        cmocka_unit_test(test_dma_bounds),
+        cmocka_unit_test(test_rights_and_faults),
+        cmocka_unit_test(test_code_generation),
+        cmocka_unit_test(test_shootdown_with_running_vcpu),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
