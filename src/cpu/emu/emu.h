@@ -138,6 +138,11 @@ struct emu_block {
     uint32_t code_gen;      /* guest_mem.code_gen of the page at decode time */
     uint16_t key;           /* mode key */
     uint16_t ninsn;
+    /* direct chaining to the blocks that followed this one (valid while the
+     * recorded chain epoch matches the vCPU's) */
+    struct emu_block *succ[2];
+    uint64_t succ_rip[2];
+    uint32_t succ_epoch[2];
     struct insn insn[];
 };
 #define BLOCK_HASH_SIZE 4096
@@ -184,6 +189,7 @@ struct emu_cpu {
 
     struct emu_block *blk_hash[BLOCK_HASH_SIZE];
     struct emu_jc_entry jc[JC_SIZE];
+    uint32_t chain_epoch; /* bumped whenever translations or blocks may have changed */
     uint8_t *blk_arena;
     size_t blk_used;
 

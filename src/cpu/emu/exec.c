@@ -11,7 +11,7 @@ uint8_t *emu_fetch_ptr(struct emu_cpu *c, uint64_t lin, uint64_t *gpa, int *avai
 
 static void blocks_flush(struct emu_cpu *c)
 {
-    emu_jc_flush(c);
+    emu_jc_flush(c); /* also bumps the chain epoch: chains into the arena die */
     memset(c->blk_hash, 0, sizeof(c->blk_hash));
     c->blk_used = 0;
 }
@@ -79,6 +79,7 @@ static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t 
             break;
     }
     b->ninsn = (uint16_t)n;
+    b->succ[0] = b->succ[1] = NULL;
     b->gpa = gpa;
     b->key = key;
     b->code_gen = gen;
@@ -110,6 +111,12 @@ static struct emu_block *block_lookup(struct emu_cpu *c)
     return block_decode(c, lin, gpa, h, avail, key);
 }
 
+static inline bool block_current(struct emu_cpu *c, const struct emu_block *b)
+{
+    return b->code_gen ==
+           atomic_load_explicit(&c->v.mem->code_gen[b->gpa >> 12], memory_order_acquire);
+}
+
 /* The jump cache skips the fetch translation and hash walk for hot targets. The
  * key includes CPL because the fetch permission check depends on it. */
 static inline struct emu_block *block_find(struct emu_cpu *c)
@@ -118,12 +125,8 @@ static inline struct emu_block *block_find(struct emu_cpu *c)
                                                   : (uint32_t)(c->s.rip + c->s.seg[SEG_CS].base);
     uint32_t key = (uint32_t)c->mode | (uint32_t)c->cpl << 8;
     struct emu_jc_entry *j = &c->jc[(rip ^ (rip >> 10)) & (JC_SIZE - 1)];
-    if (likely(j->rip == rip && j->key == key && j->b)) {
-        struct emu_block *b = j->b;
-        if (likely(b->code_gen == atomic_load_explicit(&c->v.mem->code_gen[b->gpa >> 12],
-                                                        memory_order_acquire)))
-            return b;
-    }
+    if (likely(j->rip == rip && j->key == key && j->b) && likely(block_current(c, j->b)))
+        return j->b;
     struct emu_block *b = block_lookup(c);
     if (b->gpa != ~0ull) {
         j->rip = rip;
@@ -133,22 +136,55 @@ static inline struct emu_block *block_find(struct emu_cpu *c)
     return b;
 }
 
-static void run_block(struct emu_cpu *c, int max)
+/* Next block after b: a chained successor when still valid, else a lookup whose
+ * result is chained for next time. */
+static inline struct emu_block *block_next(struct emu_cpu *c, struct emu_block *b)
+{
+    uint64_t rip = c->s.rip;
+    for (int k = 0; k < 2; k++) {
+        struct emu_block *n = b->succ[k];
+        if (b->succ_rip[k] == rip && b->succ_epoch[k] == c->chain_epoch && n &&
+            block_current(c, n))
+            return n;
+    }
+    uint32_t epoch = c->chain_epoch;
+    struct emu_block *n = block_find(c);
+    /* a lookup may have flushed the arena (epoch bumped): b is then gone */
+    if (epoch == c->chain_epoch && n->gpa != ~0ull && b->gpa != ~0ull) {
+        int k = b->succ_epoch[0] == epoch && b->succ[0] ? 1 : 0;
+        b->succ[k] = n;
+        b->succ_rip[k] = rip;
+        b->succ_epoch[k] = epoch;
+    }
+    return n;
+}
+
+/* Runs blocks until one ends abnormally (exit_block), a request is posted or
+ * `max` instructions of a single-step budget are done. */
+static void run_blocks(struct emu_cpu *c, int max)
 {
     struct emu_block *b = block_find(c);
-    int n = b->ninsn < max ? b->ninsn : max;
-    int i = 0;
-    while (i < n) {
-        const struct insn *in = &b->insn[i++];
-        c->next_rip = c->s.rip + in->len;
-        in->fn(c, in);
-        c->s.rip = c->next_rip;
+    for (;;) {
+        int n = b->ninsn < max ? b->ninsn : max;
+        int i = 0;
+        while (i < n) {
+            const struct insn *in = &b->insn[i++];
+            c->next_rip = c->s.rip + in->len;
+            in->fn(c, in);
+            c->s.rip = c->next_rip;
+            if (unlikely(c->exit_block))
+                break;
+        }
+        c->icount += i;
         if (unlikely(c->exit_block)) {
             c->exit_block = false;
-            break;
+            return;
         }
+        if (max < BLOCK_MAX_INSNS ||
+            unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)))
+            return;
+        b = block_next(c, b);
     }
-    c->icount += i;
 }
 
 void emu_handle_flush(struct emu_cpu *c)
@@ -254,9 +290,9 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
         }
         if (unlikely(c->irq_shadow)) {
             c->irq_shadow = false;
-            run_block(c, 1);
+            run_blocks(c, 1);
         } else {
-            run_block(c, BLOCK_MAX_INSNS);
+            run_blocks(c, BLOCK_MAX_INSNS);
         }
         if (unlikely(c->stop_run))
             goto out;

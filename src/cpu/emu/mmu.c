@@ -17,7 +17,11 @@
 #define PHYS_BITS 40
 #define ADDR_MASK (((1ull << PHYS_BITS) - 1) & ~0xfffull)
 
-void emu_jc_flush(struct emu_cpu *c) { memset(c->jc, 0, sizeof(c->jc)); }
+void emu_jc_flush(struct emu_cpu *c)
+{
+    memset(c->jc, 0, sizeof(c->jc));
+    c->chain_epoch++;
+}
 
 void emu_tlb_flush(struct emu_cpu *c, bool include_global)
 {
