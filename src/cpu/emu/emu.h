@@ -194,6 +194,7 @@ struct emu_cpu {
     size_t blk_used;
 
     uint64_t icount; /* instructions retired */
+    uint64_t icount_limit; /* stop (VCPU_EXIT_STOP) once icount reaches it; 0 = none */
     uint64_t tsc_base;
     bool debug_ud;   /* log unknown opcodes once */
 };

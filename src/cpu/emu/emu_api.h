@@ -8,5 +8,8 @@
 struct vcpu;
 uint64_t emu_icount(struct vcpu *v); /* instructions retired */
 bool emu_halted(struct vcpu *v);
+/* Makes vcpu_run return VCPU_EXIT_STOP at the first block boundary at or after
+ * `n` retired instructions (0 removes the limit). For tests and fuzzing. */
+void emu_set_insn_limit(struct vcpu *v, uint64_t n);
 
 #endif

@@ -183,6 +183,8 @@ static void run_blocks(struct emu_cpu *c, int max)
         if (max < BLOCK_MAX_INSNS ||
             unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)))
             return;
+        if (unlikely(c->icount_limit) && c->icount >= c->icount_limit)
+            return; /* emu_run stops */
         b = block_next(c, b);
     }
 }
@@ -296,6 +298,10 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
         }
         if (unlikely(c->stop_run))
             goto out;
+        if (unlikely(c->icount_limit) && c->icount >= c->icount_limit) {
+            c->stop_reason = VCPU_EXIT_STOP;
+            goto out;
+        }
     }
 out:
     atomic_store_explicit(&v->in_guest, 0, memory_order_seq_cst);
@@ -384,4 +390,5 @@ const struct cpu_impl emu_cpu_impl = {
 
 /* ---- emulator-specific accessors used by tests and the machine ---- */
 uint64_t emu_icount(struct vcpu *v) { return emu_of(v)->icount; }
+void emu_set_insn_limit(struct vcpu *v, uint64_t n) { emu_of(v)->icount_limit = n; }
 bool emu_halted(struct vcpu *v) { return emu_of(v)->halted; }
