@@ -69,6 +69,89 @@ ALU_OP(5)
 ALU_OP(6)
 ALU_OP(7)
 
+/* ---- op eAX/rAX, imm (05, 0D, ... 3D) ---- */
+#define ACC_SIZE(OP, SZ)                                                                           \
+    H(alu##OP##_acc##SZ)                                                                           \
+    {                                                                                              \
+        uint64_t r = emu_alu(c, OP, SZ, reg_read(c, RAX, SZ, 1), in->imm);                         \
+        if (OP != 7)                                                                               \
+            reg_write(c, RAX, SZ, 1, r);                                                           \
+    }
+#define ACC_OP(OP) ACC_SIZE(OP, 4) ACC_SIZE(OP, 8)
+ACC_OP(0) ACC_OP(1) ACC_OP(2) ACC_OP(3) ACC_OP(4) ACC_OP(5) ACC_OP(6) ACC_OP(7)
+static const emu_handler acc_tab[8][2] = {
+    {alu0_acc4, alu0_acc8}, {alu1_acc4, alu1_acc8}, {alu2_acc4, alu2_acc8}, {alu3_acc4, alu3_acc8},
+    {alu4_acc4, alu4_acc8}, {alu5_acc4, alu5_acc8}, {alu6_acc4, alu6_acc8}, {alu7_acc4, alu7_acc8},
+};
+static emu_handler sel_acc(const struct insn *in)
+{
+    return in->osz == 2 ? NULL : acc_tab[in->opc >> 3][in->osz == 8];
+}
+
+/* ---- byte ALU with a memory destination and an immediate (80 /op) ---- */
+#define BYTE_MI(OP)                                                                                \
+    H(alu##OP##_mi_byte)                                                                           \
+    {                                                                                              \
+        uint64_t ea = emu_ea(c, in);                                                               \
+        uint64_t r = emu_alu(c, OP, 1, vm_read(c, ea, 1), in->imm);                                \
+        if (OP != 7)                                                                               \
+            vm_write(c, ea, 1, r);                                                                 \
+    }
+BYTE_MI(0) BYTE_MI(1) BYTE_MI(2) BYTE_MI(3) BYTE_MI(4) BYTE_MI(5) BYTE_MI(6) BYTE_MI(7)
+static const emu_handler byte_mi_tab[8] = {alu0_mi_byte, alu1_mi_byte, alu2_mi_byte, alu3_mi_byte,
+                                           alu4_mi_byte, alu5_mi_byte, alu6_mi_byte, alu7_mi_byte};
+
+/* ---- shifts by an immediate (C1 /4 /5 /7) on registers ---- */
+#define SHIFT_SIZE(OP, SZ)                                                                         \
+    H(shift##OP##_ri##SZ)                                                                          \
+    {                                                                                              \
+        reg_write(c, in->rm, SZ, 1, emu_shift(c, OP, SZ, reg_read(c, in->rm, SZ, 1), (unsigned)in->imm)); \
+    }
+SHIFT_SIZE(4, 4) SHIFT_SIZE(4, 8) SHIFT_SIZE(5, 4) SHIFT_SIZE(5, 8) SHIFT_SIZE(7, 4) SHIFT_SIZE(7, 8)
+static emu_handler sel_shift(const struct insn *in)
+{
+    if (in->mod != 3 || in->osz == 2)
+        return NULL;
+    bool q = in->osz == 8;
+    switch (in->reg & 7) {
+    case 4: case 6: return q ? shift4_ri8 : shift4_ri4;
+    case 5: return q ? shift5_ri8 : shift5_ri4;
+    case 7: return q ? shift7_ri8 : shift7_ri4;
+    }
+    return NULL;
+}
+
+/* ---- IMUL r, r/m ---- */
+#define IMUL_SIZE(SZ)                                                                              \
+    H(imul_reg##SZ)                                                                                \
+    {                                                                                              \
+        reg_write(c, in->reg, SZ, 1, emu_imul2(c, SZ, reg_read(c, in->reg, SZ, 1), reg_read(c, in->rm, SZ, 1))); \
+    }                                                                                              \
+    H(imul_mem##SZ)                                                                                \
+    {                                                                                              \
+        reg_write(c, in->reg, SZ, 1, emu_imul2(c, SZ, reg_read(c, in->reg, SZ, 1), vm_read(c, emu_ea(c, in), SZ))); \
+    }
+IMUL_SIZE(4)
+IMUL_SIZE(8)
+static emu_handler sel_imul(const struct insn *in)
+{
+    if (in->osz == 2)
+        return NULL;
+    if (in->osz == 8)
+        return in->mod == 3 ? imul_reg8 : imul_mem8;
+    return in->mod == 3 ? imul_reg4 : imul_mem4;
+}
+
+/* ---- byte loads and stores with a memory operand (88, 8A) ---- */
+H(mov_st_mem_byte) { vm_write(c, emu_ea(c, in), 1, reg_read(c, in->reg, 1, in->pfx & PFX_REX)); }
+H(mov_ld_mem_byte) { reg_write(c, in->reg, 1, in->pfx & PFX_REX, vm_read(c, emu_ea(c, in), 1)); }
+static emu_handler sel_mov_byte(const struct insn *in)
+{
+    if (in->mod == 3)
+        return NULL;
+    return in->opc == 0x88 ? mov_st_mem_byte : mov_ld_mem_byte;
+}
+
 enum { F_MR_REG, F_MR_MEM, F_RM_MEM, F_RI_REG, F_RI_MEM, F_RR_REV, F_COUNT };
 #define ALU_ROW(OP, SZ)                                                                            \
     {alu##OP##_mr_reg##SZ, alu##OP##_mr_mem##SZ, alu##OP##_rm_mem##SZ, alu##OP##_ri_reg##SZ,      \
@@ -96,7 +179,7 @@ static emu_handler sel_alu(const struct insn *in)
             form = in->mod == 3 ? F_RR_REV : F_RM_MEM;
     } else {
         if (in->opc == 0x80)
-            return NULL;
+            return in->mod == 3 ? NULL : byte_mi_tab[in->reg & 7];
         op = in->reg & 7;
         form = in->mod == 3 ? F_RI_REG : F_RI_MEM;
     }
@@ -252,6 +335,13 @@ void emu_ops_fast_init(void)
         emu_register_selector(MAP_1B, op + 1, sel_alu);
         emu_register_selector(MAP_1B, op + 3, sel_alu);
     }
+    for (int op = 0; op < 0x40; op += 8)
+        emu_register_selector(MAP_1B, op + 5, sel_acc);
+    emu_register_selector(MAP_1B, 0x80, sel_alu);
+    emu_register_selector(MAP_1B, 0xc1, sel_shift);
+    emu_register_selector(MAP_0F, 0xaf, sel_imul);
+    emu_register_selector(MAP_1B, 0x88, sel_mov_byte);
+    emu_register_selector(MAP_1B, 0x8a, sel_mov_byte);
     emu_register_selector(MAP_1B, 0x81, sel_alu);
     emu_register_selector(MAP_1B, 0x83, sel_alu);
     emu_register_selector(MAP_1B, 0x85, sel_test);

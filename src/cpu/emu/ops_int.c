@@ -305,23 +305,7 @@ static void op_grp3(struct emu_cpu *c, const struct insn *in) /* F6, F7 */
     }
 }
 
-static uint64_t imul2(struct emu_cpu *c, int size, uint64_t a, uint64_t b)
-{
-    uint64_t lo;
-    bool ovf;
-    if (size == 8) {
-        __int128 p = (__int128)(int64_t)a * (int64_t)b;
-        lo = (uint64_t)p;
-        ovf = p != (__int128)(int64_t)lo;
-    } else {
-        int64_t p = (int64_t)sext(a, size) * (int64_t)sext(b, size);
-        lo = (uint64_t)p & szmask(size);
-        ovf = p != (int64_t)sext(lo, size);
-    }
-    emu_set_lazy(c, LF_MUL, szidx(size), lo, 0, 0);
-    c->lf_aux = ovf;
-    return lo;
-}
+#define imul2 emu_imul2
 
 static void op_imul_r_rm(struct emu_cpu *c, const struct insn *in) /* 0F AF */
 {
@@ -387,26 +371,7 @@ static uint64_t shift(struct emu_cpu *c, int op, int size, uint64_t a, unsigned 
 {
     if (op < 4)
         return rotate(c, op, size, a, cnt);
-    cnt &= size == 8 ? 63 : 31;
-    if (!cnt)
-        return a;
-    uint64_t m = szmask(size), r;
-    int si = szidx(size);
-    switch (op) {
-    case 4: case 6:
-        r = cnt < 64 ? (a << cnt) & m : 0;
-        emu_set_lazy(c, LF_SHL, si, r, a, cnt);
-        break;
-    case 5:
-        r = a >> cnt;
-        emu_set_lazy(c, LF_SHR, si, r, a, cnt);
-        break;
-    default:
-        r = (uint64_t)((int64_t)sext(a, size) >> (cnt > 63 ? 63 : cnt)) & m;
-        emu_set_lazy(c, LF_SAR, si, r, a, cnt);
-        break;
-    }
-    return r;
+    return emu_shift(c, op, size, a, cnt);
 }
 
 static void op_shift(struct emu_cpu *c, const struct insn *in) /* C0 C1 D0-D3 */
