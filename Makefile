@@ -43,9 +43,10 @@ $(BUILD)/libunum.a: $(LIB_OBJ)
 $(BUILD)/unum: $(BUILD)/obj/src/cli/main.o $(BUILD)/libunum.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libunum.a
+TEST_COMMON := $(wildcard tests/common/*.c)
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_COMMON) $(BUILD)/libunum.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libunum.a $(LDFLAGS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_COMMON) $(BUILD)/libunum.a $(LDFLAGS) -lcmocka $(LDLIBS)
 
 # Differential tester: runs instruction forms natively and in the emulator.
 $(BUILD)/difftest: $(DIFF_OBJ) $(BUILD)/libunum.a
@@ -80,8 +81,18 @@ $(BUILD)/bench/emurun: bench/emurun.c $(BUILD)/libunum.a
 bench: $(BUILD)/unum $(BUILD)/bench/cpubench $(BUILD)/bench/emurun
 	@BUILD=$(BUILD) scripts/bench.sh
 
-fuzz:
-	@echo "fuzz targets arrive with the device models (issue: PC platform); nothing to fuzz yet"
+# Coverage-guided fuzzing with libFuzzer (clang). FUZZ_TIME seconds per target.
+FUZZ_TIME ?= 60
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+               -fno-strict-aliasing -pthread -Isrc -Itests -Wall -Wno-unused-parameter
+build-fuzz/fuzz_exec: fuzz/fuzz_exec.c $(TEST_COMMON) $(LIB_SRC)
+	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)"; exit 1; }
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lm
+
+fuzz: build-fuzz/fuzz_exec
+	@mkdir -p build-fuzz/corpus-exec
+	build-fuzz/fuzz_exec -max_total_time=$(FUZZ_TIME) -max_len=512 build-fuzz/corpus-exec
 
 deps:
 	scripts/install-deps.sh
@@ -90,6 +101,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
