@@ -418,8 +418,10 @@ static inline void store_host(void *p, int size, uint64_t v)
 
 static inline uint64_t vm_read(struct emu_cpu *c, uint64_t lin, int size)
 {
+    /* naturally aligned accesses never cross a page: one compare checks both the
+     * tag and the alignment; misaligned ones take the (still TLB-backed) slow path */
     struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag_r == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size))
+    if (likely(e->tag_r == (lin & (~0xfffull | (uint64_t)(size - 1)))))
         return load_host((const void *)(uintptr_t)(lin + e->addend), size);
     return emu_read_slow(c, lin, size, ACC_R);
 }
@@ -427,7 +429,7 @@ static inline uint64_t vm_read(struct emu_cpu *c, uint64_t lin, int size)
 static inline void vm_write(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
 {
     struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag_w == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size)) {
+    if (likely(e->tag_w == (lin & (~0xfffull | (uint64_t)(size - 1))))) {
         store_host((void *)(uintptr_t)(lin + e->addend), size, val);
         if (unlikely(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12],
                                           memory_order_relaxed) & MEM_PF_CODE))

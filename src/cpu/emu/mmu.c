@@ -268,6 +268,9 @@ static uint64_t read_sized(struct emu_cpu *c, uint64_t lin, int size, int acc, b
 
 uint64_t emu_read_slow(struct emu_cpu *c, uint64_t lin, int size, int acc)
 {
+    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    if (acc == ACC_R && e->tag_r == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size)
+        return load_host((const void *)(uintptr_t)(lin + e->addend), size); /* misaligned */
     return read_sized(c, lin, size, acc, is_user_access(c));
 }
 
@@ -315,6 +318,12 @@ static void write_sized(struct emu_cpu *c, uint64_t lin, int size, uint64_t val,
 
 void emu_write_slow(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
 {
+    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    if (e->tag_w == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size) { /* misaligned */
+        store_host((void *)(uintptr_t)(lin + e->addend), size, val);
+        guest_mem_note_write(c->v.mem, e->gpa | (lin & 0xfff), size);
+        return;
+    }
     write_sized(c, lin, size, val, is_user_access(c));
 }
 
