@@ -81,15 +81,20 @@ void guest_mem_register_tcache(struct guest_mem *m, struct mem_tcache *tc);
 void guest_mem_unregister_tcache(struct guest_mem *m, struct mem_tcache *tc);
 
 /* Called by every writer of guest RAM outside the CPU fast path (and by the CPU's
- * slow path): invalidates decoded code on the pages covered. */
-static inline void guest_mem_note_write(struct guest_mem *m, uint64_t gpa, uint64_t len)
+ * slow path): invalidates decoded code on the pages covered. Returns true when
+ * some page held decoded code. */
+static inline bool guest_mem_note_write(struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
+    bool code = false;
     if (!len)
-        return;
+        return false;
     for (uint64_t p = gpa >> GUEST_PAGE_SHIFT; p <= (gpa + len - 1) >> GUEST_PAGE_SHIFT; p++)
         if (p < m->npages && (atomic_load_explicit(&m->page_flags[p], memory_order_relaxed) &
-                              MEM_PF_CODE))
+                              MEM_PF_CODE)) {
             atomic_fetch_add_explicit(&m->code_gen[p], 1, memory_order_release);
+            code = true;
+        }
+    return code;
 }
 
 /* DMA-style copies with bounds and rights checks: 0, -EFAULT (not RAM) or fault error. */

@@ -208,8 +208,6 @@ int emu_rdmsr(struct emu_cpu *c, uint32_t idx, uint64_t *v)
     }
 }
 
-static bool canonical(uint64_t a) { return (uint64_t)((int64_t)(a << 16) >> 16) == a; }
-
 static bool pat_valid(uint64_t v)
 {
     for (int i = 0; i < 8; i++) {

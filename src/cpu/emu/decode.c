@@ -228,8 +228,8 @@ static int decode_modrm(const uint8_t *p, int avail, int pos, enum emu_mode mode
     pos += dsize;
     if (!(in->pfx & PFX_SEG))
         in->seg = def_ss ? SEG_SS : SEG_DS;
-    if (mode == MODE_LONG64 && in->asz == 8 && in->seg != SEG_FS && in->seg != SEG_GS &&
-        in->base < 16)
+    /* SS-relative operands keep the general path, which raises #SS when needed */
+    if (mode == MODE_LONG64 && in->asz == 8 && in->seg == SEG_DS && in->base < 16)
         in->ea_kind = in->index < 16 ? EA_BASE_INDEX : EA_BASE;
     return pos;
 }

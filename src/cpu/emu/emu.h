@@ -58,7 +58,7 @@ struct insn {
     uint8_t rex;      /* raw REX byte or 0 */
     uint8_t has_modrm;
     uint8_t sext_imm; /* immediate was sign-extended from 8 bits */
-    uint8_t ea_kind; /* EA_GENERAL, or a 64-bit address without FS/GS: EA_BASE, EA_BASE_INDEX */
+    uint8_t ea_kind; /* EA_GENERAL, or a 64-bit DS-relative address: EA_BASE, EA_BASE_INDEX */
 };
 enum { EA_GENERAL = 0, EA_BASE, EA_BASE_INDEX };
 #define EA_NONE 0xff
@@ -181,6 +181,7 @@ struct emu_cpu {
     int exc_vector;
     uint32_t exc_err;
     bool exc_has_err;
+    uint32_t n_delivered; /* events delivered through the IDT/IVT so far */
     bool delivering;   /* inside emu_deliver of an exception */
     int delivering_vec;
 
@@ -238,6 +239,7 @@ static inline void emu_set_lazy(struct emu_cpu *c, int op, int szi, uint64_t res
 }
 bool emu_cond(struct emu_cpu *c, int cc); /* cc 0..15 as in Jcc */
 bool emu_get_cf(const struct emu_cpu *c);
+static inline bool canonical(uint64_t a) { return (uint64_t)((int64_t)(a << 16) >> 16) == a; }
 static inline int szidx(int size) { return size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3; }
 static inline uint64_t szmask(int size) { return size == 8 ? ~0ull : (1ull << (size * 8)) - 1; }
 static inline uint64_t sext(uint64_t v, int size)
@@ -397,6 +399,14 @@ void emu_write_bytes(struct emu_cpu *c, uint64_t lin, const void *src, int n);
 uint64_t emu_read_sys(struct emu_cpu *c, uint64_t lin, int size);
 void emu_write_sys(struct emu_cpu *c, uint64_t lin, int size, uint64_t val);
 
+/* A vCPU wrote guest RAM [gpa, gpa+len): drop decoded code there and, if there
+ * was some, leave the current block so the next instruction is decoded afresh. */
+static inline void emu_code_written(struct emu_cpu *c, uint64_t gpa, uint64_t len)
+{
+    if (guest_mem_note_write(c->v.mem, gpa, len))
+        c->exit_block = true;
+}
+
 static inline uint64_t load_host(const void *p, int size)
 {
     switch (size) {
@@ -416,7 +426,7 @@ static inline void store_host(void *p, int size, uint64_t v)
     }
 }
 
-static inline uint64_t vm_read(struct emu_cpu *c, uint64_t lin, int size)
+static inline __attribute__((always_inline)) uint64_t vm_read(struct emu_cpu *c, uint64_t lin, int size)
 {
     /* naturally aligned accesses never cross a page: one compare checks both the
      * tag and the alignment; misaligned ones take the (still TLB-backed) slow path */
@@ -426,14 +436,14 @@ static inline uint64_t vm_read(struct emu_cpu *c, uint64_t lin, int size)
     return emu_read_slow(c, lin, size, ACC_R);
 }
 
-static inline void vm_write(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
+static inline __attribute__((always_inline)) void vm_write(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
 {
     struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
     if (likely(e->tag_w == (lin & (~0xfffull | (uint64_t)(size - 1))))) {
         store_host((void *)(uintptr_t)(lin + e->addend), size, val);
         if (unlikely(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12],
                                           memory_order_relaxed) & MEM_PF_CODE))
-            guest_mem_note_write(c->v.mem, e->gpa, 4096);
+            emu_code_written(c, e->gpa, 4096);
         return;
     }
     emu_write_slow(c, lin, size, val);
@@ -474,6 +484,8 @@ static inline uint64_t emu_ea(struct emu_cpu *c, const struct insn *in)
     if (c->mode == MODE_LONG64) {
         if (in->seg >= SEG_FS && in->seg <= SEG_GS)
             a += c->s.seg[in->seg].base;
+        else if (in->seg == SEG_SS && unlikely(!canonical(a)))
+            emu_raise(c, EXC_SS, 0, true); /* stack references fault with #SS */
         return a;
     }
     return (uint32_t)(a + c->s.seg[in->seg].base);
@@ -546,11 +558,15 @@ static inline uint64_t emu_ea_off(struct emu_cpu *c, const struct insn *in)
         a += c->s.gpr[in->index] << in->scale;
     return a & szmask(in->asz);
 }
-/* Truncates a branch target to the operand size outside 64-bit mode */
+/* Branch target: truncated to the operand size outside 64-bit mode; a
+ * non-canonical target faults on the branch itself (#GP(0)), before any push. */
 static inline uint64_t branch_target(struct emu_cpu *c, const struct insn *in, uint64_t t)
 {
-    if (c->mode == MODE_LONG64)
+    if (c->mode == MODE_LONG64) {
+        if (unlikely(!canonical(t)))
+            emu_gp(c, 0);
         return t;
+    }
     return in->osz == 2 ? (t & 0xffff) : (uint32_t)t;
 }
 void emu_set_cr0(struct emu_cpu *c, uint64_t v);

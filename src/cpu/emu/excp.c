@@ -416,4 +416,5 @@ void emu_deliver(struct emu_cpu *c, int vector, uint32_t err, bool has_err, int 
         deliver_prot(c, vector, err, has_err, kind, ret);
     c->delivering = false;
     c->exit_block = true;
+    c->n_delivered++;
 }

@@ -105,9 +105,16 @@ static struct emu_block *block_lookup(struct emu_cpu *c)
     }
     uint16_t key = (uint16_t)c->mode;
     uint32_t gen = atomic_load_explicit(&c->v.mem->code_gen[gpa >> 12], memory_order_acquire);
-    for (struct emu_block *b = c->blk_hash[blk_hash(gpa)]; b; b = b->next)
-        if (b->gpa == gpa && b->key == key && b->code_gen == gen)
+    for (struct emu_block **pp = &c->blk_hash[blk_hash(gpa)]; *pp;) {
+        struct emu_block *b = *pp;
+        if (b->gpa == gpa && b->code_gen != gen) {
+            *pp = b->next; /* stale: unlink so chains of old versions never build up */
+            continue;
+        }
+        if (b->gpa == gpa && b->key == key)
             return b;
+        pp = &b->next;
+    }
     return block_decode(c, lin, gpa, h, avail, key);
 }
 
@@ -293,6 +300,15 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
         if (unlikely(c->irq_shadow)) {
             c->irq_shadow = false;
             run_blocks(c, 1);
+        } else if (unlikely(c->s.rflags & FL_TF)) {
+            /* single-step: a #DB trap after each instruction that completes without
+             * delivering an event itself */
+            uint32_t before = c->n_delivered;
+            run_blocks(c, 1);
+            if (!c->stop_run && c->n_delivered == before) {
+                c->s.dr[6] |= 1u << 14; /* BS */
+                emu_deliver(c, EXC_DB, 0, false, EV_EXC);
+            }
         } else {
             run_blocks(c, BLOCK_MAX_INSNS);
         }

@@ -78,7 +78,6 @@ struct walk {
     bool writable, user, nx, global;
 };
 
-static bool canonical(uint64_t lin) { return (uint64_t)((int64_t)(lin << 16) >> 16) == lin; }
 
 /* Page walk with protection checks; raises #PF. */
 static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct walk *w)
@@ -286,7 +285,7 @@ static void write_sized(struct emu_cpu *c, uint64_t lin, int size, uint64_t val,
         uint8_t *h = tlb_fill(c, lin, ACC_W, user, &gpa);
         if (h) {
             store_host(h, size, val);
-            guest_mem_note_write(c->v.mem, gpa, size);
+            emu_code_written(c, gpa, size);
         } else {
             mmio(c, gpa, size, true, val);
         }
@@ -311,9 +310,9 @@ static void write_sized(struct emu_cpu *c, uint64_t lin, int size, uint64_t val,
         }
     }
     if (h1)
-        guest_mem_note_write(c->v.mem, g1, n1);
+        emu_code_written(c, g1, n1);
     if (h2)
-        guest_mem_note_write(c->v.mem, g2, size - n1);
+        emu_code_written(c, g2, size - n1);
 }
 
 void emu_write_slow(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
@@ -321,7 +320,7 @@ void emu_write_slow(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
     struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
     if (e->tag_w == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size) { /* misaligned */
         store_host((void *)(uintptr_t)(lin + e->addend), size, val);
-        guest_mem_note_write(c->v.mem, e->gpa | (lin & 0xfff), size);
+        emu_code_written(c, e->gpa | (lin & 0xfff), size);
         return;
     }
     write_sized(c, lin, size, val, is_user_access(c));
@@ -347,7 +346,7 @@ void *emu_ptr_rmw(struct emu_cpu *c, uint64_t lin, int size)
         if (!h)
             return NULL;
     }
-    guest_mem_note_write(c->v.mem, gpa, size);
+    emu_code_written(c, gpa, size);
     return h;
 }
 
@@ -397,6 +396,13 @@ uint8_t *emu_fetch_ptr(struct emu_cpu *c, uint64_t lin, uint64_t *gpa, int *avai
     return h;
 }
 
+/* Stack references outside the canonical range fault with #SS, not #GP. */
+static void check_stack_canonical(struct emu_cpu *c, uint64_t lin, int size)
+{
+    if (c->mode == MODE_LONG64 && (!canonical(lin) || !canonical(lin + size - 1)))
+        emu_raise(c, EXC_SS, 0, true);
+}
+
 void emu_push(struct emu_cpu *c, int size, uint64_t v)
 {
     uint64_t rsp = c->s.gpr[RSP] - size;
@@ -405,6 +411,7 @@ void emu_push(struct emu_cpu *c, int size, uint64_t v)
         rsp = (uint32_t)rsp;
     else if (ss == 2)
         rsp = (uint16_t)rsp;
+    check_stack_canonical(c, rsp, size);
     vm_write(c, emu_lin(c, SEG_SS, rsp), size, v);
     set_rsp_sized(c, rsp);
 }
@@ -417,6 +424,7 @@ uint64_t emu_stack_peek(struct emu_cpu *c, int size, int offset)
         rsp = (uint32_t)rsp;
     else if (ss == 2)
         rsp = (uint16_t)rsp;
+    check_stack_canonical(c, rsp, size);
     return vm_read(c, emu_lin(c, SEG_SS, rsp), size);
 }
 

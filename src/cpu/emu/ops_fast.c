@@ -250,7 +250,7 @@ static emu_handler sel_movx(const struct insn *in)
     H(jcc##CC)                                                                                     \
     {                                                                                              \
         if (emu_cond_inline(c, CC))                                                                \
-            c->next_rip += in->imm;                                                                \
+            c->next_rip = branch_target(c, in, c->next_rip + in->imm);                             \
     }                                                                                              \
     H(cmov##CC##_reg8)                                                                             \
     {                                                                                              \
@@ -290,11 +290,15 @@ static emu_handler sel_setcc(const struct insn *in)
 static inline void push64(struct emu_cpu *c, uint64_t v)
 {
     uint64_t rsp = c->s.gpr[RSP] - 8;
+    if (unlikely(!canonical(rsp)))
+        emu_raise(c, EXC_SS, 0, true);
     vm_write(c, rsp, 8, v);
     c->s.gpr[RSP] = rsp;
 }
 static inline uint64_t pop64(struct emu_cpu *c)
 {
+    if (unlikely(!canonical(c->s.gpr[RSP])))
+        emu_raise(c, EXC_SS, 0, true);
     uint64_t v = vm_read(c, c->s.gpr[RSP], 8);
     c->s.gpr[RSP] += 8;
     return v;
@@ -303,10 +307,17 @@ H(push_r64) { push64(c, c->s.gpr[(in->opc & 7) | ((in->rex & 1) << 3)]); }
 H(pop_r64) { uint64_t v = pop64(c); c->s.gpr[(in->opc & 7) | ((in->rex & 1) << 3)] = v; }
 H(call_rel64)
 {
+    uint64_t t = branch_target(c, in, c->next_rip + in->imm);
     push64(c, c->next_rip);
-    c->next_rip += in->imm;
+    c->next_rip = t;
 }
-H(ret64) { c->next_rip = pop64(c); }
+H(ret64)
+{
+    if (unlikely(!canonical(c->s.gpr[RSP])))
+        emu_raise(c, EXC_SS, 0, true);
+    c->next_rip = branch_target(c, in, vm_read(c, c->s.gpr[RSP], 8));
+    c->s.gpr[RSP] += 8;
+}
 
 static emu_handler sel_stack(const struct insn *in)
 {

@@ -239,9 +239,9 @@ static void div1(struct emu_cpu *c, int size, uint64_t src, bool sign)
         unsigned __int128 n = ((unsigned __int128)c->s.gpr[RDX] << 64) | c->s.gpr[RAX];
         if (sign) {
             __int128 sn = (__int128)n, sd = (int64_t)src;
-            if (sn == ((__int128)1 << 127) && sd == -1)
+            /* -2^127 / -1 overflows (and would trap on the host): #DE */
+            if (sd == -1 && n == (unsigned __int128)1 << 127)
                 emu_raise(c, EXC_DE, 0, false);
-            /* avoid overflow of -2^127 / -1 handled above */
             __int128 sq = sn / sd, sr = sn % sd;
             if (sq > INT64_MAX || sq < INT64_MIN)
                 emu_raise(c, EXC_DE, 0, false);
@@ -261,7 +261,8 @@ static void div1(struct emu_cpu *c, int size, uint64_t src, bool sign)
         if (sign) {
             int64_t sn = (int64_t)(n << (64 - 2 * bits)) >> (64 - 2 * bits);
             int64_t sd = (int64_t)sext(src, size);
-            int64_t sq = sn / sd, sr = sn % sd;
+            /* 128-bit so that INT64_MIN / -1 (EDX:EAX = 2^63, divisor -1) cannot trap */
+            __int128 sq = (__int128)sn / sd, sr = (__int128)sn % sd;
             int64_t lim = (int64_t)1 << (bits - 1);
             if (sq >= lim || sq < -lim)
                 emu_raise(c, EXC_DE, 0, false);
@@ -883,16 +884,16 @@ static void op_jmp_rel(struct emu_cpu *c, const struct insn *in) /* E9 EB */
 
 static void op_call_rel(struct emu_cpu *c, const struct insn *in) /* E8 */
 {
+    uint64_t t = branch_target(c, in, c->next_rip + in->imm);
     emu_push(c, in->osz, c->next_rip);
-    c->next_rip = branch_target(c, in, c->next_rip + in->imm);
+    c->next_rip = t;
 }
 
 static void op_ret(struct emu_cpu *c, const struct insn *in) /* C2 C3 */
 {
-    uint64_t t = emu_pop(c, in->osz);
-    if (in->opc == 0xc2)
-        set_rsp_sized(c, c->s.gpr[RSP] + in->imm);
-    c->next_rip = branch_target(c, in, t);
+    uint64_t t = branch_target(c, in, emu_stack_peek(c, in->osz, 0));
+    set_rsp_sized(c, c->s.gpr[RSP] + in->osz + (in->opc == 0xc2 ? in->imm : 0));
+    c->next_rip = t;
 }
 
 static void op_loop(struct emu_cpu *c, const struct insn *in) /* E0-E3 */
@@ -989,9 +990,9 @@ static void op_grp5(struct emu_cpu *c, const struct insn *in) /* FF */
     switch (r) {
     case 0: case 1: incdec_rm(c, in, in->osz, r & 1); break;
     case 2: {
-        uint64_t t = rm_read(c, in, in->osz);
+        uint64_t t = branch_target(c, in, rm_read(c, in, in->osz));
         emu_push(c, in->osz, c->next_rip);
-        c->next_rip = branch_target(c, in, t);
+        c->next_rip = t;
         c->exit_block = true;
         break;
     }

@@ -140,6 +140,8 @@ static void op_iret(struct emu_cpu *c, const struct insn *in) /* CF */
     uint64_t fl = emu_stack_peek(c, sz, 2 * sz);
     int ncpl;
     uint64_t d = emu_check_code_desc(c, cs, &ncpl, true);
+    if (((d >> 53) & 1) && (c->s.msr.efer & EFER_LMA) && !canonical(ip))
+        emu_gp(c, 0); /* returning to 64-bit code at a non-canonical RIP */
     bool lm = c->mode == MODE_LONG64;
     bool outer = ncpl > c->cpl;
     uint64_t nflags = iret_flags(c, cur, fl, sz);
@@ -624,8 +626,6 @@ static void op_syscall(struct emu_cpu *c, const struct insn *in)
     emu_update_mode(c);
     c->exit_block = true;
 }
-
-static bool canonical(uint64_t a) { return (uint64_t)((int64_t)(a << 16) >> 16) == a; }
 
 static void op_sysret(struct emu_cpu *c, const struct insn *in)
 {
