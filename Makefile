@@ -61,10 +61,11 @@ $(BUILD)/guest-tests/%.bin: guest/tests/%.S guest/tests/guest.ld guest/tests/com
 
 guest-tests: $(GUEST_BIN)
 
-check: $(BUILD)/unum $(UNIT_BIN) $(BUILD)/difftest $(GUEST_BIN)
+CHECK_DEPS := $(BUILD)/unum $(UNIT_BIN) $(GUEST_BIN) $(if $(DIFF_SRC),$(BUILD)/difftest)
+check: $(CHECK_DEPS)
 	@BUILD=$(BUILD) scripts/check.sh
 
-check-long: $(BUILD)/unum $(UNIT_BIN) $(BUILD)/difftest $(GUEST_BIN)
+check-long: $(CHECK_DEPS)
 	@BUILD=$(BUILD) UNUM_LONG=1 scripts/check.sh
 
 # The CPU benchmark program is freestanding so the same binary runs natively and
