@@ -34,7 +34,15 @@ struct cpu_exit_ops {
     /* Called when the interrupt line is raised and the guest accepts interrupts:
      * returns the vector to deliver, or -1 if nothing is pending any more. */
     int (*irq_ack)(void *ctx);
+    /* Optional. MSRs the platform implements (IA32_APIC_BASE 0x1b, which the CPU
+     * also keeps; IA32_TSC_DEADLINE 0x6e0; the x2APIC range 0x800-0x8ff). CR8 is
+     * presented as MSR 0x808 (the TPR) holding CR8 << 4. Returns 0 when done, -1
+     * for #GP, 1 when the platform does not implement the MSR. */
+    int (*msr)(void *ctx, uint32_t index, bool write, uint64_t *value);
 };
+
+/* Features the platform provides that the CPU model advertises (vcpu.features). */
+#define VCPU_FEAT_TSC_DEADLINE (1u << 0) /* the local APIC implements TSC-deadline mode */
 
 enum vcpu_exit_reason {
     VCPU_EXIT_HLT = 1,      /* halted with interrupts enabled or disabled; see state */
@@ -77,20 +85,34 @@ struct vcpu {
     _Atomic uint64_t flush_seq;  /* shoot-down requests posted */
     _Atomic uint64_t flush_done; /* shoot-down requests acknowledged */
     struct mem_tcache tcache;
+    _Atomic int sleeping;        /* in vcpu_halt_wait */
+    _Atomic bool halt_if;        /* RFLAGS.IF when it last halted */
+    uint32_t features;           /* VCPU_FEAT_*, set before the first run */
 };
+
+/* Wakes a vCPU sleeping in vcpu_halt_wait (cheap when it is not sleeping). */
+void vcpu_kick(struct vcpu *v);
 
 static inline void vcpu_post(struct vcpu *v, uint32_t req)
 {
     atomic_fetch_or_explicit(&v->requests, req, memory_order_seq_cst);
+    vcpu_kick(v);
 }
 
 static inline void vcpu_set_irq_line(struct vcpu *v, bool level)
 {
-    if (level)
+    if (level) {
         atomic_fetch_or_explicit(&v->requests, VCPU_REQ_IRQ, memory_order_seq_cst);
-    else
+        vcpu_kick(v);
+    } else {
         atomic_fetch_and_explicit(&v->requests, ~VCPU_REQ_IRQ, memory_order_seq_cst);
+    }
 }
+
+/* After vcpu_run returned VCPU_EXIT_HLT: sleeps until something can wake the
+ * halted vCPU (an interrupt it accepts, NMI, INIT, SIPI, stop) or until
+ * deadline_ns (CLOCK_MONOTONIC; 0 = no deadline). An idle vCPU costs nothing. */
+void vcpu_halt_wait(struct vcpu *v, uint64_t deadline_ns);
 
 static inline void vcpu_send_sipi(struct vcpu *v, uint8_t vector)
 {

@@ -107,7 +107,7 @@ void emu_cpuid(struct emu_cpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4])
     case 1:
         out[0] = 0x000006f6; /* family 6, model 15, stepping 6 */
         out[1] = (8u << 8) | ((uint32_t)c->v.id << 24);
-        out[2] = F1_ECX;
+        out[2] = F1_ECX | ((c->v.features & VCPU_FEAT_TSC_DEADLINE) ? 1u << 24 : 0);
         out[3] = F1_EDX;
         break;
     case 6: out[0] = 1u << 2; break; /* ARAT: the APIC timer keeps running in idle */
@@ -175,9 +175,25 @@ static uint64_t *mtrr_slot(struct emu_cpu *c, uint32_t idx)
     return NULL;
 }
 
+/* MSRs that belong to the platform (the local APIC) are offered to it first. */
+static bool platform_msr(uint32_t idx)
+{
+    return idx == MSR_APIC_BASE || idx == 0x6e0 || (idx >= 0x800 && idx <= 0x8ff);
+}
+
+static int ask_platform(struct emu_cpu *c, uint32_t idx, bool write, uint64_t *v)
+{
+    if (!c->v.ops->msr || !platform_msr(idx))
+        return 1;
+    return c->v.ops->msr(c->v.ctx, idx, write, v);
+}
+
 int emu_rdmsr(struct emu_cpu *c, uint32_t idx, uint64_t *v)
 {
     struct x86_msrs *m = &c->s.msr;
+    int r = ask_platform(c, idx, false, v);
+    if (r <= 0 && idx != MSR_APIC_BASE)
+        return r;
     uint64_t *slot = mtrr_slot(c, idx);
     if (slot) {
         *v = *slot;
@@ -234,6 +250,9 @@ static int write_efer(struct emu_cpu *c, uint64_t v)
 int emu_wrmsr(struct emu_cpu *c, uint32_t idx, uint64_t v)
 {
     struct x86_msrs *m = &c->s.msr;
+    int r = ask_platform(c, idx, true, &v);
+    if (r < 0 || (r == 0 && idx != MSR_APIC_BASE))
+        return r;
     uint64_t *slot = mtrr_slot(c, idx);
     if (slot) {
         *slot = v;

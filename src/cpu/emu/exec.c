@@ -294,6 +294,7 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
             goto out;
         }
         if (unlikely(c->halted)) {
+            atomic_store(&v->halt_if, (c->s.rflags & FL_IF) != 0);
             c->stop_reason = VCPU_EXIT_HLT;
             goto out;
         }

@@ -512,6 +512,9 @@ static void op_mov_cr(struct emu_cpu *c, const struct insn *in) /* 0F 20, 0F 22 
     if (!to_cr) {
         uint64_t v = cr == 0 ? c->s.cr0 : cr == 2 ? c->s.cr2 : cr == 3 ? c->s.cr3
                    : cr == 4 ? c->s.cr4 : c->s.cr8;
+        uint64_t tpr;
+        if (cr == 8 && c->v.ops->msr && c->v.ops->msr(c->v.ctx, 0x808, false, &tpr) == 0)
+            v = (tpr >> 4) & 0xf; /* CR8 mirrors the local APIC's TPR */
         reg_write(c, in->rm, size, false, v);
         return;
     }
@@ -521,12 +524,16 @@ static void op_mov_cr(struct emu_cpu *c, const struct insn *in) /* 0F 20, 0F 22 
     case 2: c->s.cr2 = v; break;
     case 3: emu_set_cr3(c, v); break;
     case 4: emu_set_cr4(c, v); break;
-    case 8:
+    case 8: {
         if (v & ~0xfull)
             emu_gp(c, 0);
         c->s.cr8 = v;
+        uint64_t tpr = v << 4;
+        if (c->v.ops->msr)
+            c->v.ops->msr(c->v.ctx, 0x808, true, &tpr);
         c->exit_block = true;
         break;
+    }
     }
 }
 
