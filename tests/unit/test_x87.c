@@ -54,7 +54,7 @@ static void io_nop(void *ctx, struct cpu_io *io)
         io->data = ~0ull;
 }
 static int irq_none(void *ctx) { return -1; }
-static const struct cpu_exit_ops exit_ops = {io_nop, irq_none};
+static const struct cpu_exit_ops exit_ops = {.io = io_nop, .irq_ack = irq_none};
 
 static uint64_t rnd(void)
 {
