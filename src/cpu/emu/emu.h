@@ -581,8 +581,9 @@ void emu_io(struct emu_cpu *c, bool is_write, uint16_t port, int size, uint64_t 
 bool emu_io_allowed(struct emu_cpu *c, uint16_t port, int size);
 
 /* FPU / SSE helpers (ops_sse.c, ops_x87.c) */
-void emu_fxsave(struct emu_cpu *c, uint64_t lin);
-void emu_fxrstor(struct emu_cpu *c, uint64_t lin);
+/* FXSAVE/FXRSTOR; rexw selects the 64-bit FIP/FDP format (FXSAVE64) */
+void emu_fxsave(struct emu_cpu *c, uint64_t lin, bool rexw);
+void emu_fxrstor(struct emu_cpu *c, uint64_t lin, bool rexw);
 void emu_fpu_reset(struct emu_cpu *c); /* FNINIT + MXCSR default */
 void emu_ldmxcsr(struct emu_cpu *c, uint32_t v); /* #GP on reserved bits */
 /* #NM / #UD checks common to SSE instructions */

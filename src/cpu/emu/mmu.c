@@ -371,9 +371,11 @@ void emu_write_bytes(struct emu_cpu *c, uint64_t lin, const void *src, int n)
 {
     /* probe both ends first so a fault leaves memory untouched */
     if (n > 0) {
-        uint64_t g;
+        uint64_t g, last = lin + n - 1;
         tlb_fill(c, lin, ACC_W, is_user_access(c), &g);
-        tlb_fill(c, lin + n - 1, ACC_W, is_user_access(c), &g);
+        /* a fault on the second page reports its first byte in CR2 */
+        if ((lin ^ last) >> 12)
+            tlb_fill(c, last & ~0xfffull, ACC_W, is_user_access(c), &g);
     }
     const uint8_t *s = src;
     for (int i = 0; i < n; i++)

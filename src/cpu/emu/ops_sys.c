@@ -676,8 +676,8 @@ static void op_grp15(struct emu_cpu *c, const struct insn *in)
     }
     uint64_t ea = emu_ea(c, in);
     switch (r) {
-    case 0: emu_fxsave(c, ea); break;
-    case 1: emu_fxrstor(c, ea); break;
+    case 0: emu_fxsave(c, ea, in->rex & 8); break;
+    case 1: emu_fxrstor(c, ea, in->rex & 8); break;
     case 2:
         emu_sse_check(c);
         emu_ldmxcsr(c, (uint32_t)vm_read(c, ea, 4));
