@@ -136,6 +136,7 @@ struct emu_block {
     struct emu_block *next; /* hash chain */
     uint64_t gpa;           /* physical address of the first instruction */
     uint32_t code_gen;      /* guest_mem.code_gen of the page at decode time */
+    _Atomic uint32_t *gen_ptr; /* &guest_mem.code_gen[page], checked before each run */
     uint16_t key;           /* mode key */
     uint16_t ninsn;
     /* direct chaining to the blocks that followed this one (valid while the

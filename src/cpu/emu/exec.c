@@ -45,8 +45,11 @@ static struct emu_block *decode_crossing(struct emu_cpu *c, uint64_t lin, const 
     int n = emu_decode(buf, 15, c->mode, &tmp.b.insn[0]);
     if (n <= 0)
         emu_gp(c, 0); /* longer than 15 bytes */
+    static _Atomic uint32_t never_changes;
     tmp.b.ninsn = 1;
-    tmp.b.gpa = ~0ull;
+    tmp.b.gpa = ~0ull; /* marks it: never cached, never chained */
+    tmp.b.gen_ptr = &never_changes;
+    tmp.b.code_gen = 0;
     return &tmp.b;
 }
 
@@ -83,6 +86,7 @@ static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t 
     b->gpa = gpa;
     b->key = key;
     b->code_gen = gen;
+    b->gen_ptr = &c->v.mem->code_gen[gpa >> 12];
     c->blk_used += (sizeof(struct emu_block) + n * sizeof(struct insn) + 15) & ~15ul;
     unsigned hh = blk_hash(gpa);
     b->next = c->blk_hash[hh];
@@ -120,8 +124,7 @@ static struct emu_block *block_lookup(struct emu_cpu *c)
 
 static inline bool block_current(struct emu_cpu *c, const struct emu_block *b)
 {
-    return b->code_gen ==
-           atomic_load_explicit(&c->v.mem->code_gen[b->gpa >> 12], memory_order_acquire);
+    return b->code_gen == atomic_load_explicit(b->gen_ptr, memory_order_acquire);
 }
 
 /* The jump cache skips the fetch translation and hash walk for hot targets. The
