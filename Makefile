@@ -18,7 +18,7 @@ endif
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter \
            -fno-strict-aliasing -pthread -Isrc -MMD -MP
 LDFLAGS := -pthread $(LDSAN)
-LDLIBS  := -lm
+LDLIBS  := -lz -lm
 
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c src/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -30,7 +30,7 @@ GUEST_S  := $(wildcard guest/tests/*.S)
 GUEST_BIN:= $(GUEST_S:guest/tests/%.S=$(BUILD)/guest-tests/%.bin)
 
 .PHONY: all check check-long bench fuzz guest-tests format clean deps
-all: $(BUILD)/unum $(GUEST_BIN)
+all: $(BUILD)/unum $(GUEST_BIN) guest
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -105,3 +105,16 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Default guest (guest/README.md): Debian's cloud kernel, busybox, the virtio modules and
+# the programs in guest/programs/, in build/guest/. The kernel is resolved from Debian's
+# archive when the script runs; the .debs are cached in build/guest/cache/.
+GUEST_DIR    := build/guest
+GUEST_ASSETS := $(GUEST_DIR)/vmlinuz $(GUEST_DIR)/initrd.cpio $(GUEST_DIR)/initrd.cpio.gz \
+                $(GUEST_DIR)/kernel-version
+GUEST_INPUTS := scripts/build-guest.sh scripts/gen-cpio.py guest/init $(wildcard guest/programs/*.c)
+.PHONY: guest
+$(GUEST_ASSETS) &: $(GUEST_INPUTS)
+	@GUEST_DIR=$(GUEST_DIR) scripts/build-guest.sh
+
+guest: $(GUEST_ASSETS)

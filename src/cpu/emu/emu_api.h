@@ -8,6 +8,10 @@
 struct vcpu;
 uint64_t emu_icount(struct vcpu *v); /* instructions retired */
 bool emu_halted(struct vcpu *v);
+/* Racy snapshot of the current RIP for sampling profilers (debug aid). */
+uint64_t emu_sample_rip(struct vcpu *v);
+/* The guest TSC frequency (the host's invariant TSC, calibrated once). */
+uint64_t emu_tsc_hz(void);
 /* Makes vcpu_run return VCPU_EXIT_STOP at the first block boundary at or after
  * `n` retired instructions (0 removes the limit). For tests and fuzzing. */
 void emu_set_insn_limit(struct vcpu *v, uint64_t n);

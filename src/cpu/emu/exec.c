@@ -242,9 +242,10 @@ static bool handle_requests(struct emu_cpu *c, uint32_t req)
         return true;
     }
     if (req & VCPU_REQ_INIT) {
-        atomic_fetch_and(&c->v.requests, ~(VCPU_REQ_INIT | VCPU_REQ_SIPI));
+        /* a SIPI posted together with the INIT came after it (the guest's
+         * INIT-SIPI-SIPI sequence outran this thread): keep it for below */
+        atomic_fetch_and(&c->v.requests, ~VCPU_REQ_INIT);
         do_init(c);
-        return false;
     }
     if (req & VCPU_REQ_SIPI) {
         atomic_fetch_and(&c->v.requests, ~VCPU_REQ_SIPI);
@@ -411,4 +412,5 @@ const struct cpu_impl emu_cpu_impl = {
 /* ---- emulator-specific accessors used by tests and the machine ---- */
 uint64_t emu_icount(struct vcpu *v) { return emu_of(v)->icount; }
 void emu_set_insn_limit(struct vcpu *v, uint64_t n) { emu_of(v)->icount_limit = n; }
+uint64_t emu_sample_rip(struct vcpu *v) { return *(volatile uint64_t *)&emu_of(v)->s.rip; }
 bool emu_halted(struct vcpu *v) { return emu_of(v)->halted; }

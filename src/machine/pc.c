@@ -1,0 +1,583 @@
+/* pc.c — the PC machine (see pc.h): builds memory, devices, ACPI tables and vCPU
+ * threads from a struct pc_config, boots Linux through the 64-bit boot protocol
+ * and runs until the guest powers off, resets or triple-faults. */
+#include "machine/pc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cpu/cpu.h"
+#include "cpu/emu/emu_api.h"
+#include "devices/acpi_pm.h"
+#include "devices/ioapic.h"
+#include "devices/irq.h"
+#include "devices/lapic.h"
+#include "devices/pci.h"
+#include "devices/pic.h"
+#include "devices/pit.h"
+#include "devices/rtc.h"
+#include "devices/timer.h"
+#include "devices/uart.h"
+#include "machine/acpi.h"
+#include "machine/loader.h"
+#include "machine/pc_internal.h"
+#include "machine/router.h"
+#include "util/util.h"
+
+#define PCI_HOLE_START 0xc0000000ull
+#define ACPI_AREA_GPA  0xe0000ull
+#define ACPI_AREA_SIZE 0x20000ull
+#define EXIT_RUNNING   (-1)
+
+struct pc;
+
+struct pc_vcpu {
+    struct pc *pc;
+    int id;
+    struct vcpu *v;
+    struct lapic *lapic;
+    pthread_t thread;
+};
+
+struct console {
+    char line[4096];
+    size_t len;
+    bool ready;     /* the guest printed unum-guest-ready */
+    int status;     /* from unum-exit-status, -1 until seen */
+    bool show_boot; /* print what comes before the ready marker */
+    uint64_t ready_ns;
+};
+
+struct pc {
+    struct pc_config cfg;
+    struct guest_mem mem;
+    struct router router;
+    struct timer_service timers;
+    struct pc_vcpu *cpus;
+    int ncpus;
+    struct apic_bus apic_bus;
+    struct ioapic *ioapic;
+    struct pic *pic;
+    struct uart *uart;
+    struct pit *pit;
+    struct rtc *rtc;
+    struct acpi_pm *pm;
+    struct pci_bus *pci;
+    struct console con;
+    pthread_mutex_t con_lock;
+    _Atomic int exit_status;
+    uint64_t start_ns;
+};
+
+/* ---- stopping ---- */
+
+static void pc_stop(struct pc *pc, int status)
+{
+    int expected = EXIT_RUNNING;
+    atomic_compare_exchange_strong(&pc->exit_status, &expected, status);
+    for (int i = 0; i < pc->ncpus; i++)
+        vcpu_request_stop(pc->cpus[i].v);
+}
+
+static void guest_power_off(void *opaque)
+{
+    struct pc *pc = opaque;
+    pthread_mutex_lock(&pc->con_lock);
+    int status = pc->con.status >= 0 ? pc->con.status : 125;
+    pthread_mutex_unlock(&pc->con_lock);
+    pc_stop(pc, status);
+}
+
+static void guest_reset(void *opaque)
+{
+    struct pc *pc = opaque;
+    /* a reset ends the VM (as QEMU's -no-reboot): Linux resets on panic=-1 */
+    pthread_mutex_lock(&pc->con_lock);
+    int status = pc->con.status >= 0 ? pc->con.status : 125;
+    pthread_mutex_unlock(&pc->con_lock);
+    if (status == 125)
+        fprintf(stderr, "unum: the guest reset the machine\n");
+    pc_stop(pc, status);
+}
+
+/* ---- console: markers from the guest's /init are consumed, not shown ---- */
+
+#define MARK_READY  "unum-guest-ready"
+#define MARK_STATUS "unum-exit-status: "
+
+static void console_emit(const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = write(STDOUT_FILENO, s, n);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void console_line(struct pc *pc, bool complete)
+{
+    struct console *c = &pc->con;
+    c->line[c->len] = 0;
+    char *st = strstr(c->line, MARK_STATUS);
+    if (complete && st) {
+        c->status = atoi(st + strlen(MARK_STATUS)) & 0xff;
+        if (c->ready)
+            console_emit(c->line, (size_t)(st - c->line)); /* output without a final newline */
+    } else if (complete && strstr(c->line, MARK_READY) && !c->ready) {
+        c->ready = true;
+        c->ready_ns = clock_ns();
+        if (pc->cfg.verbose)
+            fprintf(stderr, "unum: guest ready after %.3f s\n", (c->ready_ns - pc->start_ns) / 1e9);
+    } else if ((c->ready && c->status < 0) || c->show_boot) {
+        /* after the status marker only the kernel's power-off chatter follows */
+        console_emit(c->line, c->len);
+    }
+    c->len = 0;
+}
+
+static void console_tx(void *opaque, const uint8_t *buf, size_t n)
+{
+    struct pc *pc = opaque;
+    struct console *c = &pc->con;
+    pthread_mutex_lock(&pc->con_lock);
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\r' && c->ready && !pc->cfg.command)
+            continue;
+        c->line[c->len++] = (char)buf[i];
+        if (buf[i] == '\n')
+            console_line(pc, true);
+        else if (c->len == sizeof(c->line) - 1)
+            console_line(pc, false);
+    }
+    /* an interactive prompt has no newline: show it unless it may be a marker */
+    if (c->len && (c->ready || c->show_boot) && !pc->cfg.command &&
+        strncmp(c->line, MARK_STATUS, c->len < strlen(MARK_STATUS) ? c->len : strlen(MARK_STATUS)))
+        console_line(pc, false);
+    pthread_mutex_unlock(&pc->con_lock);
+}
+
+/* ---- interactive terminal ---- */
+
+static struct termios saved_tio;
+static bool tio_saved;
+
+static void restore_terminal(void)
+{
+    if (tio_saved)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+}
+
+static void on_fatal_signal(int sig)
+{
+    restore_terminal();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void raw_terminal(void)
+{
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+        return;
+    tio_saved = true;
+    atexit(restore_terminal);
+    signal(SIGTERM, on_fatal_signal);
+    signal(SIGHUP, on_fatal_signal);
+    struct termios raw = saved_tio;
+    cfmakeraw(&raw);
+    raw.c_oflag |= OPOST | ONLCR;
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+}
+
+/* stdin -> COM1; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A (as QEMU) */
+static void *input_thread(void *arg)
+{
+    struct pc *pc = arg;
+    bool escape = false;
+    uint8_t buf[256];
+    while (atomic_load(&pc->exit_status) == EXIT_RUNNING) {
+        ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            uint8_t ch = buf[i];
+            if (escape) {
+                escape = false;
+                if (ch == 'x') {
+                    pc_stop(pc, 0);
+                    return NULL;
+                }
+                if (ch != 1)
+                    continue;
+            } else if (ch == 1) {
+                escape = true;
+                continue;
+            }
+            while (uart_receive(pc->uart, &ch, 1) == 0 &&
+                   atomic_load(&pc->exit_status) == EXIT_RUNNING)
+                usleep(1000); /* the guest's FIFO is full: wait for it to read */
+        }
+    }
+    return NULL;
+}
+
+/* ---- interrupt wiring ---- */
+
+/* ISA IRQ n reaches 8259 input n and I/O APIC pin n (IRQ0 -> pin 2, the MADT
+ * interrupt source override). */
+static void isa_irq(void *opaque, int irq, int level)
+{
+    struct pc *pc = opaque;
+    pic_set_irq(pc->pic, irq, level);
+    ioapic_set_irq(pc->ioapic, irq == 0 ? 2 : irq, level);
+}
+
+static struct irq_line isa_line(struct pc *pc, int irq)
+{
+    return (struct irq_line){.set = isa_irq, .opaque = pc, .pin = irq};
+}
+
+static void bus_deliver(void *opaque, const struct apic_msg *m)
+{
+    struct pc *pc = opaque;
+    if (m->delivery == APIC_DM_LOWEST && m->shorthand == APIC_SH_NONE) {
+        struct lapic *best = NULL;
+        int best_prio = 1 << 30;
+        for (int i = 0; i < pc->ncpus; i++) {
+            struct lapic *l = pc->cpus[i].lapic;
+            if (!lapic_match(l, m))
+                continue;
+            int p = lapic_priority(l);
+            if (p < best_prio) {
+                best = l;
+                best_prio = p;
+            }
+        }
+        if (best)
+            lapic_accept(best, m);
+        return;
+    }
+    for (int i = 0; i < pc->ncpus; i++)
+        if (lapic_match(pc->cpus[i].lapic, m))
+            lapic_accept(pc->cpus[i].lapic, m);
+}
+
+static void bus_eoi(void *opaque, uint8_t vector)
+{
+    struct pc *pc = opaque;
+    ioapic_eoi(pc->ioapic, vector);
+}
+
+static void pic_intr(void *opaque, int level)
+{
+    struct pc *pc = opaque;
+    lapic_set_lint(pc->cpus[0].lapic, 0, level);
+}
+
+/* ---- vCPU exits ---- */
+
+static void vcpu_io(void *ctx, struct cpu_io *io)
+{
+    struct pc_vcpu *pv = ctx;
+    if (io->kind == CPU_IO_MMIO) {
+        uint64_t base = lapic_base(pv->lapic);
+        if ((base & LAPIC_BASE_ENABLE) && io->addr - (base & ~0xfffull) < 0x1000) {
+            uint64_t off = io->addr & 0xfff;
+            if (io->write)
+                lapic_mmio_write(pv->lapic, off, io->size, io->data);
+            else
+                io->data = lapic_mmio_read(pv->lapic, off, io->size);
+            return;
+        }
+    }
+    router_dispatch(&pv->pc->router, io);
+}
+
+static int vcpu_irq_ack(void *ctx)
+{
+    struct pc_vcpu *pv = ctx;
+    return lapic_ack(pv->lapic);
+}
+
+static int vcpu_msr(void *ctx, uint32_t index, bool write, uint64_t *value)
+{
+    struct pc_vcpu *pv = ctx;
+    return lapic_msr(pv->lapic, index, write, value);
+}
+
+static const struct cpu_exit_ops pc_exit_ops = {
+    .io = vcpu_io, .irq_ack = vcpu_irq_ack, .msr = vcpu_msr};
+
+void x86_state_dump(FILE *f, const struct x86_state *s);
+
+static void *vcpu_thread(void *arg)
+{
+    struct pc_vcpu *pv = arg;
+    struct pc *pc = pv->pc;
+    for (;;) {
+        enum vcpu_exit_reason r = vcpu_run(pv->v);
+        if (r == VCPU_EXIT_HLT || r == VCPU_EXIT_WAIT_SIPI) {
+            vcpu_halt_wait(pv->v, 0);
+            continue;
+        }
+        if (r == VCPU_EXIT_SHUTDOWN) {
+            struct x86_state s;
+            pv->v->impl->get_state(pv->v, &s);
+            restore_terminal();
+            fprintf(stderr, "\nunum: vcpu %d: triple fault, VM stopped\n", pv->id);
+            x86_state_dump(stderr, &s);
+            pc_stop(pc, 125);
+        }
+        if (atomic_load(&pc->exit_status) != EXIT_RUNNING)
+            break;
+    }
+    return NULL;
+}
+
+static uint64_t host_tsc(void *opaque) { return __builtin_ia32_rdtsc(); }
+
+/* UNUM_PROFILE=FILE: every millisecond, record each vCPU's RIP ("idle" when it
+ * sleeps in HLT) with a timestamp — a sampling profile of the guest. */
+static void *profile_thread(void *arg)
+{
+    struct pc *pc = arg;
+    FILE *f = fopen(getenv("UNUM_PROFILE"), "w");
+    if (!f)
+        return NULL;
+    while (atomic_load(&pc->exit_status) == EXIT_RUNNING) {
+        uint64_t t = clock_ns() - pc->start_ns;
+        for (int i = 0; i < pc->ncpus; i++) {
+            struct vcpu *v = pc->cpus[i].v;
+            if (atomic_load(&v->sleeping))
+                fprintf(f, "%llu %d idle\n", (unsigned long long)t, i);
+            else
+                fprintf(f, "%llu %d %llx\n", (unsigned long long)t, i,
+                        (unsigned long long)emu_sample_rip(v));
+        }
+        usleep(1000);
+    }
+    fclose(f);
+    return NULL;
+}
+
+/* ---- building the machine ---- */
+
+static char *base64(const char *s)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(s), o = 0;
+    char *out = malloc(4 * ((n + 2) / 3) + 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)(uint8_t)s[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)(uint8_t)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (uint8_t)s[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = 0;
+    return out;
+}
+
+static char *kernel_cmdline(const struct pc_config *cfg)
+{
+    /* quiet boot on the serial console; tsc=reliable because the TSC is the host's
+     * invariant TSC (no watchdog against a slower emulated clock); panic=-1 turns a
+     * panic into a reset, which ends the VM; cryptomgr.notests skips the boot-time
+     * self-tests of every crypto algorithm (seconds of RSA arithmetic) */
+    const char *base = "console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests=1";
+    const char *level = cfg->verbose ? "loglevel=7" : "quiet loglevel=3";
+    char *b64 = cfg->command ? base64(cfg->command) : NULL;
+    size_t len = strlen(base) + strlen(level) + strlen(cfg->append) + (b64 ? strlen(b64) : 0) + 32;
+    char *s = malloc(len);
+    snprintf(s, len, "%s %s %s%s%s", base, level, cfg->append, b64 ? " unum.cmd=" : "",
+             b64 ? b64 : "");
+    free(b64);
+    return s;
+}
+
+static void build_e820(const struct pc *pc, struct boot_layout *l)
+{
+    uint64_t mem = pc->cfg.memory;
+    uint64_t low = mem < PCI_HOLE_START ? mem : PCI_HOLE_START;
+    l->ne820 = 0;
+    l->e820[l->ne820++] = (struct e820_entry){0, 0x9fc00, E820_RAM};
+    l->e820[l->ne820++] = (struct e820_entry){0x9fc00, 0x400, E820_RESERVED};
+    l->e820[l->ne820++] = (struct e820_entry){ACPI_AREA_GPA, ACPI_AREA_SIZE, E820_RESERVED};
+    l->e820[l->ne820++] = (struct e820_entry){0x100000, low - 0x100000, E820_RAM};
+    if (mem > low)
+        l->e820[l->ne820++] = (struct e820_entry){1ull << 32, mem - low, E820_RAM};
+}
+
+static void build_acpi(struct pc *pc, struct boot_layout *l)
+{
+    struct acpi_config ac;
+    acpi_config_defaults(&ac);
+    struct acpi_cpu *cpus = calloc((size_t)pc->ncpus, sizeof(*cpus));
+    for (int i = 0; i < pc->ncpus; i++)
+        cpus[i] = (struct acpi_cpu){.apic_id = (uint32_t)i, .node = 0, .present = true};
+    ac.cpus = cpus;
+    ac.ncpus = (uint32_t)pc->ncpus;
+    struct acpi_mem_range mem[2];
+    uint32_t nmem = 0;
+    for (int i = 0; i < l->ne820; i++)
+        if (l->e820[i].type == E820_RAM && nmem < 2 && l->e820[i].addr >= 0x100000)
+            mem[nmem++] = (struct acpi_mem_range){l->e820[i].addr, l->e820[i].size, 0, false};
+    ac.mem = mem;
+    ac.nmem = nmem;
+    struct acpi_layout lay;
+    uint8_t *area = guest_mem_host(&pc->mem, ACPI_AREA_GPA);
+    int err = acpi_build(&ac, area, ACPI_AREA_SIZE, ACPI_AREA_GPA, &lay);
+    if (err < 0)
+        die("cannot build ACPI tables (%s, %zu bytes needed)", strerror(-err), lay.total_size);
+    l->rsdp_gpa = lay.rsdp;
+    free(cpus);
+}
+
+static void create_devices(struct pc *pc)
+{
+    router_init(&pc->router);
+    if (timer_service_start(&pc->timers) < 0)
+        die("cannot start the timer thread");
+    pc->apic_bus = (struct apic_bus){.deliver = bus_deliver, .eoi = bus_eoi, .opaque = pc};
+    pc->ioapic = ioapic_create(pc->ncpus, &pc->apic_bus);
+    pc->pic = pic_create(pic_intr, pc);
+    if (!pc->ioapic || !pc->pic)
+        die("cannot create the interrupt controllers");
+    pic_register(pc->pic, &pc->router);
+    router_add(&pc->router, ROUTE_MMIO, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE, &ioapic_mmio_ops,
+               pc->ioapic, "ioapic");
+
+    struct irq_line l;
+    pc->uart = calloc(1, sizeof(*pc->uart));
+    l = isa_line(pc, UART_COM1_IRQ);
+    uart_init(pc->uart, &pc->timers, &l, console_tx, pc);
+    uart_register(pc->uart, &pc->router, UART_COM1_BASE, "com1");
+
+    pc->pit = calloc(1, sizeof(*pc->pit));
+    l = isa_line(pc, PIT_IRQ);
+    pit_init(pc->pit, &pc->timers, &l);
+    pit_register(pc->pit, &pc->router);
+
+    pc->rtc = calloc(1, sizeof(*pc->rtc));
+    l = isa_line(pc, RTC_IRQ);
+    rtc_init(pc->rtc, &pc->timers, &l);
+    rtc_register(pc->rtc, &pc->router);
+    uint64_t mem = pc->cfg.memory;
+    rtc_set_memory(pc->rtc, mem < PCI_HOLE_START ? mem : PCI_HOLE_START,
+                   mem > PCI_HOLE_START ? mem - PCI_HOLE_START : 0);
+
+    pc->pm = calloc(1, sizeof(*pc->pm));
+    l = isa_line(pc, ACPI_SCI_IRQ);
+    acpi_pm_init(pc->pm, &pc->timers, &l, guest_power_off, guest_reset, pc);
+    acpi_pm_register(pc->pm, &pc->router);
+
+    pc->pci = calloc(1, sizeof(*pc->pci));
+    pci_bus_init(pc->pci);
+    pci_bus_set_rcr(pc->pci, &acpi_pm_rcr_ops, pc->pm);
+    pci_bus_register(pc->pci, &pc->router);
+}
+
+static void create_vcpus(struct pc *pc)
+{
+    pc->cpus = calloc((size_t)pc->ncpus, sizeof(*pc->cpus));
+    uint64_t hz = emu_tsc_hz();
+    for (int i = 0; i < pc->ncpus; i++) {
+        struct pc_vcpu *pv = &pc->cpus[i];
+        pv->pc = pc;
+        pv->id = i;
+        pv->v = emu_cpu_impl.create(&pc->mem, i, &pc_exit_ops, pv);
+        if (!pv->v)
+            die("cannot create vcpu %d", i);
+        pv->v->features = VCPU_FEAT_TSC_DEADLINE;
+        pv->lapic = lapic_create(i, pv->v, &pc->apic_bus, &pc->timers, host_tsc, NULL, hz);
+        if (!pv->lapic)
+            die("cannot create the local APIC of vcpu %d", i);
+    }
+    lapic_set_extint_ack(pc->cpus[0].lapic, pic_ack_cb, pc->pic);
+}
+
+static void load_guest(struct pc *pc, struct boot_layout *layout)
+{
+    size_t ksize, isize;
+    uint8_t *k = pc_read_file("kernel", pc->cfg.kernel, &ksize);
+    uint8_t *ird = pc_read_file("initrd", pc->cfg.initrd, &isize);
+    struct linux_image img;
+    const char *why;
+    if (linux_image_parse(k, ksize, &img, &why) < 0)
+        die("kernel %s: %s", pc->cfg.kernel, why);
+    char *cmdline = kernel_cmdline(&pc->cfg);
+    struct x86_state s;
+    emu_cpu_impl.get_state(pc->cpus[0].v, &s);
+    if (linux_load(&pc->mem, &img, ird, isize, cmdline, layout, &s, &why) < 0)
+        die("cannot load the kernel: %s", why);
+    emu_cpu_impl.set_state(pc->cpus[0].v, &s);
+    /* application processors wait for the guest's INIT/SIPI/SIPI */
+    for (int i = 1; i < pc->ncpus; i++)
+        vcpu_post(pc->cpus[i].v, VCPU_REQ_INIT);
+    free(cmdline);
+    free(k);
+    free(ird);
+}
+
+int pc_run(const struct pc_config *cfg)
+{
+    struct pc *pc = calloc(1, sizeof(*pc));
+    pc->cfg = *cfg;
+    pc->ncpus = cfg->cpus;
+    pc->con.status = -1;
+    pc->con.show_boot = cfg->verbose;
+    pthread_mutex_init(&pc->con_lock, NULL);
+    atomic_init(&pc->exit_status, EXIT_RUNNING);
+    pc->start_ns = clock_ns();
+    if (guest_mem_init(&pc->mem, cfg->memory, PCI_HOLE_START, MEM_WRITE) < 0)
+        die("cannot allocate %lluM of guest memory", (unsigned long long)(cfg->memory >> 20));
+    create_devices(pc);
+    create_vcpus(pc);
+    struct boot_layout layout = {0};
+    build_e820(pc, &layout);
+    build_acpi(pc, &layout);
+    load_guest(pc, &layout);
+
+    pthread_t input;
+    bool interactive = !cfg->command;
+    if (interactive) {
+        raw_terminal();
+        pthread_create(&input, NULL, input_thread, pc);
+        pthread_detach(input);
+    }
+    for (int i = 0; i < pc->ncpus; i++)
+        pthread_create(&pc->cpus[i].thread, NULL, vcpu_thread, &pc->cpus[i]);
+    pthread_t prof;
+    bool profiling = getenv("UNUM_PROFILE") != NULL;
+    if (profiling)
+        pthread_create(&prof, NULL, profile_thread, pc);
+    for (int i = 0; i < pc->ncpus; i++)
+        pthread_join(pc->cpus[i].thread, NULL);
+    if (profiling)
+        pthread_join(prof, NULL);
+    uart_flush(pc->uart);
+    pthread_mutex_lock(&pc->con_lock);
+    if (pc->con.len)
+        console_line(pc, false);
+    pthread_mutex_unlock(&pc->con_lock);
+    timer_service_stop(&pc->timers);
+    restore_terminal();
+    int status = atomic_load(&pc->exit_status);
+    return status < 0 ? 125 : status;
+}

@@ -1,0 +1,29 @@
+/* pc.h — the PC machine on one node: RAM with the PCI hole, the Linux loader,
+ * ACPI tables, the platform devices (UART, PIT, RTC, PIC, I/O APIC, local APICs,
+ * ACPI PM, PCI host bridge) and one thread per vCPU. `unum run` builds one from a
+ * struct pc_config and runs it until the guest powers off. */
+#ifndef UNUM_MACHINE_PC_H
+#define UNUM_MACHINE_PC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pc_config {
+    int cpus;
+    uint64_t memory;
+    const char *kernel;
+    const char *initrd;
+    const char *append;  /* extra kernel command line */
+    const char *command; /* NULL: interactive shell on the console */
+    bool verbose;        /* show the kernel's console output (boot log) */
+};
+
+/* Checks everything that can be checked before the guest starts (files, sizes);
+ * on a problem prints one line and exits with status 2. */
+void pc_validate(const struct pc_config *cfg);
+
+/* Runs the VM; returns the guest command's exit status (0..255), or 125 when the
+ * VM stopped without one (triple fault, power-off without a status, ...). */
+int pc_run(const struct pc_config *cfg);
+
+#endif
