@@ -15,7 +15,6 @@
 enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_N };
 
 #define LVT_MASKED (1u << 16)
-#define LVT_LEVEL  (1u << 15)
 #define LVT_DM(x)  (((x) >> 8) & 7)
 #define SVR_ENABLE (1u << 8)
 #define TIMER_MODE(lvt) (((lvt) >> 17) & 3)

@@ -144,7 +144,9 @@ int pic_ack(struct pic *p)
     pthread_mutex_lock(&p->lock);
     struct pic_chip *m = &p->c[0], *s = &p->c[1];
     int irq = chip_irq(m, true), vec;
-    if (irq < 0) {
+    if (m->init_state) {
+        vec = -1; /* mid-initialization there is no vector base to answer with */
+    } else if (irq < 0) {
         vec = m->base | 7; /* the request went away: spurious IRQ7, no ISR bit */
     } else if (irq == 2) {
         int irq2 = chip_irq(s, false);

@@ -28,7 +28,7 @@ int pic_register(struct pic *p, struct router *r);
 void pic_set_irq(void *pic, int irq, int level);
 /* Interrupt acknowledge: the vector of the highest-priority request (updating
  * IRR/ISR), or the spurious vector of IRQ7 (master) / IRQ15 (slave) when the
- * request went away. */
+ * request went away; -1 while the master is being initialized (no vector base). */
 int pic_ack(struct pic *p);
 /* pic_ack with an opaque pointer, for lapic_set_extint_ack(). */
 int pic_ack_cb(void *pic);
