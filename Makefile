@@ -61,7 +61,7 @@ $(BUILD)/guest-tests/%.bin: guest/tests/%.S guest/tests/guest.ld guest/tests/com
 
 guest-tests: $(GUEST_BIN)
 
-CHECK_DEPS := $(BUILD)/unum $(UNIT_BIN) $(GUEST_BIN) $(if $(DIFF_SRC),$(BUILD)/difftest)
+CHECK_DEPS := $(BUILD)/unum $(UNIT_BIN) $(GUEST_BIN) $(if $(DIFF_SRC),$(BUILD)/difftest) guest
 check: $(CHECK_DEPS)
 	@BUILD=$(BUILD) scripts/check.sh
 

@@ -28,5 +28,10 @@ fi
 if [ -x scripts/guest-tests.sh ]; then
     run guest-tests scripts/guest-tests.sh
 fi
+# --- Linux integration (the default guest on unum run) ---
+if [ -x scripts/linux-tests.sh ]; then
+    run linux-tests scripts/linux-tests.sh
+    grep -h '^linux tests:' "$BUILD/logs/linux-tests.log" || true
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -154,7 +154,9 @@ static void console_tx(void *opaque, const uint8_t *buf, size_t n)
     struct console *c = &pc->con;
     pthread_mutex_lock(&pc->con_lock);
     for (size_t i = 0; i < n; i++) {
-        if (buf[i] == '\r' && c->ready && !pc->cfg.command)
+        /* the serial console ends lines with CR LF; a command's output, like
+         * `docker run` without -t, ends them with LF alone */
+        if (buf[i] == '\r' && pc->cfg.command)
             continue;
         c->line[c->len++] = (char)buf[i];
         if (buf[i] == '\n')
