@@ -79,8 +79,9 @@ $(BUILD)/bench/emurun: bench/emurun.c $(BUILD)/libunum.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libunum.a $(LDFLAGS) $(LDLIBS)
 
-bench: $(BUILD)/unum $(BUILD)/bench/cpubench $(BUILD)/bench/emurun
+bench: $(BUILD)/unum $(BUILD)/bench/cpubench $(BUILD)/bench/emurun guest
 	@BUILD=$(BUILD) scripts/bench.sh
+	@BUILD=$(BUILD) bench/boot.sh
 
 # Coverage-guided fuzzing with libFuzzer (clang). FUZZ_TIME seconds per target.
 FUZZ_TIME ?= 60
@@ -112,7 +113,8 @@ clean:
 GUEST_DIR    := build/guest
 GUEST_ASSETS := $(GUEST_DIR)/vmlinuz $(GUEST_DIR)/initrd.cpio $(GUEST_DIR)/initrd.cpio.gz \
                 $(GUEST_DIR)/kernel-version
-GUEST_INPUTS := scripts/build-guest.sh scripts/gen-cpio.py guest/init $(wildcard guest/programs/*.c)
+GUEST_INPUTS := scripts/build-guest.sh scripts/gen-cpio.py guest/init $(wildcard guest/programs/*.c) \
+                bench/cpubench.c
 .PHONY: guest
 $(GUEST_ASSETS) &: $(GUEST_INPUTS)
 	@GUEST_DIR=$(GUEST_DIR) scripts/build-guest.sh

@@ -190,6 +190,16 @@ for src in guest/programs/*.c; do
     fi
     PROGRAMS+=("$bin")
 done
+# The CPU benchmark is freestanding (its own _start, two system calls) so the very
+# same binary runs natively, under bench/emurun and inside the guest.
+bin=$OUT/programs/cpubench
+if ! newer "$bin" bench/cpubench.c; then
+    log "compiling bench/cpubench.c"
+    "$CC" -std=gnu11 -O2 -static -nostdlib -fno-math-errno -fno-tree-loop-distribute-patterns \
+        -fno-stack-protector -fno-pie -no-pie -o "$bin.tmp" bench/cpubench.c
+    mv "$bin.tmp" "$bin"
+fi
+PROGRAMS+=("$bin")
 
 # --- 4. initramfs ------------------------------------------------------------------------
 GEN=$OUT/gen

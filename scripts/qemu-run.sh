@@ -15,7 +15,7 @@
 #   -T, --timing    print "qemu-run: ready S.SSS s, exit S.SSS s" on stderr: seconds from
 #                   starting QEMU to the "unum-guest-ready" line and to QEMU's exit
 #   --accel A       QEMU accelerator [tcg]
-# Environment: GUEST_DIR [build/guest], QEMU [qemu-system-x86_64],
+# Environment: GUEST_DIR [build/guest], INITRD [$GUEST_DIR/initrd.cpio.gz], QEMU [qemu-system-x86_64],
 #              UNUM_GUEST_CMDLINE (replaces the default kernel command line below).
 # Exit status: the guest command's; 124 on timeout; 125 if the guest reported no status
 # (crash, QEMU error) or init failed.
@@ -45,8 +45,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-for f in vmlinuz initrd.cpio.gz; do
-    [ -f "$GUEST_DIR/$f" ] || { echo "qemu-run: $GUEST_DIR/$f missing: run make guest" >&2; exit 125; }
+INITRD=${INITRD:-$GUEST_DIR/initrd.cpio.gz}
+for f in "$GUEST_DIR/vmlinuz" "$INITRD"; do
+    [ -f "$f" ] || { echo "qemu-run: $f missing: run make guest" >&2; exit 125; }
 done
 if ! command -v "$QEMU" >/dev/null; then
     if [ "$(id -u)" -eq 0 ]; then
@@ -68,19 +69,24 @@ if [ $# -gt 0 ]; then
     cmdline="$cmdline unum.cmd=$(printf '%s' "$*" | base64 -w0)"
 fi
 qemu=("$QEMU" -accel "$accel" -m "$mem" -smp "$cpus" -nographic -no-reboot
-      -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.cpio.gz" -append "$cmdline")
+      -kernel "$GUEST_DIR/vmlinuz" -initrd "$INITRD" -append "$cmdline")
 [ "$timeout" != 0 ] && qemu=(timeout --foreground -k 5 "$timeout" "${qemu[@]}")
 
-# Interactive shell, or everything unfiltered: the terminal belongs to the guest.
+# Interactive shell, or everything unfiltered: the terminal belongs to the guest; a copy
+# of the console goes to a temporary file for the status marker.
 if [ $# -eq 0 ] || [ $verbose = 1 ]; then
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
     start=$(now_us)
     set +e
-    "${qemu[@]}"
-    rc=$?
+    "${qemu[@]}" | tee "$log"
+    rc=${PIPESTATUS[0]}
     set -e
     [ $timing = 1 ] && echo "qemu-run: exit $(secs $(($(now_us) - start))) s" >&2
-    [ $rc = 124 ] && echo "qemu-run: timed out after ${timeout}s" >&2
-    exit $rc
+    [ "$rc" = 124 ] && { echo "qemu-run: timed out after ${timeout}s" >&2; exit 124; }
+    status=$(tr -d '\r' <"$log" | sed -n 's/.*unum-exit-status: \([0-9][0-9]*\)$/\1/p' | tail -n 1)
+    [ -n "$status" ] || { echo "qemu-run: the guest reported no exit status" >&2; exit 125; }
+    exit "$status"
 fi
 
 # Filtered: drop everything before "unum-guest-ready" (firmware and kernel output), pass

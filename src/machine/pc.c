@@ -139,7 +139,7 @@ static void console_line(struct pc *pc, bool complete)
     } else if (complete && strstr(c->line, MARK_READY) && !c->ready) {
         c->ready = true;
         c->ready_ns = clock_ns();
-        if (pc->cfg.verbose)
+        if (pc->cfg.verbose || getenv("UNUM_TIMING"))
             fprintf(stderr, "unum: guest ready after %.3f s\n", (c->ready_ns - pc->start_ns) / 1e9);
     } else if ((c->ready && c->status < 0) || c->show_boot) {
         /* after the status marker only the kernel's power-off chatter follows */
