@@ -395,6 +395,8 @@ void emu_tlb_flush_page(struct emu_cpu *c, uint64_t lin);
 /* Translate a linear address (page walk, sets A/D, raises #PF). */
 uint64_t emu_translate(struct emu_cpu *c, uint64_t lin, int acc, bool user);
 void emu_read_bytes(struct emu_cpu *c, uint64_t lin, void *dst, int n, int acc);
+/* Raises the fault a write of n bytes at lin would raise, writing nothing. */
+void emu_probe_write(struct emu_cpu *c, uint64_t lin, int n);
 void emu_write_bytes(struct emu_cpu *c, uint64_t lin, const void *src, int n);
 /* Supervisor-privilege accesses (descriptor tables, TSS, interrupt stack) */
 uint64_t emu_read_sys(struct emu_cpu *c, uint64_t lin, int size);

@@ -2,6 +2,7 @@
  * dirty bits, protection checks, the per-vCPU TLB, and the slow paths of guest
  * memory access (page-crossing, MMIO, faults). */
 #include "cpu/emu/emu.h"
+#include "cpu/emu/sse_internal.h" /* lazy host MXCSR: emu_mxcsr_guest/emu_mxcsr_host */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,7 +235,10 @@ static uint64_t mmio(struct emu_cpu *c, uint64_t gpa, int size, bool write, uint
     struct cpu_io io = {.kind = CPU_IO_MMIO, .write = write, .size = (uint8_t)size,
                         .addr = gpa, .data = write ? val : 0};
     atomic_store_explicit(&c->v.in_guest, 0, memory_order_seq_cst);
+    bool guest_csr = emu_mxcsr_host(c); /* MXCSR: device code runs under the host's */
     c->v.ops->io(c->v.ctx, &io);
+    if (guest_csr)
+        emu_mxcsr_guest(c);
     atomic_store_explicit(&c->v.in_guest, 1, memory_order_seq_cst);
     if (atomic_load(&c->v.requests) & VCPU_REQ_FLUSH)
         emu_handle_flush(c);
@@ -367,16 +371,20 @@ void emu_read_bytes(struct emu_cpu *c, uint64_t lin, void *dst, int n, int acc)
                                       : emu_read_slow(c, lin + i, 1, acc));
 }
 
+void emu_probe_write(struct emu_cpu *c, uint64_t lin, int n)
+{
+    if (n <= 0)
+        return;
+    uint64_t g, last = lin + n - 1;
+    tlb_fill(c, lin, ACC_W, is_user_access(c), &g);
+    /* a fault on the second page reports its first byte in CR2 */
+    if ((lin ^ last) >> 12)
+        tlb_fill(c, last & ~0xfffull, ACC_W, is_user_access(c), &g);
+}
+
 void emu_write_bytes(struct emu_cpu *c, uint64_t lin, const void *src, int n)
 {
-    /* probe both ends first so a fault leaves memory untouched */
-    if (n > 0) {
-        uint64_t g, last = lin + n - 1;
-        tlb_fill(c, lin, ACC_W, is_user_access(c), &g);
-        /* a fault on the second page reports its first byte in CR2 */
-        if ((lin ^ last) >> 12)
-            tlb_fill(c, last & ~0xfffull, ACC_W, is_user_access(c), &g);
-    }
+    emu_probe_write(c, lin, n); /* both ends first: a fault leaves memory untouched */
     const uint8_t *s = src;
     for (int i = 0; i < n; i++)
         vm_write(c, lin + i, 1, s[i]);

@@ -7,6 +7,14 @@
 
 static pthread_mutex_t split_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Locked accesses that split pages (or hit MMIO) serialise on one lock. Both pages
+ * are translated for writing first: a fault must not leave the lock held. */
+static void split_lock_take(struct emu_cpu *c, uint64_t ea, int size)
+{
+    emu_probe_write(c, ea, size);
+    pthread_mutex_lock(&split_lock);
+}
+
 #define OSZ(in) ((in)->osz)
 /* byte forms have an even opcode in the classic ALU/MOV/TEST/XCHG layout */
 #define BSZ(in) (((in)->opc & 1) ? (in)->osz : 1)
@@ -58,7 +66,7 @@ static uint64_t locked_rmw(struct emu_cpu *c, uint64_t ea, int size, rmw_fn fn, 
         }
     }
     /* split or MMIO: serialise against other split locks */
-    pthread_mutex_lock(&split_lock);
+    split_lock_take(c, ea, size);
     uint64_t old = vm_read(c, ea, size);
     uint64_t nv = fn(c, old, arg);
     vm_write(c, ea, size, nv);
@@ -396,8 +404,11 @@ static void op_shld_shrd(struct emu_cpu *c, const struct insn *in) /* 0F A4 A5 A
     cnt &= size == 8 ? 63 : 31;
     uint64_t ea = in->mod == 3 ? 0 : emu_ea(c, in);
     uint64_t a = in->mod == 3 ? reg_read(c, in->rm, size, false) : vm_read(c, ea, size);
-    if (!cnt)
+    if (!cnt) {
+        if (in->mod == 3 && size == 4) /* a 32-bit destination is written all the same */
+            reg_write(c, in->rm, 4, false, a);
         return;
+    }
     uint64_t b = greg_read(c, in, size), m = szmask(size), r, cf;
     bool left = in->opc < 0xa8;
     if (left) {
@@ -653,7 +664,7 @@ static void op_cmpxchg(struct emu_cpu *c, const struct insn *in) /* 0F B0 B1 */
             old = acc;
             eq = cas(p, size, &old, src);
         } else {
-            pthread_mutex_lock(&split_lock);
+            split_lock_take(c, ea, size);
             old = vm_read(c, ea, size);
             eq = old == acc;
             vm_write(c, ea, size, eq ? src : old);
@@ -729,7 +740,7 @@ static void op_grp9(struct emu_cpu *c, const struct insn *in) /* 0F C7 */
         if (p) {
             eq = cas(p, 8, &old, nv);
         } else {
-            pthread_mutex_lock(&split_lock);
+            split_lock_take(c, ea, 8);
             old = vm_read(c, ea, 8);
             eq = old == expect;
             vm_write(c, ea, 8, eq ? nv : old);
