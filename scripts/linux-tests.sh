@@ -66,6 +66,10 @@ got=$(cut -d' ' -f1 <<<"$out")
 [ "$rc" -eq 0 ] && [ "$got" = "$want" ] && ok "seq | sort -n | md5sum = host ($want)" ||
     bad "pipeline" "rc=$rc got '$got' want '$want'" "$out"
 
+# --- interactive console in a pseudo-terminal ---
+o=$(timeout "$LIMIT" python3 tests/linux/interactive.py "$UNUM" 2>&1)
+grep -q '^PASS' <<<"$o" && ok "${o#PASS }" || bad "interactive console" "" "$o"
+
 # --- bad input: one line, status 2, nothing started ---
 check_bad() { # name, expected message part, args...
     local name=$1 msg=$2; shift 2

@@ -198,8 +198,7 @@ static void raw_terminal(void)
     signal(SIGTERM, on_fatal_signal);
     signal(SIGHUP, on_fatal_signal);
     struct termios raw = saved_tio;
-    cfmakeraw(&raw);
-    raw.c_oflag |= OPOST | ONLCR;
+    cfmakeraw(&raw); /* the guest's console already sends CR LF */
     tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 }
 
