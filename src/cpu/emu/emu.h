@@ -114,7 +114,9 @@ int emu_decode(const uint8_t *bytes, int avail, enum emu_mode mode, struct insn 
 /* Soft-MMU TLB */
 #define TLB_BITS 8
 #define TLB_SIZE (1u << TLB_BITS)
-#define TLB_INVALID 1ull /* never equal to a page-aligned tag */
+/* never equal to a tag a lookup compares: page-aligned, or with only the low
+ * alignment bits 0-2 set (vm_read/vm_write fold alignment into the compare) */
+#define TLB_INVALID 0x800ull
 struct tlb_entry {
     uint64_t tag_r, tag_w, tag_x; /* linear page, or TLB_INVALID */
     uintptr_t addend;             /* host address = linear + addend */

@@ -463,6 +463,8 @@ static void bit_op(struct emu_cpu *c, const struct insn *in, int op, uint64_t of
         ea += (uint64_t)(word * size);
         if (in->asz == 4 && c->mode != MODE_LONG64)
             ea = (uint32_t)ea;
+        if (c->mode == MODE_LONG64 && in->seg == SEG_SS && !canonical(ea))
+            emu_raise(c, EXC_SS, 0, true); /* the offset moved a stack reference out */
         x = (struct bt_arg){op, 1ull << bit};
         if (!op)
             old = vm_read(c, ea, size);

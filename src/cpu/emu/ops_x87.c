@@ -334,6 +334,10 @@ static uint64_t x87_run(struct emu_cpu *c, const void *stub, struct x87_fastop f
         return io.rflags;
     }
     struct x87_result r;
+    /* the destination faults first, even when an unmasked exception then
+     * suppresses the store */
+    if (st && st->size)
+        emu_probe_write(c, st->ea, st->size);
     uint64_t fl = x87_host_run(f, &r, stub, buf, cf);
     if (st && st->size && store_done(f, &r))
         write_operand(c, st->ea, st->size, buf);
