@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <xmmintrin.h>
 
 #include "cpu/cpu.h"
 
@@ -25,12 +26,31 @@
 static struct guest_mem mem;
 static struct vcpu *cpu;
 
+/* Device callbacks record the host MXCSR they run under and do some inexact
+ * host floating point, which must not show in the guest's MXCSR flags. */
+static uint32_t io_csr;
+static int io_calls;
+static volatile double io_fp = 1.0;
+
 static void io_nop(void *ctx, struct cpu_io *io)
 {
+    io_csr = _mm_getcsr();
+    io_calls++;
+    io_fp = io_fp / 3.0;
     if (!io->write)
         io->data = ~0ull;
 }
-static int irq_none(void *ctx) { return -1; }
+
+static uint32_t irq_csr;
+static int irq_calls;
+static int irq_none(void *ctx)
+{
+    irq_csr = _mm_getcsr();
+    irq_calls++;
+    io_fp = io_fp / 3.0;
+    atomic_fetch_and(&cpu->requests, ~VCPU_REQ_IRQ); /* the line goes down */
+    return -1;
+}
 static const struct cpu_exit_ops ops = {.io = io_nop, .irq_ack = irq_none};
 
 static uint8_t *ram(uint32_t gpa) { return guest_mem_host(&mem, gpa); }
@@ -386,9 +406,260 @@ static void test_long_mode_rex(void **st)
     assert_int_equal(ram(FX_BASE + 0x200 + 12)[0], 0); /* FCS */
 }
 
+/* ---- the lazy host MXCSR: the guest's MXCSR lives in the host's while guest
+ * code runs (with every exception masked); these check the switch points ---- */
+
+static const double D_ONE = 1.0, D_THREE = 3.0, D_TINY = 0x1p-60;
+static void set_d(struct x86_state *s, int r, double v) { memcpy(&s->fpu.xmm[r].q[0], &v, 8); }
+static double get_d(const struct x86_state *s, int r)
+{
+    double v;
+    memcpy(&v, &s->fpu.xmm[r].q[0], 8);
+    return v;
+}
+static uint32_t ram32(uint32_t gpa)
+{
+    uint32_t v;
+    memcpy(&v, ram(gpa), 4);
+    return v;
+}
+static void put32(uint32_t gpa, uint32_t v) { memcpy(ram(gpa), &v, 4); }
+
+/* CPUID's one-time TSC calibration computes with doubles on the vCPU thread: it
+ * must not raise flags in the guest's MXCSR (first CPUID of the process) */
+static void test_mxcsr_cpuid(void **st)
+{
+    struct x86_state s;
+    base_state(&s);
+    s.fpu.mxcsr = 0x1f80 | 0x2000; /* RD */
+    RUN(&s, 0x31, 0xc0,             /* xor eax,eax */
+        0x0f, 0xa2,                 /* cpuid */
+        0x0f, 0xae, 0x1d, 0x00, 0x20, 0x00, 0x00); /* stmxcsr [0x2000] */
+    assert_int_equal(ram32(DATA_BASE), 0x3f80);
+    assert_int_equal(s.fpu.mxcsr, 0x3f80);
+}
+
+/* Flags raised by guest instructions reach STMXCSR; LDMXCSR changes rounding
+ * for the next instruction and clears flags for good */
+static void test_mxcsr_ld_st(void **st)
+{
+    struct x86_state s;
+    base_state(&s);
+    set_d(&s, 0, D_ONE);
+    set_d(&s, 1, D_THREE);
+    set_d(&s, 2, D_ONE);
+    set_d(&s, 3, D_TINY);
+    set_d(&s, 4, D_ONE);
+    put32(DATA_BASE + 4, 0x5f80); /* RU, no flags */
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,                  /* divsd xmm0,xmm1: PE */
+        0x0f, 0xae, 0x1d, 0x00, 0x20, 0x00, 0x00,    /* stmxcsr [0x2000] */
+        0x0f, 0xae, 0x15, 0x04, 0x20, 0x00, 0x00,    /* ldmxcsr [0x2004] */
+        0xf2, 0x0f, 0x58, 0xd3,                      /* addsd xmm2,xmm3: rounds up, PE */
+        0x0f, 0xae, 0x1d, 0x08, 0x20, 0x00, 0x00,    /* stmxcsr [0x2008] */
+        0x0f, 0xae, 0x15, 0x04, 0x20, 0x00, 0x00,    /* ldmxcsr [0x2004] */
+        0xf2, 0x0f, 0x58, 0xe4,                      /* addsd xmm4,xmm4: exact */
+        0x0f, 0xae, 0x1d, 0x0c, 0x20, 0x00, 0x00);   /* stmxcsr [0x200c] */
+    assert_int_equal(ram32(DATA_BASE), 0x1fa0);
+    assert_true(get_d(&s, 2) == 1.0 + 0x1p-52);
+    assert_int_equal(ram32(DATA_BASE + 8), 0x5fa0);
+    assert_int_equal(ram32(DATA_BASE + 12), 0x5f80);
+    assert_int_equal(s.fpu.mxcsr, 0x5f80);
+    assert_true(get_d(&s, 4) == 2.0);
+}
+
+/* Flags reach get_state when emu_run returns; set_state's MXCSR (rounding and
+ * cleared flags) is the one the next run uses; the host's own MXCSR is the same
+ * before and after a run */
+static void test_mxcsr_run_boundaries(void **st)
+{
+    uint32_t host = _mm_getcsr();
+    _mm_setcsr(0x7f80); /* host: RZ, no flags */
+    struct x86_state s;
+    base_state(&s);
+    set_d(&s, 0, D_ONE);
+    set_d(&s, 1, D_THREE);
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1); /* divsd xmm0,xmm1 (RN) */
+    uint32_t after1 = _mm_getcsr();
+    double q = get_d(&s, 0);
+    uint32_t m1 = s.fpu.mxcsr;
+
+    base_state(&s);
+    s.fpu.mxcsr = 0x3f80; /* RD */
+    set_d(&s, 0, D_ONE);
+    set_d(&s, 1, D_TINY);
+    RUN(&s, 0xf2, 0x0f, 0x5c, 0xc1); /* subsd xmm0,xmm1: 1 - 2^-53 */
+    double d = get_d(&s, 0);
+    uint32_t m2 = s.fpu.mxcsr;
+
+    base_state(&s);
+    set_d(&s, 0, D_ONE);
+    RUN(&s, 0xf2, 0x0f, 0x58, 0xc0); /* addsd xmm0,xmm0: exact */
+    uint32_t m3 = s.fpu.mxcsr;
+    uint32_t after3 = _mm_getcsr();
+    _mm_setcsr(host);
+
+    assert_int_equal(after1, 0x7f80);
+    assert_true(q == 1.0 / 3.0); /* RN although the host ran RZ */
+    assert_int_equal(m1, 0x1fa0);
+    assert_true(d == 1.0 - 0x1p-53);
+    assert_int_equal(m2, 0x3fa0);
+    assert_int_equal(m3, 0x1f80);
+    assert_int_equal(after3, 0x7f80);
+}
+
+/* Port and MMIO callbacks run under the host's MXCSR; their floating point
+ * leaves the guest's flags alone, and the guest's rounding is back after them */
+static void test_mxcsr_device_callbacks(void **st)
+{
+    uint32_t host = _mm_getcsr();
+    _mm_setcsr(0x1f80);
+    struct x86_state s;
+    base_state(&s);
+    set_d(&s, 2, D_ONE);
+    set_d(&s, 3, D_TINY);
+    put32(DATA_BASE, 0x5f80); /* RU */
+    io_calls = 0;
+    RUN(&s, 0x0f, 0xae, 0x15, 0x00, 0x20, 0x00, 0x00, /* ldmxcsr [0x2000] */
+        0xe6, 0x80,                                   /* out 0x80,al */
+        0x0f, 0xae, 0x1d, 0x04, 0x20, 0x00, 0x00,     /* stmxcsr [0x2004] */
+        0x8b, 0x0d, 0x00, 0x00, 0x20, 0x00,           /* mov ecx,[0x200000]: MMIO */
+        0x0f, 0xae, 0x1d, 0x08, 0x20, 0x00, 0x00,     /* stmxcsr [0x2008] */
+        0xf2, 0x0f, 0x58, 0xd3);                      /* addsd xmm2,xmm3: rounds up */
+    uint32_t seen = io_csr;
+    uint32_t after = _mm_getcsr();
+    _mm_setcsr(host);
+    assert_int_equal(io_calls, 2);
+    assert_int_equal(seen & ~0x3fu, 0x1f80); /* the host's RN, not the guest's RU */
+    assert_int_equal(ram32(DATA_BASE + 4), 0x5f80);
+    assert_int_equal(ram32(DATA_BASE + 8), 0x5f80);
+    assert_int_equal((uint32_t)s.gpr[RCX], 0xffffffffu);
+    assert_true(get_d(&s, 2) == 1.0 + 0x1p-52);
+    assert_int_equal(s.fpu.mxcsr, 0x5fa0);
+    assert_int_equal(after & ~0x3fu, 0x1f80);
+}
+
+/* The run loop's interrupt acknowledge (device code) runs under the host's MXCSR */
+static void test_mxcsr_irq_ack(void **st)
+{
+    uint32_t host = _mm_getcsr();
+    _mm_setcsr(0x1f80);
+    struct x86_state s;
+    base_state(&s);
+    s.fpu.mxcsr = 0x5f80; /* RU */
+    s.rflags |= FL_IF;
+    irq_calls = 0;
+    vcpu_post(cpu, VCPU_REQ_IRQ);
+    RUN(&s, 0x0f, 0xae, 0x1d, 0x00, 0x20, 0x00, 0x00); /* stmxcsr [0x2000] */
+    uint32_t seen = irq_csr;
+    _mm_setcsr(host);
+    assert_int_equal(irq_calls, 1);
+    assert_int_equal(seen & ~0x3fu, 0x1f80);
+    assert_int_equal(ram32(DATA_BASE), 0x5f80);
+    assert_int_equal(s.fpu.mxcsr, 0x5f80);
+}
+
+/* An exception leaves an instruction by longjmp: flags raised before it stay */
+static void test_mxcsr_exception_exit(void **st)
+{
+    struct x86_state s;
+    base_state(&s);
+    set_d(&s, 0, D_ONE);
+    set_d(&s, 1, D_THREE);
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,               /* divsd xmm0,xmm1: PE */
+        0x0f, 0x28, 0x15, 0x01, 0x20, 0x00, 0x00, /* movaps xmm2,[0x2001]: #GP */
+        0xf2, 0x0f, 0x5e, 0xc1);
+    assert_exception(&s, 13, CODE_BASE + 4);
+    assert_int_equal(s.fpu.mxcsr, 0x1fa0);
+}
+
+/* An event delivered by the run loop (under the host's MXCSR) faults: the
+ * longjmp back into emu_run must give the host MXCSR back to the guest. Here an
+ * NMI finds its gate not present; the #NP handler does FP under the guest's RU. */
+static void test_mxcsr_fault_in_delivery(void **st)
+{
+    const uint32_t np_stub = 0x6000;
+    static const uint8_t code[] = {0xf2, 0x0f, 0x58, 0xd3, /* addsd xmm2,xmm3 */
+                                   0xb8, 0x0b, 0, 0, 0,    /* mov eax,11 */
+                                   0xf4};                  /* hlt */
+    memcpy(ram(np_stub), code, sizeof(code));
+    uint64_t gate2, gate11;
+    memcpy(&gate2, ram(IDT_BASE + 8 * 2), 8);
+    memcpy(&gate11, ram(IDT_BASE + 8 * 11), 8);
+    put64(IDT_BASE + 8 * 2, gate2 & ~(0x80ull << 40)); /* P = 0 */
+    put64(IDT_BASE + 8 * 11, (np_stub & 0xffff) | (0x08ull << 16) | (0x8e00ull << 32));
+
+    struct x86_state s;
+    base_state(&s);
+    s.fpu.mxcsr = 0x5f80; /* RU */
+    set_d(&s, 2, D_ONE);
+    set_d(&s, 3, D_TINY);
+    vcpu_post(cpu, VCPU_REQ_NMI);
+    RUN(&s, 0x90);
+    put64(IDT_BASE + 8 * 2, gate2);
+    put64(IDT_BASE + 8 * 11, gate11);
+
+    assert_int_equal((uint32_t)s.gpr[RAX], 11);
+    assert_true(get_d(&s, 2) == 1.0 + 0x1p-52);
+    assert_int_equal(s.fpu.mxcsr, 0x5fa0);
+}
+
+/* FXSAVE stores the accumulated flags; FXRSTOR's MXCSR takes effect at once */
+static void test_mxcsr_fxsave_fxrstor(void **st)
+{
+    struct x86_state s;
+    base_state(&s);
+    set_d(&s, 0, D_ONE);
+    set_d(&s, 1, D_THREE);
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,               /* divsd xmm0,xmm1: PE */
+        0x0f, 0xae, 0x05, 0x00, 0x40, 0x00, 0x00); /* fxsave [0x4000] */
+    assert_int_equal(ram32(FX_BASE + 24), 0x1fa0);
+
+    base_state(&s);
+    put32(FX_BASE + 24, 0x3f80); /* RD, no flags */
+    memcpy(ram(FX_BASE + 160), &D_ONE, 8);       /* image: xmm0 = 1.0 */
+    memcpy(ram(FX_BASE + 160 + 16), &D_TINY, 8); /* xmm1 = 2^-60 */
+    RUN(&s, 0x0f, 0xae, 0x0d, 0x00, 0x40, 0x00, 0x00, /* fxrstor [0x4000] */
+        0x0f, 0xae, 0x1d, 0x00, 0x20, 0x00, 0x00,     /* stmxcsr [0x2000] */
+        0xf2, 0x0f, 0x5c, 0xc1);                      /* subsd xmm0,xmm1: 1 - 2^-53 */
+    assert_int_equal(ram32(DATA_BASE), 0x3f80);
+    assert_true(get_d(&s, 0) == 1.0 - 0x1p-53);
+    assert_int_equal(s.fpu.mxcsr, 0x3fa0);
+}
+
+/* Some exception unmasked: the precise path; its flags merge with those of
+ * masked instructions */
+static void test_mxcsr_unmasked_mix(void **st)
+{
+    struct x86_state s;
+    base_state(&s);
+    s.fpu.mxcsr = 0x1f80 & ~0x200; /* ZM clear */
+    set_d(&s, 0, D_ONE);
+    set_d(&s, 1, D_THREE);
+    set_d(&s, 2, 0.0);
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1, /* divsd xmm0,xmm1: PE, no trap */
+        0xf2, 0x0f, 0x5e, 0xc2);    /* divsd xmm0,xmm2: #XM */
+    assert_exception(&s, 19, CODE_BASE + 4);
+    assert_int_equal(s.fpu.mxcsr, (0x1f80 & ~0x200) | 0x20 | 0x04);
+    assert_true(get_d(&s, 0) == 1.0 / 3.0);
+
+    /* LDMXCSR unmasks after masked instructions raised flags */
+    base_state(&s);
+    set_d(&s, 0, D_ONE);
+    set_d(&s, 1, D_THREE);
+    set_d(&s, 2, 0.0);
+    put32(DATA_BASE, 0x1f80 & ~0x200);
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,                /* divsd xmm0,xmm1: PE */
+        0x0f, 0xae, 0x15, 0x00, 0x20, 0x00, 0x00,  /* ldmxcsr [0x2000]: flags cleared */
+        0xf2, 0x0f, 0x59, 0xc1,                    /* mulsd xmm0,xmm1: PE */
+        0xf2, 0x0f, 0x5e, 0xc2);                   /* divsd xmm0,xmm2: #XM */
+    assert_exception(&s, 19, CODE_BASE + 15);
+    assert_int_equal(s.fpu.mxcsr, (0x1f80 & ~0x200) | 0x20 | 0x04);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mxcsr_cpuid), /* first: the first CPUID of the process */
         cmocka_unit_test(test_movdqu_pcmpeqb_pmovmskb),
         cmocka_unit_test(test_movaps_misaligned_gp),
         cmocka_unit_test(test_addsd_rounding),
@@ -402,6 +673,14 @@ int main(void)
         cmocka_unit_test(test_fxsave_fxrstor),
         cmocka_unit_test(test_page_split),
         cmocka_unit_test(test_long_mode_rex),
+        cmocka_unit_test(test_mxcsr_ld_st),
+        cmocka_unit_test(test_mxcsr_run_boundaries),
+        cmocka_unit_test(test_mxcsr_device_callbacks),
+        cmocka_unit_test(test_mxcsr_irq_ack),
+        cmocka_unit_test(test_mxcsr_exception_exit),
+        cmocka_unit_test(test_mxcsr_fault_in_delivery),
+        cmocka_unit_test(test_mxcsr_fxsave_fxrstor),
+        cmocka_unit_test(test_mxcsr_unmasked_mix),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,6 +2,7 @@
  * handling (interrupts, NMI, INIT/SIPI, stop, translation shoot-down) and the
  * vCPU life cycle behind struct cpu_impl. */
 #include "cpu/emu/emu.h"
+#include "cpu/emu/sse_internal.h" /* lazy host MXCSR: emu_mxcsr_guest/emu_mxcsr_host */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,8 +277,10 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
     struct emu_cpu *c = emu_of(v);
     atomic_store_explicit(&v->in_guest, 1, memory_order_seq_cst);
     c->stop_run = false;
+    emu_mxcsr_guest(c); /* MXCSR: the guest's on the host until `out` (sse_internal.h) */
     if (setjmp(c->exc_jmp)) {
         /* an exception (or a fatal condition) left an instruction */
+        emu_mxcsr_guest(c); /* MXCSR: it may have left a stretch run under the host's */
         c->exit_block = false;
         if (c->stop_run)
             goto out;
@@ -287,7 +290,10 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
     for (;;) {
         uint32_t req = atomic_load_explicit(&v->requests, memory_order_acquire);
         if (unlikely(req) && !c->irq_shadow) {
-            if (handle_requests(c, req))
+            emu_mxcsr_host(c); /* MXCSR: the host's for irq_ack (device code), INIT's reset */
+            bool leave = handle_requests(c, req);
+            emu_mxcsr_guest(c);
+            if (leave)
                 goto out;
         } else if (unlikely(req & (VCPU_REQ_FLUSH | VCPU_REQ_STOP))) {
             if (handle_requests(c, req & (VCPU_REQ_FLUSH | VCPU_REQ_STOP)))
@@ -325,6 +331,7 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
         }
     }
 out:
+    emu_mxcsr_host(c); /* MXCSR: the host's back, s.fpu.mxcsr gets the guest's flags */
     atomic_store_explicit(&v->in_guest, 0, memory_order_seq_cst);
     return c->stop_reason;
 }

@@ -2,6 +2,7 @@
  * dirty bits, protection checks, the per-vCPU TLB, and the slow paths of guest
  * memory access (page-crossing, MMIO, faults). */
 #include "cpu/emu/emu.h"
+#include "cpu/emu/sse_internal.h" /* lazy host MXCSR: emu_mxcsr_guest/emu_mxcsr_host */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,7 +235,10 @@ static uint64_t mmio(struct emu_cpu *c, uint64_t gpa, int size, bool write, uint
     struct cpu_io io = {.kind = CPU_IO_MMIO, .write = write, .size = (uint8_t)size,
                         .addr = gpa, .data = write ? val : 0};
     atomic_store_explicit(&c->v.in_guest, 0, memory_order_seq_cst);
+    bool guest_csr = emu_mxcsr_host(c); /* MXCSR: device code runs under the host's */
     c->v.ops->io(c->v.ctx, &io);
+    if (guest_csr)
+        emu_mxcsr_guest(c);
     atomic_store_explicit(&c->v.in_guest, 1, memory_order_seq_cst);
     if (atomic_load(&c->v.requests) & VCPU_REQ_FLUSH)
         emu_handle_flush(c);

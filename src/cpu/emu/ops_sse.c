@@ -119,11 +119,16 @@ static void block_write(struct emu_cpu *c, uint64_t lin, const void *src, int n)
 
 /* ---- MXCSR ---- */
 
+/* the lazy host MXCSR (sse_internal.h) */
+__thread struct emu_cpu *mxcsr_owner;
+__thread uint32_t mxcsr_saved;
+
 void emu_ldmxcsr(struct emu_cpu *c, uint32_t v)
 {
     if (v & ~MXCSR_VALID)
         emu_gp(c, 0);
     c->s.fpu.mxcsr = v;
+    mxcsr_reload(c);
 }
 
 /* ---- FXSAVE / FXRSTOR ---- */
@@ -181,6 +186,7 @@ void emu_fxsave(struct emu_cpu *c, uint64_t lin, bool rexw)
     bool long64 = c->mode == MODE_LONG64;
     int used = long64 ? FX_USED64 : FX_USED32;
     uint8_t buf[FX_SIZE] __attribute__((aligned(16))) = {0};
+    mxcsr_sync(c);
     fx_build(c, buf, rexw && long64, long64 ? 16 : 8);
     /* the operand is all 512 bytes (only `used` are written): fault first */
     probe_split_write(c, lin, FX_SIZE);
@@ -217,6 +223,7 @@ void emu_fxrstor(struct emu_cpu *c, uint64_t lin, bool rexw)
         f->fds = get16(b + 20);
     }
     f->mxcsr = mxcsr;
+    mxcsr_reload(c);
     int top = (f->fsw >> 11) & 7;
     for (int i = 0; i < 8; i++) {
         uint8_t *r = f->st[(top + i) & 7];

@@ -3,7 +3,9 @@
  *
  * Each guest instruction runs as the same host instruction under the guest's
  * MXCSR (rounding, DAZ, FTZ, masks), so results and exception flags match the
- * hardware bit for bit. When the guest unmasks an exception the host runs the
+ * hardware bit for bit. With every exception masked that is the bare host
+ * instruction: the host MXCSR already holds the guest's (see "lazy host MXCSR"
+ * in sse_internal.h). When the guest unmasks an exception the host runs the
  * instruction with those masks too: a host SIMD trap (SIGFPE) is caught, its
  * MXCSR flags recorded and all exceptions masked so the instruction completes;
  * the guest then gets #XM with exactly the flags the hardware would set and an
@@ -16,7 +18,10 @@
 
 #define H(name) static void name(struct emu_cpu *c, const struct insn *in)
 
-/* ---- host operations ---- */
+/* ---- host operations ----
+ * HOP_*(name, ...) defines fast_name (the bare instruction: the host MXCSR is
+ * already the guest's, all exceptions masked) and host_name (for fp_exec_slow:
+ * switches to the given MXCSR around the instruction). */
 
 /* Prologue/epilogue around one host instruction: save host MXCSR, load the
  * guest's, run, read the resulting flags, restore. */
@@ -25,7 +30,11 @@
 
 /* insn xmm_s, xmm_d */
 #define HOP_XX(name, text)                                                                  \
-    static uint32_t name(struct fpio *io, uint32_t csr)                                     \
+    SSE_INLINE void fast_##name(struct fpio *io)                                            \
+    {                                                                                       \
+        __asm__ volatile(text " %[b], %[a]" : [a] "+x"(io->d) : [b] "x"(io->s));            \
+    }                                                                                       \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
     {                                                                                       \
         uint32_t save, out;                                                                 \
         __m128i a = io->d;                                                                  \
@@ -38,7 +47,11 @@
 
 /* insn $imm, xmm_s, xmm_d */
 #define HOP_XXI(name, text, imm)                                                            \
-    static uint32_t name(struct fpio *io, uint32_t csr)                                     \
+    SSE_INLINE void fast_##name(struct fpio *io)                                            \
+    {                                                                                       \
+        __asm__ volatile(text " $" #imm ", %[b], %[a]" : [a] "+x"(io->d) : [b] "x"(io->s)); \
+    }                                                                                       \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
     {                                                                                       \
         uint32_t save, out;                                                                 \
         __m128i a = io->d;                                                                  \
@@ -51,7 +64,11 @@
 
 /* insn gpr, xmm_d (CVTSI2SS/SD); mod is "k" or "q" */
 #define HOP_GX(name, text, mod)                                                             \
-    static uint32_t name(struct fpio *io, uint32_t csr)                                     \
+    SSE_INLINE void fast_##name(struct fpio *io)                                            \
+    {                                                                                       \
+        __asm__ volatile(text " %" mod "[g], %[a]" : [a] "+x"(io->d) : [g] "r"(io->g));     \
+    }                                                                                       \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
     {                                                                                       \
         uint32_t save, out;                                                                 \
         __m128i a = io->d;                                                                  \
@@ -62,9 +79,16 @@
         return out;                                                                         \
     }
 
-/* insn xmm_s, gpr (CVT[T]SS2SI/SD2SI); a 32-bit result is zero-extended */
+/* insn xmm_s, gpr (CVT[T]SS2SI/SD2SI); a 32-bit result is zero-extended (the
+ * 32-bit register write does it) */
 #define HOP_XG(name, text, mod)                                                             \
-    static uint32_t name(struct fpio *io, uint32_t csr)                                     \
+    SSE_INLINE void fast_##name(struct fpio *io)                                            \
+    {                                                                                       \
+        uint64_t g;                                                                         \
+        __asm__ volatile(text " %[b], %" mod "[g]" : [g] "=r"(g) : [b] "x"(io->s));         \
+        io->g = g;                                                                          \
+    }                                                                                       \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
     {                                                                                       \
         uint32_t save, out;                                                                 \
         uint64_t g = 0;                                                                     \
@@ -76,8 +100,17 @@
     }
 
 /* COMIS/UCOMIS: EFLAGS ZF, PF, CF */
+#define CMPFL_SET(io) ((io)->flags = (zf ? FL_ZF : 0) | (pf ? FL_PF : 0) | (cf ? FL_CF : 0))
 #define HOP_CMPFL(name, text)                                                               \
-    static uint32_t name(struct fpio *io, uint32_t csr)                                     \
+    SSE_INLINE void fast_##name(struct fpio *io)                                            \
+    {                                                                                       \
+        bool zf, pf, cf;                                                                    \
+        __asm__ volatile(text " %[b], %[a]"                                                 \
+                         : "=@ccz"(zf), "=@ccp"(pf), "=@ccc"(cf)                            \
+                         : [a] "x"(io->d), [b] "x"(io->s));                                 \
+        CMPFL_SET(io);                                                                      \
+    }                                                                                       \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
     {                                                                                       \
         uint32_t save, out;                                                                 \
         bool zf, pf, cf;                                                                    \
@@ -85,7 +118,7 @@
                          : "=@ccz"(zf), "=@ccp"(pf), "=@ccc"(cf), [save] "=m"(save),        \
                            [out] "=m"(out)                                                  \
                          : [a] "x"(io->d), [b] "x"(io->s), [csr] "m"(csr));                 \
-        io->flags = (zf ? FL_ZF : 0) | (pf ? FL_PF : 0) | (cf ? FL_CF : 0);                 \
+        CMPFL_SET(io);                                                                      \
         return out;                                                                         \
     }
 
@@ -117,6 +150,7 @@ static void trap_handler(int sig, siginfo_t *si, void *uctx)
  * another vCPU's SIGFPE handling is disturbed; unmasked exceptions are rare. */
 void fp_exec_slow(struct emu_cpu *c, fp_hostfn f, struct fpio *io)
 {
+    mxcsr_sync(c); /* f saves and restores the host MXCSR (the guest's, masked) */
     uint32_t csr = c->s.fpu.mxcsr;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -148,23 +182,23 @@ void fp_exec_slow(struct emu_cpu *c, fp_hostfn f, struct fpio *io)
 
 /* ---- arithmetic: xmm op= xmm/m ---- */
 
-SSE_INLINE void fp_arith(struct emu_cpu *c, const struct insn *in, __m128i src, fp_hostfn f)
-{
-    struct fpio io = {.d = xmm_get(c, in->reg), .s = src};
-    fp_exec(c, f, &io);
-    xmm_set(c, in->reg, io.d);
-}
+#define FP_ARITH(c, in, src, name)                                                          \
+    do {                                                                                    \
+        struct fpio io = {.d = xmm_get(c, in->reg), .s = (src)};                            \
+        FP_EXEC(c, name, &io);                                                              \
+        xmm_set(c, in->reg, io.d);                                                          \
+    } while (0)
 
 /* Handlers for the forms of one mnemonic: packed (m128, aligned), scalar (m32/m64) */
 #define FP_PS(op, name)                                                                     \
-    HOP_XX(host_##name, #name)                                                              \
-    H(op) { sse_enter(c, in); fp_arith(c, in, src128(c, in), host_##name); }
+    HOP_XX(name, #name)                                                                     \
+    H(op) { sse_enter(c, in); FP_ARITH(c, in, src128(c, in), name); }
 #define FP_S32(op, name)                                                                    \
-    HOP_XX(host_##name, #name)                                                              \
-    H(op) { sse_enter(c, in); fp_arith(c, in, src32(c, in), host_##name); }
+    HOP_XX(name, #name)                                                                     \
+    H(op) { sse_enter(c, in); FP_ARITH(c, in, src32(c, in), name); }
 #define FP_S64(op, name)                                                                    \
-    HOP_XX(host_##name, #name)                                                              \
-    H(op) { sse_enter(c, in); fp_arith(c, in, src64(c, in), host_##name); }
+    HOP_XX(name, #name)                                                                     \
+    H(op) { sse_enter(c, in); FP_ARITH(c, in, src64(c, in), name); }
 #define FP_ALL4(m)                                                                          \
     FP_PS(op_##m##ps, m##ps)                                                                \
     FP_PS(op_##m##pd, m##pd)                                                                \
@@ -198,90 +232,118 @@ FP_PS(op_cvtpd2dq, cvtpd2dq)    /* F2 0F E6 */
 /* ---- CMPPS/PD/SS/SD: predicate in imm8[2:0] ---- */
 
 #define HOP_CMP8(form)                                                                      \
-    HOP_XXI(host_cmp##form##0, "cmp" #form, 0)                                              \
-    HOP_XXI(host_cmp##form##1, "cmp" #form, 1)                                              \
-    HOP_XXI(host_cmp##form##2, "cmp" #form, 2)                                              \
-    HOP_XXI(host_cmp##form##3, "cmp" #form, 3)                                              \
-    HOP_XXI(host_cmp##form##4, "cmp" #form, 4)                                              \
-    HOP_XXI(host_cmp##form##5, "cmp" #form, 5)                                              \
-    HOP_XXI(host_cmp##form##6, "cmp" #form, 6)                                              \
-    HOP_XXI(host_cmp##form##7, "cmp" #form, 7)                                              \
+    HOP_XXI(cmp##form##0, "cmp" #form, 0)                                                   \
+    HOP_XXI(cmp##form##1, "cmp" #form, 1)                                                   \
+    HOP_XXI(cmp##form##2, "cmp" #form, 2)                                                   \
+    HOP_XXI(cmp##form##3, "cmp" #form, 3)                                                   \
+    HOP_XXI(cmp##form##4, "cmp" #form, 4)                                                   \
+    HOP_XXI(cmp##form##5, "cmp" #form, 5)                                                   \
+    HOP_XXI(cmp##form##6, "cmp" #form, 6)                                                   \
+    HOP_XXI(cmp##form##7, "cmp" #form, 7)                                                   \
     static const fp_hostfn cmp_##form[8] = {                                                \
         host_cmp##form##0, host_cmp##form##1, host_cmp##form##2, host_cmp##form##3,         \
-        host_cmp##form##4, host_cmp##form##5, host_cmp##form##6, host_cmp##form##7};
+        host_cmp##form##4, host_cmp##form##5, host_cmp##form##6, host_cmp##form##7};        \
+    SSE_INLINE void fast_cmp##form(struct fpio *io, unsigned pred)                          \
+    {                                                                                       \
+        switch (pred & 7) {                                                                 \
+        case 0: fast_cmp##form##0(io); break;                                               \
+        case 1: fast_cmp##form##1(io); break;                                               \
+        case 2: fast_cmp##form##2(io); break;                                               \
+        case 3: fast_cmp##form##3(io); break;                                               \
+        case 4: fast_cmp##form##4(io); break;                                               \
+        case 5: fast_cmp##form##5(io); break;                                               \
+        case 6: fast_cmp##form##6(io); break;                                               \
+        default: fast_cmp##form##7(io); break;                                              \
+        }                                                                                   \
+    }                                                                                       \
+    H(op_cmp##form)                                                                         \
+    {                                                                                       \
+        sse_enter(c, in);                                                                   \
+        struct fpio io = {.d = xmm_get(c, in->reg), .s = CMP_SRC_##form(c, in)};            \
+        if (likely(fp_masked(c)))                                                           \
+            fast_cmp##form(&io, (unsigned)in->imm);                                         \
+        else                                                                                \
+            fp_exec_copy(c, cmp_##form[in->imm & 7], &io);                                  \
+        xmm_set(c, in->reg, io.d);                                                          \
+    }
+
+#define CMP_SRC_ps src128
+#define CMP_SRC_pd src128
+#define CMP_SRC_ss src32
+#define CMP_SRC_sd src64
 
 HOP_CMP8(ps)
 HOP_CMP8(pd)
 HOP_CMP8(ss)
 HOP_CMP8(sd)
 
-H(op_cmpps) { sse_enter(c, in); fp_arith(c, in, src128(c, in), cmp_ps[in->imm & 7]); }
-H(op_cmppd) { sse_enter(c, in); fp_arith(c, in, src128(c, in), cmp_pd[in->imm & 7]); }
-H(op_cmpss) { sse_enter(c, in); fp_arith(c, in, src32(c, in), cmp_ss[in->imm & 7]); }
-H(op_cmpsd) { sse_enter(c, in); fp_arith(c, in, src64(c, in), cmp_sd[in->imm & 7]); }
-
 /* ---- COMISS/UCOMISS/COMISD/UCOMISD ---- */
 
-HOP_CMPFL(host_comiss, "comiss")
-HOP_CMPFL(host_ucomiss, "ucomiss")
-HOP_CMPFL(host_comisd, "comisd")
-HOP_CMPFL(host_ucomisd, "ucomisd")
+HOP_CMPFL(comiss, "comiss")
+HOP_CMPFL(ucomiss, "ucomiss")
+HOP_CMPFL(comisd, "comisd")
+HOP_CMPFL(ucomisd, "ucomisd")
 
-SSE_INLINE void fp_comi(struct emu_cpu *c, const struct insn *in, __m128i src, fp_hostfn f)
-{
-    struct fpio io = {.d = xmm_get(c, in->reg), .s = src};
-    fp_exec(c, f, &io);
-    emu_flags_sync(c);
-    c->s.rflags = (c->s.rflags & ~(uint64_t)FL_ARITH) | io.flags;
-}
+#define FP_COMI(c, in, src, name)                                                           \
+    do {                                                                                    \
+        struct fpio io = {.d = xmm_get(c, in->reg), .s = (src)};                            \
+        FP_EXEC(c, name, &io);                                                              \
+        emu_flags_sync(c);                                                                  \
+        c->s.rflags = (c->s.rflags & ~(uint64_t)FL_ARITH) | io.flags;                       \
+    } while (0)
 
-H(op_comiss) { sse_enter(c, in); fp_comi(c, in, src32(c, in), host_comiss); }
-H(op_ucomiss) { sse_enter(c, in); fp_comi(c, in, src32(c, in), host_ucomiss); }
-H(op_comisd) { sse_enter(c, in); fp_comi(c, in, src64(c, in), host_comisd); }
-H(op_ucomisd) { sse_enter(c, in); fp_comi(c, in, src64(c, in), host_ucomisd); }
+H(op_comiss) { sse_enter(c, in); FP_COMI(c, in, src32(c, in), comiss); }
+H(op_ucomiss) { sse_enter(c, in); FP_COMI(c, in, src32(c, in), ucomiss); }
+H(op_comisd) { sse_enter(c, in); FP_COMI(c, in, src64(c, in), comisd); }
+H(op_ucomisd) { sse_enter(c, in); FP_COMI(c, in, src64(c, in), ucomisd); }
 
 /* ---- conversions with general-purpose registers ---- */
 
-HOP_GX(host_cvtsi2ss32, "cvtsi2ssl", "k")
-HOP_GX(host_cvtsi2ss64, "cvtsi2ssq", "q")
-HOP_GX(host_cvtsi2sd32, "cvtsi2sdl", "k")
-HOP_GX(host_cvtsi2sd64, "cvtsi2sdq", "q")
+HOP_GX(cvtsi2ss32, "cvtsi2ssl", "k")
+HOP_GX(cvtsi2ss64, "cvtsi2ssq", "q")
+HOP_GX(cvtsi2sd32, "cvtsi2sdl", "k")
+HOP_GX(cvtsi2sd64, "cvtsi2sdq", "q")
 
-SSE_INLINE void fp_from_gpr(struct emu_cpu *c, const struct insn *in, fp_hostfn f32,
-                            fp_hostfn f64)
-{
-    sse_enter(c, in);
-    bool w = in->rex & 8;
-    struct fpio io = {.d = xmm_get(c, in->reg), .g = rm_read(c, in, w ? 8 : 4)};
-    fp_exec(c, w ? f64 : f32, &io);
-    xmm_set(c, in->reg, io.d);
-}
+#define FP_FROM_GPR(c, in, name)                                                            \
+    do {                                                                                    \
+        sse_enter(c, in);                                                                   \
+        bool w = in->rex & 8;                                                               \
+        struct fpio io = {.d = xmm_get(c, in->reg), .g = rm_read(c, in, w ? 8 : 4)};        \
+        if (w)                                                                              \
+            FP_EXEC(c, name##64, &io);                                                      \
+        else                                                                                \
+            FP_EXEC(c, name##32, &io);                                                      \
+        xmm_set(c, in->reg, io.d);                                                          \
+    } while (0)
 
-H(op_cvtsi2ss) { fp_from_gpr(c, in, host_cvtsi2ss32, host_cvtsi2ss64); }
-H(op_cvtsi2sd) { fp_from_gpr(c, in, host_cvtsi2sd32, host_cvtsi2sd64); }
+H(op_cvtsi2ss) { FP_FROM_GPR(c, in, cvtsi2ss); }
+H(op_cvtsi2sd) { FP_FROM_GPR(c, in, cvtsi2sd); }
 
-HOP_XG(host_cvtss2si32, "cvtss2si", "k")
-HOP_XG(host_cvtss2si64, "cvtss2si", "q")
-HOP_XG(host_cvttss2si32, "cvttss2si", "k")
-HOP_XG(host_cvttss2si64, "cvttss2si", "q")
-HOP_XG(host_cvtsd2si32, "cvtsd2si", "k")
-HOP_XG(host_cvtsd2si64, "cvtsd2si", "q")
-HOP_XG(host_cvttsd2si32, "cvttsd2si", "k")
-HOP_XG(host_cvttsd2si64, "cvttsd2si", "q")
+HOP_XG(cvtss2si32, "cvtss2si", "k")
+HOP_XG(cvtss2si64, "cvtss2si", "q")
+HOP_XG(cvttss2si32, "cvttss2si", "k")
+HOP_XG(cvttss2si64, "cvttss2si", "q")
+HOP_XG(cvtsd2si32, "cvtsd2si", "k")
+HOP_XG(cvtsd2si64, "cvtsd2si", "q")
+HOP_XG(cvttsd2si32, "cvttsd2si", "k")
+HOP_XG(cvttsd2si64, "cvttsd2si", "q")
 
-SSE_INLINE void fp_to_gpr(struct emu_cpu *c, const struct insn *in, __m128i src, fp_hostfn f32,
-                          fp_hostfn f64)
-{
-    bool w = in->rex & 8;
-    struct fpio io = {.s = src};
-    fp_exec(c, w ? f64 : f32, &io);
-    reg_write(c, in->reg, w ? 8 : 4, false, io.g);
-}
+#define FP_TO_GPR(c, in, src, name)                                                         \
+    do {                                                                                    \
+        sse_enter(c, in);                                                                   \
+        bool w = in->rex & 8;                                                               \
+        struct fpio io = {.s = (src)};                                                      \
+        if (w)                                                                              \
+            FP_EXEC(c, name##64, &io);                                                      \
+        else                                                                                \
+            FP_EXEC(c, name##32, &io);                                                      \
+        reg_write(c, in->reg, w ? 8 : 4, false, io.g);                                      \
+    } while (0)
 
-H(op_cvtss2si) { sse_enter(c, in); fp_to_gpr(c, in, src32(c, in), host_cvtss2si32, host_cvtss2si64); }
-H(op_cvttss2si) { sse_enter(c, in); fp_to_gpr(c, in, src32(c, in), host_cvttss2si32, host_cvttss2si64); }
-H(op_cvtsd2si) { sse_enter(c, in); fp_to_gpr(c, in, src64(c, in), host_cvtsd2si32, host_cvtsd2si64); }
-H(op_cvttsd2si) { sse_enter(c, in); fp_to_gpr(c, in, src64(c, in), host_cvttsd2si32, host_cvttsd2si64); }
+H(op_cvtss2si) { FP_TO_GPR(c, in, src32(c, in), cvtss2si); }
+H(op_cvttss2si) { FP_TO_GPR(c, in, src32(c, in), cvttss2si); }
+H(op_cvtsd2si) { FP_TO_GPR(c, in, src64(c, in), cvtsd2si); }
+H(op_cvttsd2si) { FP_TO_GPR(c, in, src64(c, in), cvttsd2si); }
 
 /* ---- conversions with MMX registers ---- */
 
@@ -306,7 +368,7 @@ H(op_cvtpi2ps) /* 0F 2A: two dwords to the low two floats, upper half kept */
         mmx_transition(c);
     __m128i old = xmm_get(c, in->reg);
     struct fpio io = {.d = old, .s = q2x(v)}; /* zero upper lanes convert exactly */
-    fp_exec(c, host_cvtdq2ps, &io);
+    FP_EXEC(c, cvtdq2ps, &io);
     xmm_set(c, in->reg, _mm_unpacklo_epi64(io.d, _mm_unpackhi_epi64(old, old)));
 }
 
@@ -316,24 +378,24 @@ H(op_cvtpi2pd) /* 66 0F 2A: exact, never raises */
     if (in->mod == 3)
         mmx_transition(c);
     struct fpio io = {.s = q2x(v)};
-    fp_exec(c, host_cvtdq2pd, &io);
+    FP_EXEC(c, cvtdq2pd, &io);
     xmm_set(c, in->reg, io.d);
 }
 
 /* Packed FP to two dwords in an MMX register; f works on all lanes, so the
  * unused source lanes are zero (which converts without flags). */
-SSE_INLINE void fp_to_mmx(struct emu_cpu *c, const struct insn *in, __m128i src, fp_hostfn f)
-{
-    struct fpio io = {.s = src};
-    mmx_transition(c);
-    fp_exec(c, f, &io);
-    mmx_set(c, in->reg, x2q(io.d));
-}
+#define FP_TO_MMX(c, in, src, name)                                                         \
+    do {                                                                                    \
+        struct fpio io = {.s = (src)};                                                      \
+        mmx_transition(c);                                                                  \
+        FP_EXEC(c, name, &io);                                                              \
+        mmx_set(c, in->reg, x2q(io.d));                                                     \
+    } while (0)
 
-H(op_cvtps2pi) { sse_mmx_enter(c, in); fp_to_mmx(c, in, _mm_move_epi64(src64(c, in)), host_cvtps2dq); }
-H(op_cvttps2pi) { sse_mmx_enter(c, in); fp_to_mmx(c, in, _mm_move_epi64(src64(c, in)), host_cvttps2dq); }
-H(op_cvtpd2pi) { sse_mmx_enter(c, in); fp_to_mmx(c, in, src128(c, in), host_cvtpd2dq); }
-H(op_cvttpd2pi) { sse_mmx_enter(c, in); fp_to_mmx(c, in, src128(c, in), host_cvttpd2dq); }
+H(op_cvtps2pi) { sse_mmx_enter(c, in); FP_TO_MMX(c, in, _mm_move_epi64(src64(c, in)), cvtps2dq); }
+H(op_cvttps2pi) { sse_mmx_enter(c, in); FP_TO_MMX(c, in, _mm_move_epi64(src64(c, in)), cvttps2dq); }
+H(op_cvtpd2pi) { sse_mmx_enter(c, in); FP_TO_MMX(c, in, src128(c, in), cvtpd2dq); }
+H(op_cvttpd2pi) { sse_mmx_enter(c, in); FP_TO_MMX(c, in, src128(c, in), cvttpd2dq); }
 
 /* ---- registration ---- */
 

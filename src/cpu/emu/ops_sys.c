@@ -2,6 +2,7 @@
  * segment register loads, descriptor tables, control/debug registers, MSRs,
  * SYSCALL/SYSRET/SWAPGS, CPUID/RDTSC(P), fences and cache control. */
 #include "cpu/emu/emu.h"
+#include "cpu/emu/sse_internal.h" /* lazy host MXCSR: emu_mxcsr_guest/host, emu_stmxcsr */
 
 #define REQUIRE_CPL0(c)                                                                            \
     do {                                                                                           \
@@ -36,7 +37,10 @@ void emu_io(struct emu_cpu *c, bool is_write, uint16_t port, int size, uint64_t 
     struct cpu_io io = {.kind = CPU_IO_PIO, .write = is_write, .size = (uint8_t)size,
                         .addr = port, .data = is_write ? (*val & szmask(size)) : 0};
     atomic_store_explicit(&c->v.in_guest, 0, memory_order_seq_cst);
+    bool guest_csr = emu_mxcsr_host(c); /* MXCSR: device code runs under the host's */
     c->v.ops->io(c->v.ctx, &io);
+    if (guest_csr)
+        emu_mxcsr_guest(c);
     atomic_store_explicit(&c->v.in_guest, 1, memory_order_seq_cst);
     if (atomic_load(&c->v.requests) & VCPU_REQ_FLUSH)
         emu_handle_flush(c);
@@ -606,7 +610,10 @@ static void op_rdpmc(struct emu_cpu *c, const struct insn *in) { emu_gp(c, 0); }
 static void op_cpuid(struct emu_cpu *c, const struct insn *in)
 {
     uint32_t r[4];
+    bool guest_csr = emu_mxcsr_host(c); /* MXCSR: the host's (TSC calibration uses doubles) */
     emu_cpuid(c, (uint32_t)c->s.gpr[RAX], (uint32_t)c->s.gpr[RCX], r);
+    if (guest_csr)
+        emu_mxcsr_guest(c);
     c->s.gpr[RAX] = r[0];
     c->s.gpr[RBX] = r[1];
     c->s.gpr[RCX] = r[2];
@@ -684,7 +691,7 @@ static void op_grp15(struct emu_cpu *c, const struct insn *in)
         break;
     case 3:
         emu_sse_check(c);
-        vm_write(c, ea, 4, c->s.fpu.mxcsr);
+        vm_write(c, ea, 4, emu_stmxcsr(c)); /* MXCSR: synced from the host (sse_internal.h) */
         break;
     case 7: vm_read(c, ea, 1); break; /* CLFLUSH: faults like a read; caches are coherent */
     default: emu_ud(c); /* XSAVE family: not advertised */

@@ -3,7 +3,7 @@
  * XMM values travel as host __m128i: the emulator only runs on x86-64 hosts, so
  * the host's SSE2 instructions give the architectural results of the packed
  * integer forms directly, and floating-point forms run the very same host
- * instruction under the guest's MXCSR (see fp_exec). */
+ * instruction under the guest's MXCSR (see "lazy host MXCSR" and FP_EXEC). */
 #ifndef UNUM_CPU_EMU_SSE_INTERNAL_H
 #define UNUM_CPU_EMU_SSE_INTERNAL_H
 
@@ -177,11 +177,98 @@ SSE_INLINE uint64_t mmx_src(struct emu_cpu *c, const struct insn *in)
 SSE_INLINE __m128i q2x(uint64_t v) { return _mm_cvtsi64_si128((long long)v); }
 SSE_INLINE uint64_t x2q(__m128i v) { return (uint64_t)_mm_cvtsi128_si64(v); }
 
+/* ---- the guest MXCSR on the host ("lazy host MXCSR") ----
+ * While a vCPU thread runs guest code the host MXCSR belongs to the guest: it
+ * holds the guest's control bits (RC, DAZ, FTZ) with every exception masked, and
+ * the exception flags guest instructions raise accumulate in it. So an SSE FP
+ * instruction of a guest with all exceptions masked (the usual 0x1f80) is the
+ * bare host instruction: no MXCSR switch, nothing to merge.
+ *
+ * Invariant while vCPU c owns the host MXCSR (mxcsr_owner == c):
+ *   host MXCSR = (s.fpu.mxcsr & VALID) | MASKS, plus flags F_host;
+ *   the guest's MXCSR is s.fpu.mxcsr | F_host.
+ * s.fpu.mxcsr's control bits are always current (only LDMXCSR, FXRSTOR and
+ * state resets change them, and those reload the host); its flags may lag
+ * behind until the next sync, which ORs F_host in (flags are sticky; anything
+ * that clears them reloads the host).
+ *
+ * Switch points: emu_run loads the guest's MXCSR on entry (and after its setjmp:
+ * an exception may longjmp from a stretch run under the host's) and gives the
+ * host its own back on return; device callbacks (port and MMIO accesses, the
+ * interrupt acknowledge of the run loop) and CPUID (whose one-time TSC
+ * calibration uses doubles) run under the host's. Host code that runs on the vCPU
+ * thread between guest instructions must not do SSE floating point: the
+ * emulator's own C code does none (integer SSE, as in memcpy, is fine), nor do
+ * the platform MSR callbacks (local APIC), which are not switched. Signal
+ * handlers start with a fresh FP state (Linux resets it on delivery). */
+extern __thread struct emu_cpu *mxcsr_owner; /* vCPU whose MXCSR the host holds */
+extern __thread uint32_t mxcsr_saved;        /* the host's own MXCSR meanwhile */
+
+/* "memory": keeps the switch on its side of the calls into device code */
+SSE_INLINE uint32_t host_stmxcsr(void)
+{
+    uint32_t v;
+    __asm__ volatile("stmxcsr %0" : "=m"(v) : : "memory");
+    return v;
+}
+SSE_INLINE void host_ldmxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v) : "memory"); }
+
+/* The host MXCSR of the guest's MXCSR g */
+SSE_INLINE uint32_t mxcsr_live(uint32_t g) { return (g & MXCSR_VALID) | MXCSR_MASKS; }
+
+/* Hands the host MXCSR back to the host: s.fpu.mxcsr gets the accumulated flags.
+ * Returns whether c held it (false: nothing done). */
+SSE_INLINE bool emu_mxcsr_host(struct emu_cpu *c)
+{
+    if (mxcsr_owner != c)
+        return false;
+    c->s.fpu.mxcsr |= host_stmxcsr() & MXCSR_FLAGS;
+    host_ldmxcsr(mxcsr_saved);
+    mxcsr_owner = NULL;
+    return true;
+}
+
+/* Gives the host MXCSR to c's guest (idempotent) */
+SSE_INLINE void emu_mxcsr_guest(struct emu_cpu *c)
+{
+    if (mxcsr_owner == c)
+        return;
+    if (unlikely(mxcsr_owner))
+        emu_mxcsr_host(mxcsr_owner); /* another vCPU on this thread: not expected */
+    mxcsr_saved = host_stmxcsr();
+    host_ldmxcsr(mxcsr_live(c->s.fpu.mxcsr));
+    mxcsr_owner = c;
+}
+
+/* Brings s.fpu.mxcsr up to date (before reading it) */
+SSE_INLINE void mxcsr_sync(struct emu_cpu *c)
+{
+    if (mxcsr_owner == c)
+        c->s.fpu.mxcsr |= host_stmxcsr() & MXCSR_FLAGS;
+}
+
+/* After s.fpu.mxcsr was written: the host follows */
+SSE_INLINE void mxcsr_reload(struct emu_cpu *c)
+{
+    if (mxcsr_owner == c)
+        host_ldmxcsr(mxcsr_live(c->s.fpu.mxcsr));
+}
+
+/* The guest's MXCSR (STMXCSR) */
+SSE_INLINE uint32_t emu_stmxcsr(struct emu_cpu *c)
+{
+    mxcsr_sync(c);
+    return c->s.fpu.mxcsr;
+}
+
 /* ---- floating point on the host ----
- * A host operation runs one SSE instruction with the guest's MXCSR loaded (flags
- * cleared) and returns the host MXCSR read right after it; it restores the host
- * MXCSR itself. All of it sits in one asm statement so the compiler cannot move
- * the arithmetic away from the MXCSR switch. */
+ * Every FP instruction has two host forms. The fast one is the bare host
+ * instruction, for a guest with all exceptions masked: the host MXCSR already
+ * is the guest's (see above). The slow one, for a guest with some exception
+ * unmasked, runs it with the guest's MXCSR itself loaded (flags cleared) and
+ * returns the host MXCSR read right after it; it restores the host MXCSR
+ * itself. All of it sits in one asm statement so the compiler cannot move the
+ * arithmetic away from the MXCSR switch. */
 struct fpio {
     __m128i d, s;   /* destination (in/out) and source */
     uint64_t g;     /* general-purpose operand (in or out) */
@@ -189,21 +276,33 @@ struct fpio {
 };
 typedef uint32_t (*fp_hostfn)(struct fpio *io, uint32_t csr);
 
+/* Runs slow form f for a guest with some exception unmasked, turning a host
+ * trap into #XM (#UD without CR4.OSXMMEXCPT). Returns only when the caller must
+ * write the results. */
 void fp_exec_slow(struct emu_cpu *c, fp_hostfn f, struct fpio *io);
 
-/* Runs f for the guest. With every exception masked (the usual case) the host
- * cannot trap; otherwise the slow path runs it with the guest's masks and turns
- * a host trap into #XM (#UD without CR4.OSXMMEXCPT), leaving *io's outputs
- * meaningless. Returns only when the caller must write the results. */
-SSE_INLINE void fp_exec(struct emu_cpu *c, fp_hostfn f, struct fpio *io)
+/* Every exception masked: the fast form applies */
+SSE_INLINE bool fp_masked(const struct emu_cpu *c)
 {
-    uint32_t csr = c->s.fpu.mxcsr;
-    if (likely((csr & MXCSR_MASKS) == MXCSR_MASKS)) {
-        uint32_t out = f(io, csr & ~MXCSR_FLAGS);
-        c->s.fpu.mxcsr = csr | (out & MXCSR_FLAGS);
-        return;
-    }
-    fp_exec_slow(c, f, io);
+    return (c->s.fpu.mxcsr & MXCSR_MASKS) == MXCSR_MASKS;
 }
+
+/* fp_exec_slow on a copy, so the caller's fpio does not escape and can live in
+ * registers on the fast path */
+SSE_INLINE void fp_exec_copy(struct emu_cpu *c, fp_hostfn f, struct fpio *io)
+{
+    struct fpio t = *io;
+    fp_exec_slow(c, f, &t);
+    *io = t;
+}
+
+/* Runs host operation `name` (fast_name / host_name) for the guest */
+#define FP_EXEC(c, name, io)                                                                \
+    do {                                                                                    \
+        if (likely(fp_masked(c)))                                                           \
+            fast_##name(io);                                                                \
+        else                                                                                \
+            fp_exec_copy(c, host_##name, io);                                               \
+    } while (0)
 
 #endif
