@@ -15,6 +15,7 @@
 #   -T, --timing    print "qemu-run: ready S.SSS s, exit S.SSS s" on stderr: seconds from
 #                   starting QEMU to the "unum-guest-ready" line and to QEMU's exit
 #   --accel A       QEMU accelerator [tcg]
+#   --initrd FILE   initramfs [$INITRD]; e.g. $GUEST_DIR/initrd.cpio (not compressed)
 # Environment: GUEST_DIR [build/guest], INITRD [$GUEST_DIR/initrd.cpio.gz], QEMU [qemu-system-x86_64],
 #              UNUM_GUEST_CMDLINE (replaces the default kernel command line below).
 # Exit status: the guest command's; 124 on timeout; 125 if the guest reported no status
@@ -24,8 +25,9 @@ cd "$(dirname "$0")/.."
 
 GUEST_DIR=${GUEST_DIR:-build/guest}
 QEMU=${QEMU:-qemu-system-x86_64}
-# Default kernel command line: see "Kernel command line" in guest/README.md.
-CMDLINE=${UNUM_GUEST_CMDLINE:-"console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check cryptomgr.notests"}
+# Default kernel command line: the same as unum's (src/machine/pc.c), so that the two
+# boot the same way; see "Kernel command line" in guest/README.md.
+CMDLINE=${UNUM_GUEST_CMDLINE:-"console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests=1 quiet loglevel=3"}
 cpus=1 mem=512M append="" timeout=600 verbose=0 timing=0 accel=tcg
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit "${1:-0}"; }
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
         -v | --verbose) verbose=1; shift ;;
         -T | --timing) timing=1; shift ;;
         --accel) accel=$2; shift 2 ;;
+        --initrd) INITRD=$2; shift 2 ;;
         -h | --help) usage 0 ;;
         --) shift; break ;;
         -*) echo "qemu-run: unknown option $1" >&2; usage 2 >&2 ;;
