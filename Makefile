@@ -119,4 +119,9 @@ GUEST_INPUTS := scripts/build-guest.sh scripts/gen-cpio.py guest/init $(wildcard
 $(GUEST_ASSETS) &: $(GUEST_INPUTS)
 	@GUEST_DIR=$(GUEST_DIR) scripts/build-guest.sh
 
-guest: $(GUEST_ASSETS)
+guest: $(GUEST_ASSETS) $(if $(filter-out build,$(BUILD)),$(BUILD)/guest)
+
+# Other build directories (SAN=1) share the guest assets: unum finds them next to itself.
+$(BUILD)/guest: | $(GUEST_ASSETS)
+	@mkdir -p $(BUILD)
+	ln -sfn ../$(GUEST_DIR) $@
