@@ -351,8 +351,17 @@ EMU_INLINE bool emu_cond_inline(struct emu_cpu *c, int cc)
         }
         return (cc & 1) ? !r : r;
     }
-    if (op == LF_LOGIC && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
-        r = (cc >> 1) == 2 ? c->lf_res == 0 : (c->lf_res >> (bits - 1)) & 1;
+    if (op == LF_LOGIC) { /* AND/OR/XOR/TEST: CF = OF = 0 */
+        bool zf = c->lf_res == 0, sf = (c->lf_res >> (bits - 1)) & 1;
+        switch (cc >> 1) {
+        case 0: case 1: r = false; break; /* O, B */
+        case 2: r = zf; break;            /* E */
+        case 3: r = zf; break;            /* BE */
+        case 4: r = sf; break;            /* S */
+        case 6: r = sf; break;            /* L: SF != OF */
+        case 7: r = zf || sf; break;      /* LE */
+        default: return emu_cond(c, cc); /* P */
+        }
         return (cc & 1) ? !r : r;
     }
     return emu_cond(c, cc);

@@ -145,11 +145,21 @@ static emu_handler sel_imul(const struct insn *in)
 /* ---- byte loads and stores with a memory operand (88, 8A) ---- */
 H(mov_st_mem_byte) { vm_write(c, emu_ea(c, in), 1, reg_read(c, in->reg, 1, in->pfx & PFX_REX)); }
 H(mov_ld_mem_byte) { reg_write(c, in->reg, 1, in->pfx & PFX_REX, vm_read(c, emu_ea(c, in), 1)); }
+/* low-byte registers (AL..BL, or any register with a REX prefix): no AH..BH case */
+H(mov_st_mem_lowbyte) { vm_write(c, emu_ea(c, in), 1, c->s.gpr[in->reg]); }
+H(mov_ld_mem_lowbyte)
+{
+    uint64_t v = vm_read(c, emu_ea(c, in), 1);
+    c->s.gpr[in->reg] = (c->s.gpr[in->reg] & ~0xffull) | v;
+}
 static emu_handler sel_mov_byte(const struct insn *in)
 {
     if (in->mod == 3)
         return NULL;
-    return in->opc == 0x88 ? mov_st_mem_byte : mov_ld_mem_byte;
+    bool low = (in->pfx & PFX_REX) || in->reg < 4;
+    if (in->opc == 0x88)
+        return low ? mov_st_mem_lowbyte : mov_st_mem_byte;
+    return low ? mov_ld_mem_lowbyte : mov_ld_mem_byte;
 }
 
 enum { F_MR_REG, F_MR_MEM, F_RM_MEM, F_RI_REG, F_RI_MEM, F_RR_REV, F_COUNT };
