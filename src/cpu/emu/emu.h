@@ -364,6 +364,11 @@ EMU_INLINE bool emu_cond_inline(struct emu_cpu *c, int cc)
         }
         return (cc & 1) ? !r : r;
     }
+    if (op != LF_NONE && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
+        /* ZF and SF come straight from the (truncated) result of any operation */
+        r = (cc >> 1) == 2 ? c->lf_res == 0 : (c->lf_res >> (bits - 1)) & 1;
+        return (cc & 1) ? !r : r;
+    }
     return emu_cond(c, cc);
 }
 
