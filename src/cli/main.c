@@ -131,12 +131,20 @@ static int cmd_run(int argc, char **argv)
         die("run: unexpected argument '%s' (put the guest command after --)", argv[optind]);
     if (optind < argc)
         cfg.command = join_args(argc - optind, argv + optind);
-    if (!cfg.kernel)
-        cfg.kernel = asset_path("vmlinuz");
-    if (!cfg.initrd) /* uncompressed: the guest spends no time inflating it */
-        cfg.initrd = asset_path("initrd.cpio");
+    char *kernel = cfg.kernel ? NULL : asset_path("vmlinuz");
+    /* uncompressed: the guest spends no time inflating it */
+    char *initrd = cfg.initrd ? NULL : asset_path("initrd.cpio");
+    char *command = (char *)cfg.command;
+    if (kernel)
+        cfg.kernel = kernel;
+    if (initrd)
+        cfg.initrd = initrd;
     pc_validate(&cfg);
-    return pc_run(&cfg);
+    int status = pc_run(&cfg);
+    free(kernel);
+    free(initrd);
+    free(command);
+    return status;
 }
 
 static int cmd_testguest(int argc, char **argv)

@@ -536,6 +536,31 @@ static void load_guest(struct pc *pc, struct boot_layout *layout)
     free(ird);
 }
 
+/* Everything is stopped (vCPU threads joined, timer thread stopped) before this. */
+static void pc_destroy(struct pc *pc)
+{
+    for (int i = 0; i < pc->ncpus; i++) {
+        lapic_destroy(pc->cpus[i].lapic);
+        emu_cpu_impl.destroy(pc->cpus[i].v);
+    }
+    free(pc->cpus);
+    uart_destroy(pc->uart);
+    pit_destroy(pc->pit);
+    rtc_destroy(pc->rtc);
+    acpi_pm_destroy(pc->pm);
+    pci_bus_destroy(pc->pci);
+    free(pc->uart);
+    free(pc->pit);
+    free(pc->rtc);
+    free(pc->pm);
+    free(pc->pci);
+    pic_destroy(pc->pic);
+    ioapic_destroy(pc->ioapic);
+    guest_mem_destroy(&pc->mem);
+    pthread_mutex_destroy(&pc->con_lock);
+    free(pc);
+}
+
 int pc_run(const struct pc_config *cfg)
 {
     struct pc *pc = calloc(1, sizeof(*pc));
@@ -560,7 +585,6 @@ int pc_run(const struct pc_config *cfg)
     if (interactive) {
         raw_terminal();
         pthread_create(&input, NULL, input_thread, pc);
-        pthread_detach(input);
     }
     for (int i = 0; i < pc->ncpus; i++)
         pthread_create(&pc->cpus[i].thread, NULL, vcpu_thread, &pc->cpus[i]);
@@ -578,7 +602,12 @@ int pc_run(const struct pc_config *cfg)
         console_line(pc, false);
     pthread_mutex_unlock(&pc->con_lock);
     timer_service_stop(&pc->timers);
+    if (interactive) { /* it may sit in read(2), a cancellation point */
+        pthread_cancel(input);
+        pthread_join(input, NULL);
+    }
     restore_terminal();
     int status = atomic_load(&pc->exit_status);
+    pc_destroy(pc);
     return status < 0 ? 125 : status;
 }
