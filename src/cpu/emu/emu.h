@@ -59,6 +59,7 @@ struct insn {
     uint8_t has_modrm;
     uint8_t sext_imm; /* immediate was sign-extended from 8 bits */
     uint8_t ea_kind; /* EA_GENERAL, or a 64-bit DS-relative address: EA_BASE, EA_BASE_INDEX */
+    uint8_t fop;     /* threaded-dispatch slot of fn (ops_fast.h), 0 = call fn */
 };
 enum { EA_GENERAL = 0, EA_BASE, EA_BASE_INDEX };
 #define EA_NONE 0xff

@@ -2,6 +2,7 @@
  * handling (interrupts, NMI, INIT/SIPI, stop, translation shoot-down) and the
  * vCPU life cycle behind struct cpu_impl. */
 #include "cpu/emu/emu.h"
+#include "cpu/emu/ops_fast.h"
 #include "cpu/emu/sse_internal.h" /* lazy host MXCSR: emu_mxcsr_guest/emu_mxcsr_host */
 
 #include <stdio.h>
@@ -77,6 +78,7 @@ static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t 
                 emu_gp(c, 0);
             break;
         }
+        in->fop = emu_threaded_op(in->fn);
         n++;
         pos += len;
         if (emu_optab[in->map][in->opc].flags & OPF_BRANCH || pos >= avail)
@@ -171,33 +173,59 @@ static inline struct emu_block *block_next(struct emu_cpu *c, struct emu_block *
 }
 
 /* Runs blocks until one ends abnormally (exit_block), a request is posted or
- * `max` instructions of a single-step budget are done. */
+ * `max` instructions of a single-step budget are done. Threaded dispatch: the
+ * hottest handlers are inlined here, each followed by its own indirect jump to the
+ * next instruction's code, which predicts far better than one shared call site. */
 static void run_blocks(struct emu_cpu *c, int max)
 {
+#define LABEL_ADDR(name) &&L_##name,
+    static const void *const labels[] = {&&L_generic, EMU_THREADED_OPS(LABEL_ADDR)};
     struct emu_block *b = block_find(c);
-    for (;;) {
-        int n = b->ninsn < max ? b->ninsn : max;
-        int i = 0;
-        while (i < n) {
-            const struct insn *in = &b->insn[i++];
-            c->next_rip = c->s.rip + in->len;
-            in->fn(c, in);
-            c->s.rip = c->next_rip;
-            if (unlikely(c->exit_block))
-                break;
-        }
-        c->icount += i;
-        if (unlikely(c->exit_block)) {
-            c->exit_block = false;
-            return;
-        }
-        if (max < BLOCK_MAX_INSNS ||
-            unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)))
-            return;
-        if (unlikely(c->icount_limit) && c->icount >= c->icount_limit)
-            return; /* emu_run stops */
-        b = block_next(c, b);
-    }
+    const struct insn *in;
+    int i, n;
+#define DISPATCH()                                                                                 \
+    do {                                                                                           \
+        if (unlikely(i >= n))                                                                      \
+            goto block_done;                                                                       \
+        in = &b->insn[i++];                                                                        \
+        c->next_rip = c->s.rip + in->len;                                                          \
+        goto *labels[in->fop];                                                                     \
+    } while (0)
+#define NEXT()                                                                                     \
+    do {                                                                                           \
+        c->s.rip = c->next_rip;                                                                    \
+        if (unlikely(c->exit_block))                                                               \
+            goto block_exit;                                                                       \
+        DISPATCH();                                                                                \
+    } while (0)
+#define LABEL_BODY(name)                                                                           \
+    L_##name : name(c, in);                                                                        \
+    NEXT();
+block_start:
+    n = b->ninsn < max ? b->ninsn : max;
+    i = 0;
+    DISPATCH();
+L_generic:
+    in->fn(c, in);
+    NEXT();
+    EMU_THREADED_OPS(LABEL_BODY)
+block_exit:
+    c->icount += i;
+    c->exit_block = false;
+    return;
+block_done:
+    c->icount += i;
+    if (max < BLOCK_MAX_INSNS ||
+        unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)))
+        return;
+    if (unlikely(c->icount_limit) && c->icount >= c->icount_limit)
+        return; /* emu_run stops */
+    b = block_next(c, b);
+    goto block_start;
+#undef DISPATCH
+#undef NEXT
+#undef LABEL_BODY
+#undef LABEL_ADDR
 }
 
 void emu_handle_flush(struct emu_cpu *c)

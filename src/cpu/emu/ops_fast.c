@@ -3,111 +3,23 @@
  * operand size, ALU operation, condition and register-vs-memory operand fixed at
  * decode time (through selectors), so they compile to straight-line code. Byte
  * forms, LOCK prefixes and non-64-bit address sizes keep the generic handlers. */
-#include "cpu/emu/emu.h"
+#include "cpu/emu/ops_fast.h"
 
-#define H(name) static void name(struct emu_cpu *c, const struct insn *in)
+/* ---- decode-time selection of the specialised handlers ---- */
 
-/* ---- ALU: op x form x size (2, 4, 8) ---- */
-
-#define ALU_SIZE(OP, SZ)                                                                           \
-    H(alu##OP##_mr_reg##SZ) /* op r/m, r with a register destination */                          \
-    {                                                                                              \
-        uint64_t r = emu_alu(c, OP, SZ, reg_read(c, in->rm, SZ, 1), reg_read(c, in->reg, SZ, 1)); \
-        if (OP != 7)                                                                               \
-            reg_write(c, in->rm, SZ, 1, r);                                                        \
-    }                                                                                              \
-    H(alu##OP##_mr_mem##SZ) /* op m, r */                                                        \
-    {                                                                                              \
-        uint64_t ea = emu_ea(c, in), b = reg_read(c, in->reg, SZ, 1);                              \
-        void *p = OP != 7 ? vm_ptr_rmw_fast(c, ea, SZ) : NULL;                                     \
-        if (p) {                                                                                   \
-            store_host(p, SZ, emu_alu(c, OP, SZ, load_host(p, SZ), b));                            \
-        } else {                                                                                   \
-            uint64_t r = emu_alu(c, OP, SZ, vm_read(c, ea, SZ), b);                                \
-            if (OP != 7)                                                                           \
-                vm_write(c, ea, SZ, r);                                                            \
-        }                                                                                          \
-    }                                                                                              \
-    H(alu##OP##_rm_mem##SZ) /* op r, m */                                                        \
-    {                                                                                              \
-        uint64_t r = emu_alu(c, OP, SZ, reg_read(c, in->reg, SZ, 1), vm_read(c, emu_ea(c, in), SZ)); \
-        if (OP != 7)                                                                               \
-            reg_write(c, in->reg, SZ, 1, r);                                                       \
-    }                                                                                              \
-    H(alu##OP##_ri_reg##SZ) /* op r, imm */                                                      \
-    {                                                                                              \
-        uint64_t r = emu_alu(c, OP, SZ, reg_read(c, in->rm, SZ, 1), in->imm);                      \
-        if (OP != 7)                                                                               \
-            reg_write(c, in->rm, SZ, 1, r);                                                        \
-    }                                                                                              \
-    H(alu##OP##_ri_mem##SZ) /* op m, imm */                                                      \
-    {                                                                                              \
-        uint64_t ea = emu_ea(c, in);                                                               \
-        void *p = OP != 7 ? vm_ptr_rmw_fast(c, ea, SZ) : NULL;                                     \
-        if (p) {                                                                                   \
-            store_host(p, SZ, emu_alu(c, OP, SZ, load_host(p, SZ), in->imm));                      \
-        } else {                                                                                   \
-            uint64_t r = emu_alu(c, OP, SZ, vm_read(c, ea, SZ), in->imm);                          \
-            if (OP != 7)                                                                           \
-                vm_write(c, ea, SZ, r);                                                            \
-        }                                                                                          \
-    }                                                                                              \
-    H(alu##OP##_rr_rev##SZ) /* op r, r/m with a register source (03, 2B, ...) */                 \
-    {                                                                                              \
-        uint64_t r = emu_alu(c, OP, SZ, reg_read(c, in->reg, SZ, 1), reg_read(c, in->rm, SZ, 1)); \
-        if (OP != 7)                                                                               \
-            reg_write(c, in->reg, SZ, 1, r);                                                       \
-    }
-
-#define ALU_OP(OP) ALU_SIZE(OP, 2) ALU_SIZE(OP, 4) ALU_SIZE(OP, 8)
-ALU_OP(0)
-ALU_OP(1)
-ALU_OP(2)
-ALU_OP(3)
-ALU_OP(4)
-ALU_OP(5)
-ALU_OP(6)
-ALU_OP(7)
-
-/* ---- op eAX/rAX, imm (05, 0D, ... 3D) ---- */
-#define ACC_SIZE(OP, SZ)                                                                           \
-    H(alu##OP##_acc##SZ)                                                                           \
-    {                                                                                              \
-        uint64_t r = emu_alu(c, OP, SZ, reg_read(c, RAX, SZ, 1), in->imm);                         \
-        if (OP != 7)                                                                               \
-            reg_write(c, RAX, SZ, 1, r);                                                           \
-    }
-#define ACC_OP(OP) ACC_SIZE(OP, 4) ACC_SIZE(OP, 8)
-ACC_OP(0) ACC_OP(1) ACC_OP(2) ACC_OP(3) ACC_OP(4) ACC_OP(5) ACC_OP(6) ACC_OP(7)
 static const emu_handler acc_tab[8][2] = {
     {alu0_acc4, alu0_acc8}, {alu1_acc4, alu1_acc8}, {alu2_acc4, alu2_acc8}, {alu3_acc4, alu3_acc8},
     {alu4_acc4, alu4_acc8}, {alu5_acc4, alu5_acc8}, {alu6_acc4, alu6_acc8}, {alu7_acc4, alu7_acc8},
 };
+
 static emu_handler sel_acc(const struct insn *in)
 {
     return in->osz == 2 ? NULL : acc_tab[in->opc >> 3][in->osz == 8];
 }
 
-/* ---- byte ALU with a memory destination and an immediate (80 /op) ---- */
-#define BYTE_MI(OP)                                                                                \
-    H(alu##OP##_mi_byte)                                                                           \
-    {                                                                                              \
-        uint64_t ea = emu_ea(c, in);                                                               \
-        uint64_t r = emu_alu(c, OP, 1, vm_read(c, ea, 1), in->imm);                                \
-        if (OP != 7)                                                                               \
-            vm_write(c, ea, 1, r);                                                                 \
-    }
-BYTE_MI(0) BYTE_MI(1) BYTE_MI(2) BYTE_MI(3) BYTE_MI(4) BYTE_MI(5) BYTE_MI(6) BYTE_MI(7)
 static const emu_handler byte_mi_tab[8] = {alu0_mi_byte, alu1_mi_byte, alu2_mi_byte, alu3_mi_byte,
                                            alu4_mi_byte, alu5_mi_byte, alu6_mi_byte, alu7_mi_byte};
 
-/* ---- shifts by an immediate (C1 /4 /5 /7) on registers ---- */
-#define SHIFT_SIZE(OP, SZ)                                                                         \
-    H(shift##OP##_ri##SZ)                                                                          \
-    {                                                                                              \
-        reg_write(c, in->rm, SZ, 1, emu_shift(c, OP, SZ, reg_read(c, in->rm, SZ, 1), (unsigned)in->imm)); \
-    }
-SHIFT_SIZE(4, 4) SHIFT_SIZE(4, 8) SHIFT_SIZE(5, 4) SHIFT_SIZE(5, 8) SHIFT_SIZE(7, 4) SHIFT_SIZE(7, 8)
 static emu_handler sel_shift(const struct insn *in)
 {
     if (in->mod != 3 || in->osz == 2)
@@ -121,18 +33,6 @@ static emu_handler sel_shift(const struct insn *in)
     return NULL;
 }
 
-/* ---- IMUL r, r/m ---- */
-#define IMUL_SIZE(SZ)                                                                              \
-    H(imul_reg##SZ)                                                                                \
-    {                                                                                              \
-        reg_write(c, in->reg, SZ, 1, emu_imul2(c, SZ, reg_read(c, in->reg, SZ, 1), reg_read(c, in->rm, SZ, 1))); \
-    }                                                                                              \
-    H(imul_mem##SZ)                                                                                \
-    {                                                                                              \
-        reg_write(c, in->reg, SZ, 1, emu_imul2(c, SZ, reg_read(c, in->reg, SZ, 1), vm_read(c, emu_ea(c, in), SZ))); \
-    }
-IMUL_SIZE(4)
-IMUL_SIZE(8)
 static emu_handler sel_imul(const struct insn *in)
 {
     if (in->osz == 2)
@@ -142,16 +42,6 @@ static emu_handler sel_imul(const struct insn *in)
     return in->mod == 3 ? imul_reg4 : imul_mem4;
 }
 
-/* ---- byte loads and stores with a memory operand (88, 8A) ---- */
-H(mov_st_mem_byte) { vm_write(c, emu_ea(c, in), 1, reg_read(c, in->reg, 1, in->pfx & PFX_REX)); }
-H(mov_ld_mem_byte) { reg_write(c, in->reg, 1, in->pfx & PFX_REX, vm_read(c, emu_ea(c, in), 1)); }
-/* low-byte registers (AL..BL, or any register with a REX prefix): no AH..BH case */
-H(mov_st_mem_lowbyte) { vm_write(c, emu_ea(c, in), 1, c->s.gpr[in->reg]); }
-H(mov_ld_mem_lowbyte)
-{
-    uint64_t v = vm_read(c, emu_ea(c, in), 1);
-    c->s.gpr[in->reg] = (c->s.gpr[in->reg] & ~0xffull) | v;
-}
 static emu_handler sel_mov_byte(const struct insn *in)
 {
     if (in->mod == 3)
@@ -163,10 +53,13 @@ static emu_handler sel_mov_byte(const struct insn *in)
 }
 
 enum { F_MR_REG, F_MR_MEM, F_RM_MEM, F_RI_REG, F_RI_MEM, F_RR_REV, F_COUNT };
+
 #define ALU_ROW(OP, SZ)                                                                            \
     {alu##OP##_mr_reg##SZ, alu##OP##_mr_mem##SZ, alu##OP##_rm_mem##SZ, alu##OP##_ri_reg##SZ,      \
      alu##OP##_ri_mem##SZ, alu##OP##_rr_rev##SZ}
+
 #define ALU_SIZES(OP) {ALU_ROW(OP, 2), ALU_ROW(OP, 4), ALU_ROW(OP, 8)}
+
 static const emu_handler alu_tab[8][3][F_COUNT] = {
     ALU_SIZES(0), ALU_SIZES(1), ALU_SIZES(2), ALU_SIZES(3),
     ALU_SIZES(4), ALU_SIZES(5), ALU_SIZES(6), ALU_SIZES(7),
@@ -196,31 +89,16 @@ static emu_handler sel_alu(const struct insn *in)
     return alu_tab[op][size_slot(in->osz)][form];
 }
 
-/* ---- TEST ---- */
-#define TEST_SIZE(SZ)                                                                              \
-    H(test_reg##SZ) { emu_alu(c, 4, SZ, reg_read(c, in->rm, SZ, 1), reg_read(c, in->reg, SZ, 1)); } \
-    H(test_mem##SZ) { emu_alu(c, 4, SZ, vm_read(c, emu_ea(c, in), SZ), reg_read(c, in->reg, SZ, 1)); }
-TEST_SIZE(2)
-TEST_SIZE(4)
-TEST_SIZE(8)
 static const emu_handler test_tab[3][2] = {
     {test_mem2, test_reg2}, {test_mem4, test_reg4}, {test_mem8, test_reg8}};
+
 static emu_handler sel_test(const struct insn *in)
 {
     return test_tab[size_slot(in->osz)][in->mod == 3];
 }
 
-/* ---- MOV ---- */
-#define MOV_SIZE(SZ)                                                                               \
-    H(mov_st_reg##SZ) { reg_write(c, in->rm, SZ, 1, reg_read(c, in->reg, SZ, 1)); }                \
-    H(mov_st_mem##SZ) { vm_write(c, emu_ea(c, in), SZ, c->s.gpr[in->reg]); }                        \
-    H(mov_ld_mem##SZ) { reg_write(c, in->reg, SZ, 1, vm_read(c, emu_ea(c, in), SZ)); }              \
-    H(mov_imm_reg##SZ) { reg_write(c, in->rm, SZ, 1, in->imm); }                                   \
-    H(mov_imm_mem##SZ) { vm_write(c, emu_ea(c, in), SZ, in->imm); }
-MOV_SIZE(2)
-MOV_SIZE(4)
-MOV_SIZE(8)
 #define MOV_ROW(SZ) {mov_st_reg##SZ, mov_st_mem##SZ, mov_ld_mem##SZ, mov_imm_reg##SZ, mov_imm_mem##SZ}
+
 static const emu_handler mov_tab[3][5] = {MOV_ROW(2), MOV_ROW(4), MOV_ROW(8)};
 
 static emu_handler sel_mov(const struct insn *in)
@@ -234,14 +112,6 @@ static emu_handler sel_mov(const struct insn *in)
     return NULL;
 }
 
-/* ---- MOVZX/MOVSX from memory ---- */
-#define MOVX(SZ)                                                                                   \
-    H(movzx8_mem##SZ) { reg_write(c, in->reg, SZ, 1, vm_read(c, emu_ea(c, in), 1)); }               \
-    H(movzx16_mem##SZ) { reg_write(c, in->reg, SZ, 1, vm_read(c, emu_ea(c, in), 2)); }              \
-    H(movsx8_mem##SZ) { reg_write(c, in->reg, SZ, 1, sext(vm_read(c, emu_ea(c, in), 1), 1)); }      \
-    H(movsx16_mem##SZ) { reg_write(c, in->reg, SZ, 1, sext(vm_read(c, emu_ea(c, in), 2), 2)); }
-MOVX(4)
-MOVX(8)
 static emu_handler sel_movx(const struct insn *in)
 {
     if (in->mod == 3 || in->osz == 2)
@@ -255,78 +125,33 @@ static emu_handler sel_movx(const struct insn *in)
     }
 }
 
-/* ---- Jcc / SETcc / CMOVcc with a constant condition (64-bit mode) ---- */
-#define CC_FORMS(CC)                                                                               \
-    H(jcc##CC)                                                                                     \
-    {                                                                                              \
-        if (emu_cond_inline(c, CC))                                                                \
-            c->next_rip = branch_target(c, in, c->next_rip + in->imm);                             \
-    }                                                                                              \
-    H(cmov##CC##_reg8)                                                                             \
-    {                                                                                              \
-        if (emu_cond_inline(c, CC))                                                                \
-            c->s.gpr[in->reg] = c->s.gpr[in->rm];                                                  \
-    }                                                                                              \
-    H(cmov##CC##_reg4)                                                                             \
-    {                                                                                              \
-        c->s.gpr[in->reg] = (uint32_t)(emu_cond_inline(c, CC) ? c->s.gpr[in->rm] : c->s.gpr[in->reg]); \
-    }                                                                                              \
-    H(setcc##CC##_reg) { reg_write(c, in->rm, 1, in->pfx & PFX_REX, emu_cond_inline(c, CC)); }
-CC_FORMS(0) CC_FORMS(1) CC_FORMS(2) CC_FORMS(3) CC_FORMS(4) CC_FORMS(5) CC_FORMS(6) CC_FORMS(7)
-CC_FORMS(8) CC_FORMS(9) CC_FORMS(10) CC_FORMS(11) CC_FORMS(12) CC_FORMS(13) CC_FORMS(14) CC_FORMS(15)
 #define CC_ROW(N) N##0, N##1, N##2, N##3, N##4, N##5, N##6, N##7, N##8, N##9, N##10, N##11, N##12, N##13, N##14, N##15
+
 static const emu_handler jcc_tab[16] = {CC_ROW(jcc)};
+
 #define CMOV_ROW(S) {cmov0##S, cmov1##S, cmov2##S, cmov3##S, cmov4##S, cmov5##S, cmov6##S, cmov7##S, cmov8##S, cmov9##S, cmov10##S, cmov11##S, cmov12##S, cmov13##S, cmov14##S, cmov15##S}
+
 static const emu_handler cmov_tab[2][16] = {CMOV_ROW(_reg4), CMOV_ROW(_reg8)};
+
 #define SET_ROW {setcc0_reg, setcc1_reg, setcc2_reg, setcc3_reg, setcc4_reg, setcc5_reg, setcc6_reg, setcc7_reg, setcc8_reg, setcc9_reg, setcc10_reg, setcc11_reg, setcc12_reg, setcc13_reg, setcc14_reg, setcc15_reg}
+
 static const emu_handler setcc_tab[16] = SET_ROW;
 
 static emu_handler sel_jcc(const struct insn *in)
 {
     return in->osz == 8 ? jcc_tab[in->opc & 15] : NULL; /* 64-bit mode: no truncation */
 }
+
 static emu_handler sel_cmov(const struct insn *in)
 {
     if (in->mod != 3 || in->osz == 2)
         return NULL;
     return cmov_tab[in->osz == 8][in->opc & 15];
 }
+
 static emu_handler sel_setcc(const struct insn *in)
 {
     return in->mod == 3 ? setcc_tab[in->opc & 15] : NULL;
-}
-
-/* ---- 64-bit stack operations (SS base is zero in 64-bit mode) ---- */
-static inline void push64(struct emu_cpu *c, uint64_t v)
-{
-    uint64_t rsp = c->s.gpr[RSP] - 8;
-    if (unlikely(!canonical(rsp)))
-        emu_raise(c, EXC_SS, 0, true);
-    vm_write(c, rsp, 8, v);
-    c->s.gpr[RSP] = rsp;
-}
-static inline uint64_t pop64(struct emu_cpu *c)
-{
-    if (unlikely(!canonical(c->s.gpr[RSP])))
-        emu_raise(c, EXC_SS, 0, true);
-    uint64_t v = vm_read(c, c->s.gpr[RSP], 8);
-    c->s.gpr[RSP] += 8;
-    return v;
-}
-H(push_r64) { push64(c, c->s.gpr[(in->opc & 7) | ((in->rex & 1) << 3)]); }
-H(pop_r64) { uint64_t v = pop64(c); c->s.gpr[(in->opc & 7) | ((in->rex & 1) << 3)] = v; }
-H(call_rel64)
-{
-    uint64_t t = branch_target(c, in, c->next_rip + in->imm);
-    push64(c, c->next_rip);
-    c->next_rip = t;
-}
-H(ret64)
-{
-    if (unlikely(!canonical(c->s.gpr[RSP])))
-        emu_raise(c, EXC_SS, 0, true);
-    c->next_rip = branch_target(c, in, vm_read(c, c->s.gpr[RSP], 8));
-    c->s.gpr[RSP] += 8;
 }
 
 static emu_handler sel_stack(const struct insn *in)
@@ -340,14 +165,22 @@ static emu_handler sel_stack(const struct insn *in)
     return in->opc < 0x58 ? push_r64 : pop_r64;
 }
 
-/* ---- LEA with 64/32-bit addresses ---- */
-H(lea64) { c->s.gpr[in->reg] = emu_ea_off(c, in); }
-H(lea32) { c->s.gpr[in->reg] = (uint32_t)emu_ea_off(c, in); }
 static emu_handler sel_lea(const struct insn *in)
 {
     if (in->mod == 3 || in->asz != 8)
         return NULL;
     return in->osz == 8 ? lea64 : in->osz == 4 ? lea32 : NULL;
+}
+
+#define FN_ENTRY(name) name,
+static const emu_handler threaded[] = {EMU_THREADED_OPS(FN_ENTRY)};
+
+uint8_t emu_threaded_op(emu_handler fn)
+{
+    for (unsigned i = 0; i < sizeof(threaded) / sizeof(threaded[0]); i++)
+        if (threaded[i] == fn)
+            return (uint8_t)(i + 1);
+    return 0;
 }
 
 void emu_ops_fast_init(void)
