@@ -231,6 +231,8 @@ static int decode_modrm(const uint8_t *p, int avail, int pos, enum emu_mode mode
     /* SS-relative operands keep the general path, which raises #SS when needed */
     if (mode == MODE_LONG64 && in->asz == 8 && in->seg == SEG_DS && in->base < 16)
         in->ea_kind = in->index < 16 ? EA_BASE_INDEX : EA_BASE;
+    else if (mode == MODE_LONG64 && in->asz == 8 && in->seg == SEG_DS && in->base == EA_RIP)
+        in->ea_kind = EA_RIPREL;
     return pos;
 }
 

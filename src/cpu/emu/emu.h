@@ -61,7 +61,7 @@ struct insn {
     uint8_t ea_kind; /* EA_GENERAL, or a 64-bit DS-relative address: EA_BASE, EA_BASE_INDEX */
     uint8_t fop;     /* threaded-dispatch slot of fn (ops_fast.h), 0 = call fn */
 };
-enum { EA_GENERAL = 0, EA_BASE, EA_BASE_INDEX };
+enum { EA_GENERAL = 0, EA_BASE, EA_BASE_INDEX, EA_RIPREL };
 #define EA_NONE 0xff
 #define EA_RIP  0xfe
 /* 16-bit addressing: base/index use these pairs (BX, BP, SI, DI are 3, 5, 6, 7) */
@@ -483,32 +483,19 @@ static inline void *vm_ptr_rmw_fast(struct emu_cpu *c, uint64_t lin, int size)
 
 /* ---- operands ---- */
 static inline uint64_t seg_base(struct emu_cpu *c, int seg) { return c->s.seg[seg].base; }
-/* Linear address of the ModRM memory operand. */
-static inline uint64_t emu_ea(struct emu_cpu *c, const struct insn *in)
+/* Linear address of the ModRM memory operand: the common 64-bit shapes inline,
+ * everything else (segments, 16/32-bit addressing, RIP-relative, #SS) out of line. */
+uint64_t emu_ea_general(struct emu_cpu *c, const struct insn *in);
+static inline __attribute__((always_inline)) uint64_t emu_ea(struct emu_cpu *c,
+                                                              const struct insn *in)
 {
     if (likely(in->ea_kind == EA_BASE))
         return c->s.gpr[in->base] + (uint64_t)in->disp;
     if (likely(in->ea_kind == EA_BASE_INDEX))
         return c->s.gpr[in->base] + (c->s.gpr[in->index] << in->scale) + (uint64_t)in->disp;
-    uint64_t a = (uint64_t)in->disp;
-    if (in->base < 16)
-        a += c->s.gpr[in->base];
-    else if (in->base == EA_RIP)
-        a += c->next_rip;
-    if (in->index < 16)
-        a += c->s.gpr[in->index] << in->scale;
-    if (in->asz == 4)
-        a = (uint32_t)a;
-    else if (in->asz == 2)
-        a = (uint16_t)a;
-    if (c->mode == MODE_LONG64) {
-        if (in->seg >= SEG_FS && in->seg <= SEG_GS)
-            a += c->s.seg[in->seg].base;
-        else if (in->seg == SEG_SS && unlikely(!canonical(a)))
-            emu_raise(c, EXC_SS, 0, true); /* stack references fault with #SS */
-        return a;
-    }
-    return (uint32_t)(a + c->s.seg[in->seg].base);
+    if (in->ea_kind == EA_RIPREL)
+        return c->next_rip + (uint64_t)in->disp;
+    return emu_ea_general(c, in);
 }
 /* Address of [seg:off] for implicit operands (string ops, stack) */
 static inline uint64_t emu_lin(struct emu_cpu *c, int seg, uint64_t off)
