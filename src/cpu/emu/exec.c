@@ -176,7 +176,10 @@ static inline struct emu_block *block_next(struct emu_cpu *c, struct emu_block *
  * `max` instructions of a single-step budget are done. Threaded dispatch: the
  * hottest handlers are inlined here, each followed by its own indirect jump to the
  * next instruction's code, which predicts far better than one shared call site. */
-static void run_blocks(struct emu_cpu *c, int max)
+/* no-crossjumping: GCC would otherwise merge the replicated dispatch jumps back
+ * into one shared indirect jump, which is exactly what threading avoids */
+__attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(struct emu_cpu *c,
+                                                                               int max)
 {
 #define LABEL_ADDR(name) &&L_##name,
     static const void *const labels[] = {&&L_generic, EMU_THREADED_OPS(LABEL_ADDR)};
