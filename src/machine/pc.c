@@ -398,7 +398,10 @@ static char *base64(const char *s)
 static char *kernel_cmdline(const struct pc_config *cfg)
 {
     /* quiet boot on the serial console; tsc=reliable because the TSC is the host's
-     * invariant TSC (no watchdog against a slower emulated clock); panic=-1 turns a
+     * invariant TSC, identical on every vCPU, while the clocksource watchdog would
+     * compare it against the PM timer across host preemptions of oversubscribed vCPU
+     * threads (8 vCPUs on 2 cores trip it), the reason Linux trusts the TSC under
+     * VMware and KVM's stable kvmclock too; panic=-1 turns a
      * panic into a reset, which ends the VM; cryptomgr.notests skips the boot-time
      * self-tests of every crypto algorithm (seconds of RSA arithmetic) */
     const char *base = "console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests=1";
