@@ -90,11 +90,17 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-saniti
 build-fuzz/fuzz_exec: fuzz/fuzz_exec.c $(TEST_COMMON) $(LIB_SRC)
 	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)"; exit 1; }
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $^ -lm
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lz -lm
 
-fuzz: build-fuzz/fuzz_exec
-	@mkdir -p build-fuzz/corpus-exec
+build-fuzz/fuzz_platform: fuzz/fuzz_platform.c $(TEST_COMMON) $(LIB_SRC)
+	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)"; exit 1; }
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lz -lm
+
+fuzz: build-fuzz/fuzz_exec build-fuzz/fuzz_platform
+	@mkdir -p build-fuzz/corpus-exec build-fuzz/corpus-platform
 	build-fuzz/fuzz_exec -max_total_time=$(FUZZ_TIME) -max_len=512 build-fuzz/corpus-exec
+	build-fuzz/fuzz_platform -max_total_time=$(FUZZ_TIME) -max_len=4096 build-fuzz/corpus-platform
 
 deps:
 	scripts/install-deps.sh

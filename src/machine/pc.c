@@ -539,9 +539,10 @@ static void load_guest(struct pc *pc, struct boot_layout *layout)
     free(ird);
 }
 
-/* Everything is stopped (vCPU threads joined, timer thread stopped) before this. */
-static void pc_destroy(struct pc *pc)
+/* The vCPU threads are joined (or were never started) before this. */
+void pc_destroy(struct pc *pc)
 {
+    timer_service_stop(&pc->timers);
     for (int i = 0; i < pc->ncpus; i++) {
         lapic_destroy(pc->cpus[i].lapic);
         emu_cpu_impl.destroy(pc->cpus[i].v);
@@ -564,9 +565,11 @@ static void pc_destroy(struct pc *pc)
     free(pc);
 }
 
-int pc_run(const struct pc_config *cfg)
+struct pc *pc_create(const struct pc_config *cfg, struct boot_layout *layout)
 {
     struct pc *pc = calloc(1, sizeof(*pc));
+    if (!pc)
+        die("out of memory");
     pc->cfg = *cfg;
     pc->ncpus = cfg->cpus;
     pc->con.status = -1;
@@ -578,9 +581,20 @@ int pc_run(const struct pc_config *cfg)
         die("cannot allocate %lluM of guest memory", (unsigned long long)(cfg->memory >> 20));
     create_devices(pc);
     create_vcpus(pc);
+    build_e820(pc, layout);
+    build_acpi(pc, layout);
+    return pc;
+}
+
+void pc_access(struct pc *pc, int cpu, struct cpu_io *io)
+{
+    vcpu_io(&pc->cpus[cpu % pc->ncpus], io);
+}
+
+int pc_run(const struct pc_config *cfg)
+{
     struct boot_layout layout = {0};
-    build_e820(pc, &layout);
-    build_acpi(pc, &layout);
+    struct pc *pc = pc_create(cfg, &layout);
     load_guest(pc, &layout);
 
     pthread_t input;
@@ -604,7 +618,7 @@ int pc_run(const struct pc_config *cfg)
     if (pc->con.len)
         console_line(pc, false);
     pthread_mutex_unlock(&pc->con_lock);
-    timer_service_stop(&pc->timers);
+    timer_service_stop(&pc->timers); /* no device callbacks from here on */
     if (interactive) { /* it may sit in read(2), a cancellation point */
         pthread_cancel(input);
         pthread_join(input, NULL);

@@ -26,4 +26,13 @@ void pc_validate(const struct pc_config *cfg);
  * VM stopped without one (triple fault, power-off without a status, ...). */
 int pc_run(const struct pc_config *cfg);
 
+/* The machine without a guest loaded or vCPUs running, for tests and fuzzers:
+ * pc_access performs a port/MMIO access as vCPU `cpu` would. */
+struct pc;
+struct boot_layout;
+struct cpu_io;
+struct pc *pc_create(const struct pc_config *cfg, struct boot_layout *layout);
+void pc_access(struct pc *pc, int cpu, struct cpu_io *io);
+void pc_destroy(struct pc *pc);
+
 #endif
