@@ -185,5 +185,7 @@ int main(int argc, char **argv)
     uint64_t n = emu_icount(v);
     fprintf(stderr, "emurun: %llu instructions in %.3f s = %.1f MIPS\n", (unsigned long long)n,
             secs, n / secs / 1e6);
+    emu_cpu_impl.destroy(v);
+    guest_mem_destroy(&mem);
     return status;
 }
