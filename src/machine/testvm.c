@@ -17,7 +17,6 @@ struct testvm {
     struct vcpu **vcpus;
     int ncpus;
     _Atomic int exit_status; /* -1 while running */
-    uint64_t max_insns;
 };
 
 struct vcpu_ctx {
@@ -100,7 +99,7 @@ static int load_image(struct testvm *vm, const char *path)
 
 int testvm_run(const struct testvm_config *cfg)
 {
-    struct testvm vm = {.ncpus = cfg->cpus, .max_insns = cfg->max_insns};
+    struct testvm vm = {.ncpus = cfg->cpus};
     atomic_init(&vm.exit_status, -1);
     if (cfg->memory < 4u << 20)
         die("test guest memory must be at least 4M");

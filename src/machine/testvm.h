@@ -14,7 +14,6 @@ struct testvm_config {
     const char *image;
     int cpus;
     uint64_t memory;
-    uint64_t max_insns; /* 0 = unlimited; stop with status 124 after this many per vCPU */
 };
 
 /* Runs the guest; returns its exit status (0..255), 125 on a triple fault or

@@ -7,7 +7,6 @@
 
 struct vcpu;
 uint64_t emu_icount(struct vcpu *v); /* instructions retired */
-bool emu_halted(struct vcpu *v);
 /* Racy snapshot of the current RIP for sampling profilers (debug aid). */
 uint64_t emu_sample_rip(struct vcpu *v);
 /* The guest TSC frequency (the host's invariant TSC, calibrated once). */

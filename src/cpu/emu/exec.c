@@ -451,4 +451,3 @@ const struct cpu_impl emu_cpu_impl = {
 uint64_t emu_icount(struct vcpu *v) { return emu_of(v)->icount; }
 void emu_set_insn_limit(struct vcpu *v, uint64_t n) { emu_of(v)->icount_limit = n; }
 uint64_t emu_sample_rip(struct vcpu *v) { return *(volatile uint64_t *)&emu_of(v)->s.rip; }
-bool emu_halted(struct vcpu *v) { return emu_of(v)->halted; }

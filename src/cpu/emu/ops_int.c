@@ -1029,8 +1029,6 @@ static void op_grp5(struct emu_cpu *c, const struct insn *in) /* FF */
     }
 }
 
-static void op_nop(struct emu_cpu *c, const struct insn *in) {}
-
 /* 0F 1F /0 and the reserved-NOP / prefetch hint space */
 static void op_hint_nop(struct emu_cpu *c, const struct insn *in) {}
 
@@ -1148,5 +1146,4 @@ void emu_ops_int_init(void)
     emu_register(MAP_0F, 0xc7, -1, op_grp9);
     for (int op = 0xc8; op < 0xd0; op++)
         emu_register(MAP_0F, op, -1, op_bswap);
-    (void)op_nop;
 }
