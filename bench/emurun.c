@@ -3,6 +3,7 @@
  * reports instructions retired, wall time and MIPS. Used by the CPU benchmark so
  * the very same binary runs natively and emulated. */
 #include <elf.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,9 +155,14 @@ int main(int argc, char **argv)
         }
         uint64_t stub = s.rip - 1 - STUB_ADDR;
         if (stub < 256) {
-            fprintf(stderr, "emurun: guest exception %llu at rip %#llx (error %#llx)\n",
-                    (unsigned long long)stub, (unsigned long long)gpa(s.gpr[RSP]) ? *(unsigned long long *)gpa(s.gpr[RSP] + ((stub == 8 || (stub >= 10 && stub <= 14) || stub == 17) ? 8 : 0)) : 0ull,
-                    (unsigned long long)s.cr2);
+            /* the frame on the kernel stack: [error code,] RIP, CS, RFLAGS, RSP, SS */
+            bool has_err = stub == 8 || (stub >= 10 && stub <= 14) || stub == 17;
+            uint64_t frame[2] = {0, 0};
+            if (s.gpr[RSP] + 16 <= GUEST_MEM)
+                memcpy(frame, gpa(s.gpr[RSP]), sizeof(frame));
+            fprintf(stderr, "emurun: guest exception %llu at rip %#llx (error %#llx, cr2 %#llx)\n",
+                    (unsigned long long)stub, (unsigned long long)frame[has_err],
+                    (unsigned long long)(has_err ? frame[0] : 0), (unsigned long long)s.cr2);
             fprintf(stderr, "emurun: %llu instructions retired\n", (unsigned long long)emu_icount(v));
             return 3;
         }
