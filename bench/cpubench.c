@@ -34,8 +34,7 @@ int memcmp(const void *a, const void *b, size_t n)
 {
     const unsigned char *x = a, *y = b;
     for (; n; n--, x++, y++)
-        if (*x != *y)
-            return *x - *y;
+        if (*x != *y) return *x - *y;
     return 0;
 }
 
@@ -47,7 +46,10 @@ static size_t my_strlen(const char *s)
     return n;
 }
 
-static void put(const char *s) { sys3(1, 1, (long)s, (long)my_strlen(s)); }
+static void put(const char *s)
+{
+    sys3(1, 1, (long)s, (long)my_strlen(s));
+}
 
 static void put_hex(const char *label, uint64_t v)
 {
@@ -186,8 +188,7 @@ static uint64_t bench_float(void)
     for (int step = 0; step < 4000; step++)
         for (int i = 0; i < 8; i++)
             for (int j = 0; j < 8; j++) {
-                if (i == j)
-                    continue;
+                if (i == j) continue;
                 double dx = px[j] - px[i], dy = py[j] - py[i];
                 double d2 = dx * dx + dy * dy + 0.01;
                 double inv = 1.0 / (d2 * __builtin_sqrt(d2));

@@ -14,29 +14,37 @@
 #include "cpu/cpu.h"
 #include "cpu/emu/emu_api.h"
 
-#define GUEST_MEM   (1ull << 30)
-#define PT_BASE     0x3ff00000ull /* page tables, GDT, IDT, trap stubs */
-#define GDT_ADDR    (PT_BASE + 0x4000)
-#define IDT_ADDR    (PT_BASE + 0x5000)
-#define STUB_ADDR   (PT_BASE + 0x6000) /* HLT stubs: +0..255 exceptions, +0x100 syscall */
-#define KSTACK_TOP  (PT_BASE + 0x9000)
-#define TSS_ADDR    (PT_BASE + 0x9000)
-#define USTACK_TOP  0x3fe00000ull
+#define GUEST_MEM  (1ull << 30)
+#define PT_BASE    0x3ff00000ull /* page tables, GDT, IDT, trap stubs */
+#define GDT_ADDR   (PT_BASE + 0x4000)
+#define IDT_ADDR   (PT_BASE + 0x5000)
+#define STUB_ADDR  (PT_BASE + 0x6000) /* HLT stubs: +0..255 exceptions, +0x100 syscall */
+#define KSTACK_TOP (PT_BASE + 0x9000)
+#define TSS_ADDR   (PT_BASE + 0x9000)
+#define USTACK_TOP 0x3fe00000ull
 
 static struct guest_mem mem;
 void x86_state_dump(FILE *f, const struct x86_state *s);
 
 static void io(void *ctx, struct cpu_io *io)
 {
-    if (!io->write)
-        io->data = ~0ull;
+    if (!io->write) io->data = ~0ull;
 }
-static int irq_ack(void *ctx) { return -1; }
+static int irq_ack(void *ctx)
+{
+    return -1;
+}
 static const struct cpu_exit_ops ops = {.io = io, .irq_ack = irq_ack};
 
-static void *gpa(uint64_t a) { return guest_mem_host(&mem, a); }
+static void *gpa(uint64_t a)
+{
+    return guest_mem_host(&mem, a);
+}
 
-static void put64(uint64_t a, uint64_t v) { memcpy(gpa(a), &v, 8); }
+static void put64(uint64_t a, uint64_t v)
+{
+    memcpy(gpa(a), &v, 8);
+}
 
 static void build_tables(void)
 {
@@ -51,15 +59,14 @@ static void build_tables(void)
     put64(GDT_ADDR + 0x18, 0x00cff3000000ffffull);
     put64(GDT_ADDR + 0x20, 0x0020fb0000000000ull);
     uint64_t tss = TSS_ADDR;
-    put64(GDT_ADDR + 0x28, 0x67 | ((tss & 0xffffff) << 16) | (0x89ull << 40) |
-                               ((tss >> 24) << 56));
+    put64(GDT_ADDR + 0x28, 0x67 | ((tss & 0xffffff) << 16) | (0x89ull << 40) | ((tss >> 24) << 56));
     put64(GDT_ADDR + 0x30, tss >> 32);
     put64(TSS_ADDR + 4, KSTACK_TOP - 0x100); /* RSP0 */
     /* IDT: vector v -> HLT stub at STUB_ADDR + v, kernel code, interrupt gate */
     for (int v = 0; v < 256; v++) {
         uint64_t off = STUB_ADDR + v;
-        uint64_t lo = (off & 0xffff) | (0x08ull << 16) | (0x8eull << 40) |
-                      ((off >> 16) & 0xffff) << 48;
+        uint64_t lo =
+            (off & 0xffff) | (0x08ull << 16) | (0x8eull << 40) | ((off >> 16) & 0xffff) << 48;
         put64(IDT_ADDR + v * 16, lo);
         put64(IDT_ADDR + v * 16 + 8, off >> 32);
     }
@@ -82,17 +89,14 @@ static uint64_t load_elf(const char *path)
     for (int i = 0; i < eh.e_phnum; i++) {
         Elf64_Phdr ph;
         fseek(f, (long)(eh.e_phoff + i * eh.e_phentsize), SEEK_SET);
-        if (fread(&ph, sizeof(ph), 1, f) != 1)
-            exit(2);
-        if (ph.p_type != PT_LOAD)
-            continue;
+        if (fread(&ph, sizeof(ph), 1, f) != 1) exit(2);
+        if (ph.p_type != PT_LOAD) continue;
         if (ph.p_vaddr + ph.p_memsz > USTACK_TOP - (16 << 20) || ph.p_filesz > ph.p_memsz) {
             fprintf(stderr, "emurun: segment out of range\n");
             exit(2);
         }
         fseek(f, (long)ph.p_offset, SEEK_SET);
-        if (fread(gpa(ph.p_vaddr), 1, ph.p_filesz, f) != ph.p_filesz)
-            exit(2);
+        if (fread(gpa(ph.p_vaddr), 1, ph.p_filesz, f) != ph.p_filesz) exit(2);
     }
     fclose(f);
     return eh.e_entry;
@@ -100,7 +104,8 @@ static uint64_t load_elf(const char *path)
 
 static void user_state(struct x86_state *s)
 {
-    s->seg[SEG_CS] = (struct x86_seg){.sel = 0x23, .limit = 0xffffffff, .attr = 0xfb | SEGA_L | SEGA_G};
+    s->seg[SEG_CS] =
+        (struct x86_seg){.sel = 0x23, .limit = 0xffffffff, .attr = 0xfb | SEGA_L | SEGA_G};
     struct x86_seg ud = {.sel = 0x1b, .limit = 0xffffffff, .attr = 0xf3 | SEGA_DB | SEGA_G};
     s->seg[SEG_SS] = s->seg[SEG_DS] = s->seg[SEG_ES] = ud;
 }
@@ -111,8 +116,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: emurun STATIC-ELF\n");
         return 2;
     }
-    if (guest_mem_init(&mem, GUEST_MEM, 0, MEM_WRITE) < 0)
-        return 2;
+    if (guest_mem_init(&mem, GUEST_MEM, 0, MEM_WRITE) < 0) return 2;
     build_tables();
     uint64_t entry = load_elf(argv[1]);
     struct vcpu *v = emu_cpu_impl.create(&mem, 0, &ops, NULL);
@@ -158,12 +162,12 @@ int main(int argc, char **argv)
             /* the frame on the kernel stack: [error code,] RIP, CS, RFLAGS, RSP, SS */
             bool has_err = stub == 8 || (stub >= 10 && stub <= 14) || stub == 17;
             uint64_t frame[2] = {0, 0};
-            if (s.gpr[RSP] + 16 <= GUEST_MEM)
-                memcpy(frame, gpa(s.gpr[RSP]), sizeof(frame));
+            if (s.gpr[RSP] + 16 <= GUEST_MEM) memcpy(frame, gpa(s.gpr[RSP]), sizeof(frame));
             fprintf(stderr, "emurun: guest exception %llu at rip %#llx (error %#llx, cr2 %#llx)\n",
                     (unsigned long long)stub, (unsigned long long)frame[has_err],
                     (unsigned long long)(has_err ? frame[0] : 0), (unsigned long long)s.cr2);
-            fprintf(stderr, "emurun: %llu instructions retired\n", (unsigned long long)emu_icount(v));
+            fprintf(stderr, "emurun: %llu instructions retired\n",
+                    (unsigned long long)emu_icount(v));
             return 3;
         }
         long ret = -ENOSYS;
@@ -177,7 +181,8 @@ int main(int argc, char **argv)
             ret = write((int)s.gpr[RDI], gpa(buf), len);
             break;
         }
-        case 60: case 231: status = (int)(s.gpr[RDI] & 0xff); break;
+        case 60:
+        case 231: status = (int)(s.gpr[RDI] & 0xff); break;
         case 12: ret = -ENOMEM; break;
         }
         s.gpr[RAX] = (uint64_t)ret;

@@ -12,12 +12,10 @@ static int ready;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!ready) {
-        if (tiny_guest_init(&g, NULL) < 0)
-            return 0;
+        if (tiny_guest_init(&g, NULL) < 0) return 0;
         ready = 1;
     }
-    if (size < 2)
-        return 0;
+    if (size < 2) return 0;
     tiny_guest_load(&g, (enum tg_mode)(data[0] % 3), data + 1, size - 1);
     tiny_guest_run(&g, 5000);
     return 0;

@@ -71,12 +71,10 @@ static char *asset_path(const char *name)
 {
     static char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0)
-        return strdup(name);
+    if (n <= 0) return strdup(name);
     exe[n] = 0;
     char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = 0;
+    if (slash) *slash = 0;
     size_t len = strlen(exe) + strlen(name) + 16;
     char *p = malloc(len);
     snprintf(p, len, "%s/guest/%s", exe, name);
@@ -90,8 +88,7 @@ static char *join_args(int argc, char **argv)
         len += strlen(argv[i]) + 1;
     char *s = calloc(1, len);
     for (int i = 0; i < argc; i++) {
-        if (i)
-            strcat(s, " ");
+        if (i) strcat(s, " ");
         strcat(s, argv[i]);
     }
     return s;
@@ -129,16 +126,13 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
         die("run: unexpected argument '%s' (put the guest command after --)", argv[optind]);
-    if (optind < argc)
-        cfg.command = join_args(argc - optind, argv + optind);
+    if (optind < argc) cfg.command = join_args(argc - optind, argv + optind);
     char *kernel = cfg.kernel ? NULL : asset_path("vmlinuz");
     /* uncompressed: the guest spends no time inflating it */
     char *initrd = cfg.initrd ? NULL : asset_path("initrd.cpio");
     char *command = (char *)cfg.command;
-    if (kernel)
-        cfg.kernel = kernel;
-    if (initrd)
-        cfg.initrd = initrd;
+    if (kernel) cfg.kernel = kernel;
+    if (initrd) cfg.initrd = initrd;
     pc_validate(&cfg);
     int status = pc_run(&cfg);
     free(kernel);
@@ -179,8 +173,7 @@ static int cmd_testguest(int argc, char **argv)
         die("testguest: expected exactly one IMAGE argument (see unum testguest --help)");
     cfg.image = argv[optind];
     struct stat st;
-    if (stat(cfg.image, &st) < 0)
-        die("test guest image %s not found", cfg.image);
+    if (stat(cfg.image, &st) < 0) die("test guest image %s not found", cfg.image);
     return testvm_run(&cfg);
 }
 
@@ -199,9 +192,7 @@ int main(int argc, char **argv)
         printf("unum %s\n", UNUM_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "run"))
-        return cmd_run(argc - 1, argv + 1);
-    if (!strcmp(cmd, "testguest"))
-        return cmd_testguest(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "testguest")) return cmd_testguest(argc - 1, argv + 1);
     die("unknown command '%s' (see unum --help)", cmd);
 }

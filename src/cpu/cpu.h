@@ -23,7 +23,7 @@ enum cpu_io_kind { CPU_IO_PIO, CPU_IO_MMIO };
 struct cpu_io {
     enum cpu_io_kind kind;
     bool write;
-    uint8_t size; /* 1, 2, 4 or 8 */
+    uint8_t size;  /* 1, 2, 4 or 8 */
     uint64_t addr; /* port or guest-physical address */
     uint64_t data; /* written value, or filled in by the handler on a read */
 };
@@ -45,10 +45,10 @@ struct cpu_exit_ops {
 #define VCPU_FEAT_TSC_DEADLINE (1u << 0) /* the local APIC implements TSC-deadline mode */
 
 enum vcpu_exit_reason {
-    VCPU_EXIT_HLT = 1,      /* halted with interrupts enabled or disabled; see state */
-    VCPU_EXIT_SHUTDOWN,     /* triple fault: the VM must stop */
-    VCPU_EXIT_STOP,         /* vcpu_request_stop() was called */
-    VCPU_EXIT_WAIT_SIPI,    /* in wait-for-SIPI after INIT */
+    VCPU_EXIT_HLT = 1,   /* halted with interrupts enabled or disabled; see state */
+    VCPU_EXIT_SHUTDOWN,  /* triple fault: the VM must stop */
+    VCPU_EXIT_STOP,      /* vcpu_request_stop() was called */
+    VCPU_EXIT_WAIT_SIPI, /* in wait-for-SIPI after INIT */
 };
 
 /* Request bits a controller or another thread posts to a vCPU. */
@@ -85,9 +85,9 @@ struct vcpu {
     _Atomic uint64_t flush_seq;  /* shoot-down requests posted */
     _Atomic uint64_t flush_done; /* shoot-down requests acknowledged */
     struct mem_tcache tcache;
-    _Atomic int sleeping;        /* in vcpu_halt_wait */
-    _Atomic bool halt_if;        /* RFLAGS.IF when it last halted */
-    uint32_t features;           /* VCPU_FEAT_*, set before the first run */
+    _Atomic int sleeping; /* in vcpu_halt_wait */
+    _Atomic bool halt_if; /* RFLAGS.IF when it last halted */
+    uint32_t features;    /* VCPU_FEAT_*, set before the first run */
 };
 
 /* Wakes a vCPU sleeping in vcpu_halt_wait (cheap when it is not sleeping). */
@@ -120,12 +120,18 @@ static inline void vcpu_send_sipi(struct vcpu *v, uint8_t vector)
     vcpu_post(v, VCPU_REQ_SIPI);
 }
 
-static inline void vcpu_request_stop(struct vcpu *v) { vcpu_post(v, VCPU_REQ_STOP); }
+static inline void vcpu_request_stop(struct vcpu *v)
+{
+    vcpu_post(v, VCPU_REQ_STOP);
+}
 
-static inline enum vcpu_exit_reason vcpu_run(struct vcpu *v) { return v->impl->run(v); }
+static inline enum vcpu_exit_reason vcpu_run(struct vcpu *v)
+{
+    return v->impl->run(v);
+}
 
 /* Initial state helpers (used by loaders and tests) */
-void x86_state_reset(struct x86_state *s);          /* power-on/INIT state (real mode) */
+void x86_state_reset(struct x86_state *s);                /* power-on/INIT state (real mode) */
 void x86_state_flat32(struct x86_state *s, uint64_t rip); /* flat 32-bit protected mode */
 
 extern const struct cpu_impl emu_cpu_impl;

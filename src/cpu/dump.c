@@ -8,7 +8,8 @@ void x86_state_dump(FILE *f, const struct x86_state *s)
     static const char *names[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                     "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
     for (int i = 0; i < 16; i++)
-        fprintf(f, "%s=%016llx%s", names[i], (unsigned long long)s->gpr[i], (i % 4 == 3) ? "\n" : " ");
+        fprintf(f, "%s=%016llx%s", names[i], (unsigned long long)s->gpr[i],
+                (i % 4 == 3) ? "\n" : " ");
     fprintf(f, "rip=%016llx rflags=%08llx\n", (unsigned long long)s->rip,
             (unsigned long long)s->rflags);
     static const char *segs[6] = {"es", "cs", "ss", "ds", "fs", "gs"};

@@ -34,8 +34,7 @@ void vcpu_halt_wait(struct vcpu *v, uint64_t deadline_ns)
     atomic_store_explicit(&v->sleeping, 1, memory_order_seq_cst);
     for (;;) {
         uint32_t req = atomic_load_explicit(&v->requests, memory_order_seq_cst);
-        if (wakes(v, req))
-            break;
+        if (wakes(v, req)) break;
         if (deadline_ns) {
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);

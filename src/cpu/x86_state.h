@@ -12,24 +12,24 @@ enum x86_gpr { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R1
 enum x86_sreg { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_NONE = 7 };
 
 /* RFLAGS bits */
-#define FL_CF   (1u << 0)
-#define FL_1    (1u << 1)
-#define FL_PF   (1u << 2)
-#define FL_AF   (1u << 4)
-#define FL_ZF   (1u << 6)
-#define FL_SF   (1u << 7)
-#define FL_TF   (1u << 8)
-#define FL_IF   (1u << 9)
-#define FL_DF   (1u << 10)
-#define FL_OF   (1u << 11)
-#define FL_IOPL (3u << 12)
-#define FL_NT   (1u << 14)
-#define FL_RF   (1u << 16)
-#define FL_VM   (1u << 17)
-#define FL_AC   (1u << 18)
-#define FL_VIF  (1u << 19)
-#define FL_VIP  (1u << 20)
-#define FL_ID   (1u << 21)
+#define FL_CF    (1u << 0)
+#define FL_1     (1u << 1)
+#define FL_PF    (1u << 2)
+#define FL_AF    (1u << 4)
+#define FL_ZF    (1u << 6)
+#define FL_SF    (1u << 7)
+#define FL_TF    (1u << 8)
+#define FL_IF    (1u << 9)
+#define FL_DF    (1u << 10)
+#define FL_OF    (1u << 11)
+#define FL_IOPL  (3u << 12)
+#define FL_NT    (1u << 14)
+#define FL_RF    (1u << 16)
+#define FL_VM    (1u << 17)
+#define FL_AC    (1u << 18)
+#define FL_VIF   (1u << 19)
+#define FL_VIP   (1u << 20)
+#define FL_ID    (1u << 21)
 #define FL_ARITH (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
 
 /* Segment attribute word: descriptor bits 40..47 in 0..7, bits 52..55 in 12..15
@@ -134,9 +134,24 @@ struct x86_state {
 
 /* Exception vectors */
 enum {
-    EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6,
-    EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14,
-    EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19,
+    EXC_DE = 0,
+    EXC_DB = 1,
+    EXC_NMI = 2,
+    EXC_BP = 3,
+    EXC_OF = 4,
+    EXC_BR = 5,
+    EXC_UD = 6,
+    EXC_NM = 7,
+    EXC_DF = 8,
+    EXC_TS = 10,
+    EXC_NP = 11,
+    EXC_SS = 12,
+    EXC_GP = 13,
+    EXC_PF = 14,
+    EXC_MF = 16,
+    EXC_AC = 17,
+    EXC_MC = 18,
+    EXC_XM = 19,
 };
 
 /* Page-fault error code bits */

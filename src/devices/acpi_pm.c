@@ -9,23 +9,25 @@
 
 #include <string.h>
 
-#define STS_W1C (ACPI_PM1_TMR | ACPI_PM1_BM | ACPI_PM1_GBL | ACPI_PM1_PWRBTN | ACPI_PM1_SLPBTN | \
-                 ACPI_PM1_RTC | 0x4000 | ACPI_PM1_WAK)
-#define EN_MASK (ACPI_PM1_TMR | ACPI_PM1_GBL | ACPI_PM1_PWRBTN | ACPI_PM1_SLPBTN | ACPI_PM1_RTC | 0x4000)
+#define STS_W1C                                                                                    \
+    (ACPI_PM1_TMR | ACPI_PM1_BM | ACPI_PM1_GBL | ACPI_PM1_PWRBTN | ACPI_PM1_SLPBTN |               \
+     ACPI_PM1_RTC | 0x4000 | ACPI_PM1_WAK)
+#define EN_MASK                                                                                    \
+    (ACPI_PM1_TMR | ACPI_PM1_GBL | ACPI_PM1_PWRBTN | ACPI_PM1_SLPBTN | ACPI_PM1_RTC | 0x4000)
 #define SCI_EVENTS (ACPI_PM1_TMR | ACPI_PM1_GBL | ACPI_PM1_PWRBTN | ACPI_PM1_SLPBTN | ACPI_PM1_RTC)
 #define CNT_STORED (ACPI_PM1_SCI_EN | 0x0002 /* BM_RLD */ | 0x1C00 /* SLP_TYP */)
-#define TMR_MASK ((1u << ACPI_PM_TMR_BITS) - 1)
+#define TMR_MASK   ((1u << ACPI_PM_TMR_BITS) - 1)
 
 /* what a register access asks for once the lock is dropped */
 #define ACT_POWER_OFF 1
-#define ACT_RESET 2
+#define ACT_RESET     2
 
 /* i8042 status bits */
-#define KBC_OBF 0x01
-#define KBC_SYS 0x04
-#define KBC_CMD 0x08
+#define KBC_OBF      0x01
+#define KBC_SYS      0x04
+#define KBC_CMD      0x08
 #define KBC_UNLOCKED 0x10
-#define KBC_AUX 0x20
+#define KBC_AUX      0x20
 
 static uint64_t tmr_ticks(const struct acpi_pm *pm)
 {
@@ -57,8 +59,7 @@ static void update_sci(struct acpi_pm *pm)
         pm->sci_level = level;
         irq_set(&pm->sci, level);
     }
-    if (!pm->ts)
-        return;
+    if (!pm->ts) return;
     if ((pm->cnt & ACPI_PM1_SCI_EN) && (pm->en & ACPI_PM1_TMR) && !(pm->sts & ACPI_PM1_TMR)) {
         uint64_t next = (pm->tmr_carries + 1) << (ACPI_PM_TMR_BITS - 1);
         uint64_t ns = (uint64_t)(((unsigned __int128)next * 1000000000ull + ACPI_PM_TMR_FREQ - 1) /
@@ -110,7 +111,8 @@ static void evt_write(void *dev, uint64_t offset, int size, uint64_t value)
         if (byte < 2)
             pm->sts &= ~((b << (8 * byte)) & STS_W1C);
         else
-            pm->en = (uint16_t)((pm->en & ~(0xFF << (8 * (byte - 2)))) | ((b << (8 * (byte - 2))) & EN_MASK));
+            pm->en = (uint16_t)((pm->en & ~(0xFF << (8 * (byte - 2)))) |
+                                ((b << (8 * (byte - 2))) & EN_MASK));
     }
     update_sci(pm);
     pthread_mutex_unlock(&pm->lock);
@@ -204,11 +206,10 @@ static void rcr_write(void *dev, uint64_t offset, int size, uint64_t value)
 {
     struct acpi_pm *pm = dev;
     pthread_mutex_lock(&pm->lock);
-    pm->rcr = value & 0x0A;     /* RST_CPU (bit 2) is a strobe and reads 0 */
+    pm->rcr = value & 0x0A;    /* RST_CPU (bit 2) is a strobe and reads 0 */
     bool reset = value & 0x04; /* Linux writes 0x02 then 0x06 (or 0x0E) */
     pthread_mutex_unlock(&pm->lock);
-    if (reset)
-        run_actions(pm, ACT_RESET);
+    if (reset) run_actions(pm, ACT_RESET);
 }
 
 const struct io_ops acpi_pm_rcr_ops = {.read = rcr_read, .write = rcr_write};
@@ -241,18 +242,24 @@ static uint64_t kbc_access_read(struct acpi_pm *pm, bool status)
 static int kbc_command(struct acpi_pm *pm, uint8_t c)
 {
     switch (c) {
-    case 0x20: kbc_output(pm, pm->kbc_ctr, false); break;           /* read command byte */
-    case 0x60: case 0xD1: case 0xD2: case 0xD3: case 0xD4:          /* take a data byte */
-        pm->kbc_pending = c;
-        break;
-    case 0xA7: pm->kbc_ctr |= 0x20; break;                          /* disable aux */
-    case 0xA8: pm->kbc_ctr &= ~0x20; break;                         /* enable aux */
-    case 0xAD: pm->kbc_ctr |= 0x10; break;                          /* disable keyboard */
-    case 0xAE: pm->kbc_ctr &= ~0x10; break;                         /* enable keyboard */
-    case 0xAA: pm->kbc_ctr |= KBC_SYS; kbc_output(pm, 0x55, false); break; /* self-test ok */
-    case 0xA9: case 0xAB: kbc_output(pm, 0x00, false); break;       /* interface tests ok */
-    case 0xC0: kbc_output(pm, 0x00, false); break;                  /* input port */
-    case 0xD0: kbc_output(pm, pm->kbc_outport, false); break;       /* read output port */
+    case 0x20: kbc_output(pm, pm->kbc_ctr, false); break; /* read command byte */
+    case 0x60:
+    case 0xD1:
+    case 0xD2:
+    case 0xD3:
+    case 0xD4: /* take a data byte */ pm->kbc_pending = c; break;
+    case 0xA7: pm->kbc_ctr |= 0x20; break;  /* disable aux */
+    case 0xA8: pm->kbc_ctr &= ~0x20; break; /* enable aux */
+    case 0xAD: pm->kbc_ctr |= 0x10; break;  /* disable keyboard */
+    case 0xAE: pm->kbc_ctr &= ~0x10; break; /* enable keyboard */
+    case 0xAA:
+        pm->kbc_ctr |= KBC_SYS;
+        kbc_output(pm, 0x55, false);
+        break; /* self-test ok */
+    case 0xA9:
+    case 0xAB: kbc_output(pm, 0x00, false); break;            /* interface tests ok */
+    case 0xC0: kbc_output(pm, 0x00, false); break;            /* input port */
+    case 0xD0: kbc_output(pm, pm->kbc_outport, false); break; /* read output port */
     default:
         if (c >= 0xF0 && !(c & 1))
             return ACT_RESET; /* pulse output port bit 0: the CPU reset line (0xFE) */
@@ -274,8 +281,7 @@ static void kbc_access_write(struct acpi_pm *pm, bool command, uint8_t v)
         case 0x60: pm->kbc_ctr = v; break;
         case 0xD1:
             pm->kbc_outport = v;
-            if (!(v & 1))
-                act = ACT_RESET; /* output port bit 0 low holds the CPU in reset */
+            if (!(v & 1)) act = ACT_RESET; /* output port bit 0 low holds the CPU in reset */
             break;
         case 0xD2: kbc_output(pm, v, false); break; /* echo as keyboard data */
         case 0xD3: kbc_output(pm, v, true); break;  /* echo as mouse data */
@@ -287,8 +293,14 @@ static void kbc_access_write(struct acpi_pm *pm, bool command, uint8_t v)
     run_actions(pm, act);
 }
 
-static uint64_t kbc_data_read(void *dev, uint64_t offset, int size) { return kbc_access_read(dev, false); }
-static uint64_t kbc_status_read(void *dev, uint64_t offset, int size) { return kbc_access_read(dev, true); }
+static uint64_t kbc_data_read(void *dev, uint64_t offset, int size)
+{
+    return kbc_access_read(dev, false);
+}
+static uint64_t kbc_status_read(void *dev, uint64_t offset, int size)
+{
+    return kbc_access_read(dev, true);
+}
 static void kbc_data_write(void *dev, uint64_t offset, int size, uint64_t value)
 {
     kbc_access_write(dev, false, (uint8_t)value);
@@ -303,7 +315,10 @@ static const struct io_ops kbc_cmd_ops = {.read = kbc_status_read, .write = kbc_
 
 /* --- POST code port: Linux's outb_p() delay writes here; must stay cheap --- */
 
-static uint64_t post_read(void *dev, uint64_t offset, int size) { return 0xFF; }
+static uint64_t post_read(void *dev, uint64_t offset, int size)
+{
+    return 0xFF;
+}
 
 static void post_write(void *dev, uint64_t offset, int size, uint64_t value)
 {
@@ -334,8 +349,7 @@ void acpi_pm_init(struct acpi_pm *pm, struct timer_service *ts, const struct irq
     memset(pm, 0, sizeof(*pm));
     pthread_mutex_init(&pm->lock, NULL);
     pm->ts = ts;
-    if (sci)
-        pm->sci = *sci;
+    if (sci) pm->sci = *sci;
     pm->power_off = power_off;
     pm->reset = reset;
     pm->opaque = opaque;
@@ -360,9 +374,9 @@ int acpi_pm_register(struct acpi_pm *pm, struct router *r)
         {POST_PORT, 1, &post_ops, "post"},
     };
     for (unsigned i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
-        int err = router_add(r, ROUTE_PIO, ports[i].base, ports[i].len, ports[i].ops, pm, ports[i].name);
-        if (err)
-            return err;
+        int err =
+            router_add(r, ROUTE_PIO, ports[i].base, ports[i].len, ports[i].ops, pm, ports[i].name);
+        if (err) return err;
     }
     return 0;
 }
@@ -396,7 +410,6 @@ void acpi_pm_reset(struct acpi_pm *pm)
 
 void acpi_pm_destroy(struct acpi_pm *pm)
 {
-    if (pm->ts)
-        timer_del(pm->ts, &pm->tmr_timer);
+    if (pm->ts) timer_del(pm->ts, &pm->tmr_timer);
     pthread_mutex_destroy(&pm->lock);
 }

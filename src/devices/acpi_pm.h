@@ -35,41 +35,41 @@
 #include "machine/router.h"
 
 /* --- values the ACPI table builder must use (FADT, DSDT, MADT) --- */
-#define ACPI_PM1A_EVT_BLK 0x600 /* FADT.PM1a_EVT_BLK / X_PM1a_EVT_BLK (32 bits) */
-#define ACPI_PM1_EVT_LEN 4      /* FADT.PM1_EVT_LEN */
-#define ACPI_PM1A_CNT_BLK 0x604 /* FADT.PM1a_CNT_BLK / X_PM1a_CNT_BLK (16 bits) */
-#define ACPI_PM1_CNT_LEN 2      /* FADT.PM1_CNT_LEN */
-#define ACPI_PM_TMR_BLK 0x608   /* FADT.PM_TMR_BLK / X_PM_TMR_BLK (32 bits) */
-#define ACPI_PM_TMR_LEN 4       /* FADT.PM_TMR_LEN */
-#define ACPI_PM_TMR_VAL_EXT 0   /* FADT.Flags bit 8 (TMR_VAL_EXT): 0, the timer is 24-bit */
-#define ACPI_PM_TMR_BITS 24
-#define ACPI_PM_TMR_FREQ 3579545ull
-#define ACPI_SMI_CMD_PORT 0xB2  /* FADT.SMI_CMD */
-#define ACPI_ENABLE_VALUE 0xF1  /* FADT.ACPI_ENABLE */
-#define ACPI_DISABLE_VALUE 0xF0 /* FADT.ACPI_DISABLE */
-#define ACPI_SCI_IRQ 9          /* FADT.SCI_INT; level, active high */
-#define ACPI_SLP_TYP_S5 5       /* DSDT: Name (\_S5, Package () { 5, 5, 0, 0 }) */
-#define ACPI_RESET_PORT 0xCF9   /* FADT.RESET_REG: System I/O, 8 bits, and flag RESET_REG_SUP */
-#define ACPI_RESET_VALUE 0x06   /* FADT.RESET_VALUE */
+#define ACPI_PM1A_EVT_BLK   0x600 /* FADT.PM1a_EVT_BLK / X_PM1a_EVT_BLK (32 bits) */
+#define ACPI_PM1_EVT_LEN    4     /* FADT.PM1_EVT_LEN */
+#define ACPI_PM1A_CNT_BLK   0x604 /* FADT.PM1a_CNT_BLK / X_PM1a_CNT_BLK (16 bits) */
+#define ACPI_PM1_CNT_LEN    2     /* FADT.PM1_CNT_LEN */
+#define ACPI_PM_TMR_BLK     0x608 /* FADT.PM_TMR_BLK / X_PM_TMR_BLK (32 bits) */
+#define ACPI_PM_TMR_LEN     4     /* FADT.PM_TMR_LEN */
+#define ACPI_PM_TMR_VAL_EXT 0     /* FADT.Flags bit 8 (TMR_VAL_EXT): 0, the timer is 24-bit */
+#define ACPI_PM_TMR_BITS    24
+#define ACPI_PM_TMR_FREQ    3579545ull
+#define ACPI_SMI_CMD_PORT   0xB2  /* FADT.SMI_CMD */
+#define ACPI_ENABLE_VALUE   0xF1  /* FADT.ACPI_ENABLE */
+#define ACPI_DISABLE_VALUE  0xF0  /* FADT.ACPI_DISABLE */
+#define ACPI_SCI_IRQ        9     /* FADT.SCI_INT; level, active high */
+#define ACPI_SLP_TYP_S5     5     /* DSDT: Name (\_S5, Package () { 5, 5, 0, 0 }) */
+#define ACPI_RESET_PORT     0xCF9 /* FADT.RESET_REG: System I/O, 8 bits, and flag RESET_REG_SUP */
+#define ACPI_RESET_VALUE    0x06  /* FADT.RESET_VALUE */
 /* FADT.IAPC_BOOT_ARCH must NOT claim an 8042 (bit 1) and the DSDT must not list
  * PNP0303/PNP0F13: Linux then skips its i8042 probe entirely. */
 
 #define I8042_DATA_PORT 0x60
-#define I8042_CMD_PORT 0x64
-#define POST_PORT 0x80
+#define I8042_CMD_PORT  0x64
+#define POST_PORT       0x80
 
 /* PM1_STS / PM1_EN bits */
-#define ACPI_PM1_TMR 0x0001
-#define ACPI_PM1_BM 0x0010
-#define ACPI_PM1_GBL 0x0020
+#define ACPI_PM1_TMR    0x0001
+#define ACPI_PM1_BM     0x0010
+#define ACPI_PM1_GBL    0x0020
 #define ACPI_PM1_PWRBTN 0x0100
 #define ACPI_PM1_SLPBTN 0x0200
-#define ACPI_PM1_RTC 0x0400
-#define ACPI_PM1_WAK 0x8000
+#define ACPI_PM1_RTC    0x0400
+#define ACPI_PM1_WAK    0x8000
 /* PM1_CNT bits */
-#define ACPI_PM1_SCI_EN 0x0001
+#define ACPI_PM1_SCI_EN        0x0001
 #define ACPI_PM1_SLP_TYP_SHIFT 10
-#define ACPI_PM1_SLP_EN 0x2000
+#define ACPI_PM1_SLP_EN        0x2000
 
 typedef void (*acpi_pm_cb)(void *opaque);
 
@@ -80,8 +80,8 @@ struct acpi_pm {
     acpi_pm_cb power_off, reset;
     void *opaque;
     uint16_t sts, en, cnt;
-    uint64_t tmr_base_ns;  /* PM timer epoch (read-only after init: reads take no lock) */
-    uint64_t tmr_carries;  /* bit-23 transitions already reflected in TMR_STS */
+    uint64_t tmr_base_ns; /* PM timer epoch (read-only after init: reads take no lock) */
+    uint64_t tmr_carries; /* bit-23 transitions already reflected in TMR_STS */
     bool sci_level;
     uint8_t smi_cmd, rcr;
     /* i8042 */

@@ -61,18 +61,15 @@ static bool level_ready(struct ioapic *io, int pin, struct apic_msg *m)
 
 static void send(struct ioapic *io, const struct apic_msg *m)
 {
-    if (io->bus.deliver)
-        io->bus.deliver(io->bus.opaque, m);
+    if (io->bus.deliver) io->bus.deliver(io->bus.opaque, m);
 }
 
 struct ioapic *ioapic_create(int id, const struct apic_bus *bus)
 {
     struct ioapic *io = calloc(1, sizeof(*io));
-    if (!io)
-        return NULL;
+    if (!io) return NULL;
     pthread_mutex_init(&io->lock, NULL);
-    if (bus)
-        io->bus = *bus;
+    if (bus) io->bus = *bus;
     io->id = ((uint32_t)id & 0xf) << 24;
     for (int i = 0; i < IOAPIC_PINS; i++)
         io->rte[i] = RTE_MASKED;
@@ -81,8 +78,7 @@ struct ioapic *ioapic_create(int id, const struct apic_bus *bus)
 
 void ioapic_destroy(struct ioapic *io)
 {
-    if (!io)
-        return;
+    if (!io) return;
     pthread_mutex_destroy(&io->lock);
     free(io);
 }
@@ -90,8 +86,7 @@ void ioapic_destroy(struct ioapic *io)
 void ioapic_set_irq(void *opaque, int pin, int level)
 {
     struct ioapic *io = opaque;
-    if (pin < 0 || pin >= IOAPIC_PINS)
-        return;
+    if (pin < 0 || pin >= IOAPIC_PINS) return;
     struct apic_msg m;
     bool deliver = false;
     pthread_mutex_lock(&io->lock);
@@ -110,8 +105,7 @@ void ioapic_set_irq(void *opaque, int pin, int level)
         deliver = true;
     }
     pthread_mutex_unlock(&io->lock);
-    if (deliver)
-        send(io, &m);
+    if (deliver) send(io, &m);
 }
 
 void ioapic_eoi(struct ioapic *io, uint8_t vector)
@@ -121,11 +115,9 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
     pthread_mutex_lock(&io->lock);
     for (int pin = 0; pin < IOAPIC_PINS; pin++) {
         uint64_t *e = &io->rte[pin];
-        if ((*e & 0xff) != vector || !(*e & RTE_REMOTE_IRR))
-            continue;
+        if ((*e & 0xff) != vector || !(*e & RTE_REMOTE_IRR)) continue;
         *e &= ~RTE_REMOTE_IRR;
-        if (level_ready(io, pin, &msgs[n]))
-            n++;
+        if (level_ready(io, pin, &msgs[n])) n++;
     }
     pthread_mutex_unlock(&io->lock);
     for (int i = 0; i < n; i++)
@@ -158,13 +150,12 @@ static bool write_reg(struct ioapic *io, unsigned reg, uint32_t val, struct apic
         return false; /* version, arbitration and unknown registers are read-only */
     int pin = (int)(reg - 0x10) / 2;
     uint64_t *e = &io->rte[pin];
-    uint64_t v = reg & 1 ? ((uint64_t)val << 32) | (uint32_t)*e
-                         : (*e & 0xffffffff00000000ull) | val;
+    uint64_t v =
+        reg & 1 ? ((uint64_t)val << 32) | (uint32_t)*e : (*e & 0xffffffff00000000ull) | val;
     *e = (v & RTE_WMASK) | (*e & RTE_REMOTE_IRR);
     /* Linux clears a stuck remote IRR on EOI-register-less I/O APICs by switching
      * the pin to edge and back (as KVM and real chips allow) */
-    if (!(*e & RTE_LEVEL))
-        *e &= ~RTE_REMOTE_IRR;
+    if (!(*e & RTE_LEVEL)) *e &= ~RTE_REMOTE_IRR;
     /* unmasking (or switching to level) with the line asserted delivers */
     return level_ready(io, pin, m);
 }
@@ -172,8 +163,7 @@ static bool write_reg(struct ioapic *io, unsigned reg, uint32_t val, struct apic
 uint64_t ioapic_mmio_read(void *opaque, uint64_t offset, int size)
 {
     struct ioapic *io = opaque;
-    if (size < 1 || size > 4)
-        return 0;
+    if (size < 1 || size > 4) return 0;
     uint32_t v = 0;
     pthread_mutex_lock(&io->lock);
     if (offset == 0x00)
@@ -187,8 +177,7 @@ uint64_t ioapic_mmio_read(void *opaque, uint64_t offset, int size)
 void ioapic_mmio_write(void *opaque, uint64_t offset, int size, uint64_t value)
 {
     struct ioapic *io = opaque;
-    if (size < 1 || size > 4)
-        return;
+    if (size < 1 || size > 4) return;
     if (offset == 0x40) { /* EOI register (version 0x20 feature; harmless here) */
         ioapic_eoi(io, (uint8_t)value);
         return;
@@ -201,8 +190,7 @@ void ioapic_mmio_write(void *opaque, uint64_t offset, int size, uint64_t value)
     else if (offset == 0x10 && size == 4)
         deliver = write_reg(io, io->regsel, (uint32_t)value, &m);
     pthread_mutex_unlock(&io->lock);
-    if (deliver)
-        send(io, &m);
+    if (deliver) send(io, &m);
 }
 
 const struct io_ops ioapic_mmio_ops = {.read = ioapic_mmio_read, .write = ioapic_mmio_write};

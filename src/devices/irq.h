@@ -19,8 +19,7 @@ struct irq_line {
 
 static inline void irq_set(const struct irq_line *l, int level)
 {
-    if (l && l->set)
-        l->set(l->opaque, l->pin, level);
+    if (l && l->set) l->set(l->opaque, l->pin, level);
 }
 
 static inline void irq_pulse(const struct irq_line *l)
@@ -31,8 +30,13 @@ static inline void irq_pulse(const struct irq_line *l)
 
 /* Delivery modes (ICR / redirection entry bits 8..10) */
 enum apic_delivery {
-    APIC_DM_FIXED = 0, APIC_DM_LOWEST = 1, APIC_DM_SMI = 2, APIC_DM_NMI = 4,
-    APIC_DM_INIT = 5, APIC_DM_SIPI = 6, APIC_DM_EXTINT = 7,
+    APIC_DM_FIXED = 0,
+    APIC_DM_LOWEST = 1,
+    APIC_DM_SMI = 2,
+    APIC_DM_NMI = 4,
+    APIC_DM_INIT = 5,
+    APIC_DM_SIPI = 6,
+    APIC_DM_EXTINT = 7,
 };
 /* Destination shorthands (ICR bits 18..19) */
 enum apic_shorthand { APIC_SH_NONE = 0, APIC_SH_SELF = 1, APIC_SH_ALL = 2, APIC_SH_OTHERS = 3 };

@@ -14,9 +14,9 @@
 
 enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_N };
 
-#define LVT_MASKED (1u << 16)
-#define LVT_DM(x)  (((x) >> 8) & 7)
-#define SVR_ENABLE (1u << 8)
+#define LVT_MASKED      (1u << 16)
+#define LVT_DM(x)       (((x) >> 8) & 7)
+#define SVR_ENABLE      (1u << 8)
 #define TIMER_MODE(lvt) (((lvt) >> 17) & 3)
 enum { TM_ONESHOT = 0, TM_PERIODIC = 1, TM_DEADLINE = 2 };
 
@@ -65,19 +65,27 @@ struct lapic {
 static int top_bit(const uint32_t *r)
 {
     for (int i = 7; i >= 0; i--)
-        if (r[i])
-            return i * 32 + 31 - __builtin_clz(r[i]);
+        if (r[i]) return i * 32 + 31 - __builtin_clz(r[i]);
     return -1;
 }
 
-static inline void set_vec(uint32_t *r, unsigned v) { r[(v >> 5) & 7] |= 1u << (v & 31); }
-static inline void clr_vec(uint32_t *r, unsigned v) { r[(v >> 5) & 7] &= ~(1u << (v & 31)); }
+static inline void set_vec(uint32_t *r, unsigned v)
+{
+    r[(v >> 5) & 7] |= 1u << (v & 31);
+}
+static inline void clr_vec(uint32_t *r, unsigned v)
+{
+    r[(v >> 5) & 7] &= ~(1u << (v & 31));
+}
 static inline bool tst_vec(const uint32_t *r, unsigned v)
 {
     return (r[(v >> 5) & 7] >> (v & 31)) & 1;
 }
 
-static bool hw_enabled(const struct lapic *l) { return l->base & LAPIC_BASE_ENABLE; }
+static bool hw_enabled(const struct lapic *l)
+{
+    return l->base & LAPIC_BASE_ENABLE;
+}
 
 static unsigned ppr(const struct lapic *l)
 {
@@ -92,8 +100,7 @@ static unsigned apr(const struct lapic *l)
     unsigned irr_class = irrv < 0 ? 0 : (unsigned)irrv & 0xf0;
     unsigned isr_class = isrv < 0 ? 0 : (unsigned)isrv & 0xf0;
     unsigned tpr_class = l->tpr & 0xf0;
-    if (tpr_class >= irr_class && tpr_class >= isr_class)
-        return l->tpr & 0xff;
+    if (tpr_class >= irr_class && tpr_class >= isr_class) return l->tpr & 0xff;
     unsigned m = tpr_class > isr_class ? tpr_class : isr_class;
     return m > irr_class ? m : irr_class;
 }
@@ -102,17 +109,14 @@ static unsigned apr(const struct lapic *l)
 static int deliverable(const struct lapic *l)
 {
     int v = top_bit(l->irr);
-    if (v < 0 || ((unsigned)v & 0xf0) <= (ppr(l) & 0xf0))
-        return -1;
+    if (v < 0 || ((unsigned)v & 0xf0) <= (ppr(l) & 0xf0)) return -1;
     return v;
 }
 
 static bool extint_pending(const struct lapic *l)
 {
-    if (!hw_enabled(l))
-        return l->lint[0]; /* no APIC: LINT0 is the INTR pin */
-    if (l->extint_msg)
-        return true;
+    if (!hw_enabled(l)) return l->lint[0]; /* no APIC: LINT0 is the INTR pin */
+    if (l->extint_msg) return true;
     uint32_t lvt = l->lvt[LVT_LINT0];
     return l->lint[0] && !(lvt & LVT_MASKED) && LVT_DM(lvt) == APIC_DM_EXTINT;
 }
@@ -120,8 +124,7 @@ static bool extint_pending(const struct lapic *l)
 /* Called with the lock held after any change that can alter deliverability. */
 static void update_line(struct lapic *l)
 {
-    if (l->v)
-        vcpu_set_irq_line(l->v, extint_pending(l) || deliverable(l) >= 0);
+    if (l->v) vcpu_set_irq_line(l->v, extint_pending(l) || deliverable(l) >= 0);
 }
 
 static void record_error(struct lapic *l, uint32_t bit);
@@ -144,8 +147,7 @@ static void record_error(struct lapic *l, uint32_t bit)
 {
     l->esr_pending |= bit;
     uint32_t e = l->lvt[LVT_ERROR];
-    if (e & LVT_MASKED)
-        return;
+    if (e & LVT_MASKED) return;
     if ((e & 0xff) < 16) { /* an illegal error vector: note it, do not recurse */
         l->esr_pending |= ESR_RECV_ILLEGAL;
     } else {
@@ -156,7 +158,10 @@ static void record_error(struct lapic *l, uint32_t bit)
 
 /* ---- timer ---- */
 
-static uint64_t tsc_hz(const struct lapic *l) { return l->tsc_hz ? l->tsc_hz : 1000000000ull; }
+static uint64_t tsc_hz(const struct lapic *l)
+{
+    return l->tsc_hz ? l->tsc_hz : 1000000000ull;
+}
 
 static unsigned divisor(const struct lapic *l)
 {
@@ -164,7 +169,10 @@ static unsigned divisor(const struct lapic *l)
     return v == 7 ? 1 : 2u << v;
 }
 
-static uint64_t clamp_ns(unsigned __int128 ns) { return ns > MAX_DELTA_NS ? MAX_DELTA_NS : (uint64_t)ns; }
+static uint64_t clamp_ns(unsigned __int128 ns)
+{
+    return ns > MAX_DELTA_NS ? MAX_DELTA_NS : (uint64_t)ns;
+}
 
 static uint64_t ticks_to_ns(const struct lapic *l, uint64_t ticks)
 {
@@ -178,23 +186,20 @@ static uint64_t ns_to_ticks(const struct lapic *l, uint64_t ns)
 
 static uint64_t guest_tsc(const struct lapic *l)
 {
-    if (l->read_tsc)
-        return l->read_tsc(l->tsc_opaque);
+    if (l->read_tsc) return l->read_tsc(l->tsc_opaque);
     return (uint64_t)((unsigned __int128)clock_ns() * tsc_hz(l) / 1000000000u);
 }
 
 static void arm(struct lapic *l, uint64_t deadline)
 {
     l->deadline_ns = deadline ? deadline : 1;
-    if (l->ts)
-        timer_mod(l->ts, &l->timer, l->deadline_ns);
+    if (l->ts) timer_mod(l->ts, &l->timer, l->deadline_ns);
 }
 
 static void disarm(struct lapic *l)
 {
     l->deadline_ns = 0;
-    if (l->ts)
-        timer_del(l->ts, &l->timer);
+    if (l->ts) timer_del(l->ts, &l->timer);
 }
 
 static uint64_t period_ns(const struct lapic *l)
@@ -209,18 +214,16 @@ static void start_count(struct lapic *l)
         disarm(l);
         return;
     }
-    uint64_t ns = TIMER_MODE(l->lvt[LVT_TIMER]) == TM_PERIODIC ? period_ns(l)
-                                                               : ticks_to_ns(l, l->init_count);
+    uint64_t ns =
+        TIMER_MODE(l->lvt[LVT_TIMER]) == TM_PERIODIC ? period_ns(l) : ticks_to_ns(l, l->init_count);
     arm(l, clock_ns() + ns);
 }
 
 static uint32_t current_count(const struct lapic *l)
 {
-    if (TIMER_MODE(l->lvt[LVT_TIMER]) == TM_DEADLINE || !l->deadline_ns)
-        return 0;
+    if (TIMER_MODE(l->lvt[LVT_TIMER]) == TM_DEADLINE || !l->deadline_ns) return 0;
     uint64_t now = clock_ns();
-    if (now >= l->deadline_ns)
-        return 0;
+    if (now >= l->deadline_ns) return 0;
     uint64_t t = ns_to_ticks(l, l->deadline_ns - now);
     return t > l->init_count ? l->init_count : (uint32_t)t;
 }
@@ -290,17 +293,15 @@ static void reset_locked(struct lapic *l)
 }
 
 struct lapic *lapic_create(int apic_id, struct vcpu *v, const struct apic_bus *bus,
-                           struct timer_service *ts, uint64_t (*read_tsc)(void *),
-                           void *tsc_opaque, uint64_t hz)
+                           struct timer_service *ts, uint64_t (*read_tsc)(void *), void *tsc_opaque,
+                           uint64_t hz)
 {
     struct lapic *l = calloc(1, sizeof(*l));
-    if (!l)
-        return NULL;
+    if (!l) return NULL;
     pthread_mutex_init(&l->lock, NULL);
     l->id = apic_id & 0xff;
     l->v = v;
-    if (bus)
-        l->bus = *bus;
+    if (bus) l->bus = *bus;
     l->ts = ts;
     l->read_tsc = read_tsc;
     l->tsc_opaque = tsc_opaque;
@@ -313,10 +314,8 @@ struct lapic *lapic_create(int apic_id, struct vcpu *v, const struct apic_bus *b
 
 void lapic_destroy(struct lapic *l)
 {
-    if (!l)
-        return;
-    if (l->ts)
-        timer_del(l->ts, &l->timer);
+    if (!l) return;
+    if (l->ts) timer_del(l->ts, &l->timer);
     pthread_mutex_destroy(&l->lock);
     free(l);
 }
@@ -328,7 +327,10 @@ void lapic_reset(struct lapic *l)
     pthread_mutex_unlock(&l->lock);
 }
 
-int lapic_id(const struct lapic *l) { return l->id; }
+int lapic_id(const struct lapic *l)
+{
+    return l->id;
+}
 
 uint64_t lapic_base(struct lapic *l)
 {
@@ -351,8 +353,7 @@ void lapic_set_extint_ack(struct lapic *l, int (*ack)(void *), void *opaque)
 uint64_t lapic_mmio_read(void *dev, uint64_t offset, int size)
 {
     struct lapic *l = dev;
-    if (size != 4 || (offset & 0xf) || offset >= 0x1000)
-        return 0;
+    if (size != 4 || (offset & 0xf) || offset >= 0x1000) return 0;
     unsigned r = (unsigned)(offset >> 4);
     uint32_t val = 0;
     pthread_mutex_lock(&l->lock);
@@ -417,15 +418,13 @@ static void write_lvt(struct lapic *l, int i, uint32_t val)
         }
     }
     l->lvt[i] = val;
-    if (i == LVT_LINT0)
-        update_line(l); /* ExtINT routing of LINT0 may have changed */
+    if (i == LVT_LINT0) update_line(l); /* ExtINT routing of LINT0 may have changed */
 }
 
 void lapic_mmio_write(void *dev, uint64_t offset, int size, uint64_t value)
 {
     struct lapic *l = dev;
-    if (size != 4 || (offset & 0xf) || offset >= 0x1000)
-        return;
+    if (size != 4 || (offset & 0xf) || offset >= 0x1000) return;
     unsigned r = (unsigned)(offset >> 4);
     uint32_t val = (uint32_t)value;
     struct apic_msg msg;
@@ -441,8 +440,7 @@ void lapic_mmio_write(void *dev, uint64_t offset, int size, uint64_t value)
         int v = top_bit(l->isr);
         if (v >= 0) {
             clr_vec(l->isr, (unsigned)v);
-            if (tst_vec(l->tmr, (unsigned)v))
-                eoi_level = v;
+            if (tst_vec(l->tmr, (unsigned)v)) eoi_level = v;
             update_line(l);
         }
         break;
@@ -478,10 +476,8 @@ void lapic_mmio_write(void *dev, uint64_t offset, int size, uint64_t value)
     }
     pthread_mutex_unlock(&l->lock);
     /* outside the lock: the bus may come back to this LAPIC */
-    if (send && l->bus.deliver)
-        l->bus.deliver(l->bus.opaque, &msg);
-    if (eoi_level >= 0 && l->bus.eoi)
-        l->bus.eoi(l->bus.opaque, (uint8_t)eoi_level);
+    if (send && l->bus.deliver) l->bus.deliver(l->bus.opaque, &msg);
+    if (eoi_level >= 0 && l->bus.eoi) l->bus.eoi(l->bus.opaque, (uint8_t)eoi_level);
 }
 
 const struct io_ops lapic_mmio_ops = {.read = lapic_mmio_read, .write = lapic_mmio_write};
@@ -539,8 +535,7 @@ bool lapic_match(struct lapic *l, const struct apic_msg *m)
     int self = l->v ? l->v->id : l->id;
     bool r = false;
     pthread_mutex_lock(&l->lock);
-    if (!hw_enabled(l))
-        goto out;
+    if (!hw_enabled(l)) goto out;
     switch (m->shorthand) {
     case APIC_SH_SELF: r = m->src == self; goto out;
     case APIC_SH_ALL: r = true; goto out;
@@ -582,8 +577,7 @@ void lapic_accept(struct lapic *l, const struct apic_msg *m)
         update_line(l);
     }
     pthread_mutex_unlock(&l->lock);
-    if (!enabled || !l->v)
-        return;
+    if (!enabled || !l->v) return;
     switch (m->delivery) {
     case APIC_DM_NMI: vcpu_post(l->v, VCPU_REQ_NMI); break;
     case APIC_DM_INIT:
@@ -633,8 +627,7 @@ int lapic_ack(struct lapic *l)
 void lapic_set_lint(void *dev, int pin, int level)
 {
     struct lapic *l = dev;
-    if (pin < 0 || pin > 1)
-        return;
+    if (pin < 0 || pin > 1) return;
     bool nmi = false;
     pthread_mutex_lock(&l->lock);
     bool rising = !l->lint[pin] && level;
@@ -653,6 +646,5 @@ void lapic_set_lint(void *dev, int pin, int level)
     }
     update_line(l);
     pthread_mutex_unlock(&l->lock);
-    if (nmi && l->v)
-        vcpu_post(l->v, VCPU_REQ_NMI);
+    if (nmi && l->v) vcpu_post(l->v, VCPU_REQ_NMI);
 }

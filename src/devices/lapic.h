@@ -46,8 +46,8 @@ struct timer_service;
  * shorthands is v->id (apic_id when v is NULL). IA32_APIC_BASE starts enabled at
  * 0xFEE00000 with the BSP flag set for vCPU 0. */
 struct lapic *lapic_create(int apic_id, struct vcpu *v, const struct apic_bus *bus,
-                           struct timer_service *ts, uint64_t (*read_tsc)(void *),
-                           void *tsc_opaque, uint64_t tsc_hz);
+                           struct timer_service *ts, uint64_t (*read_tsc)(void *), void *tsc_opaque,
+                           uint64_t tsc_hz);
 /* The timer service must not be firing this LAPIC's timer concurrently (stop the
  * service or make sure the timer cannot run before destroying). */
 void lapic_destroy(struct lapic *l);

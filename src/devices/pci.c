@@ -6,7 +6,7 @@
 #include <string.h>
 
 #define CA_ENABLE 0x80000000u
-#define CA_MASK 0x80FFFFFCu /* enable, bus, device, function, dword register */
+#define CA_MASK   0x80FFFFFCu /* enable, bus, device, function, dword register */
 
 static uint32_t ones(int size)
 {
@@ -48,13 +48,12 @@ uint32_t pci_cfg_read(const struct pci_cfg *c, unsigned reg, int size)
 
 void pci_cfg_write(struct pci_cfg *c, unsigned reg, int size, uint32_t value)
 {
-    if (size < 1 || size > 4 || reg >= PCI_CFG_SIZE || reg + (unsigned)size > PCI_CFG_SIZE)
-        return;
+    if (size < 1 || size > 4 || reg >= PCI_CFG_SIZE || reg + (unsigned)size > PCI_CFG_SIZE) return;
     for (int i = 0; i < size; i++) {
         unsigned r = reg + (unsigned)i;
         uint8_t b = (uint8_t)(value >> (8 * i));
         c->data[r] = (uint8_t)((c->data[r] & ~c->wmask[r]) | (b & c->wmask[r]));
-        c->data[r] &= (uint8_t)~(b & c->w1c[r]);
+        c->data[r] &= (uint8_t) ~(b & c->w1c[r]);
     }
 }
 
@@ -77,15 +76,12 @@ int pci_cfg_set_bar(struct pci_cfg *c, int bar, uint64_t size, uint32_t flags)
 
 uint64_t pci_cfg_bar_addr(const struct pci_cfg *c, int bar)
 {
-    if (bar < 0 || bar > 5)
-        return 0;
+    if (bar < 0 || bar > 5) return 0;
     unsigned reg = 0x10 + 4 * (unsigned)bar;
     uint32_t lo = pci_cfg_read(c, reg, 4);
-    if (lo & PCI_BAR_IO)
-        return lo & ~3u;
+    if (lo & PCI_BAR_IO) return lo & ~3u;
     uint64_t a = lo & ~15u;
-    if ((lo & 6) == PCI_BAR_MEM64 && bar < 5)
-        a |= (uint64_t)pci_cfg_read(c, reg + 4, 4) << 32;
+    if ((lo & 6) == PCI_BAR_MEM64 && bar < 5) a |= (uint64_t)pci_cfg_read(c, reg + 4, 4) << 32;
     return a;
 }
 
@@ -114,29 +110,31 @@ static void host_reset_locked(struct pci_bus *bus)
 {
     struct pci_cfg *c = &bus->host;
     pci_cfg_init(c, PCI_HOST_VENDOR, PCI_HOST_DEVICE, 0x06000002 /* host bridge, rev 02 */, 0x00);
-    put(c->data, 0x04, 2, 0x0006); /* memory and bus master on, as the 82441FX reports */
-    put(c->data, 0x06, 2, 0x0280); /* medium DEVSEL, fast back-to-back capable */
+    put(c->data, 0x04, 2, 0x0006);  /* memory and bus master on, as the 82441FX reports */
+    put(c->data, 0x06, 2, 0x0280);  /* medium DEVSEL, fast back-to-back capable */
     put(c->wmask, 0x04, 2, 0x0000); /* a host bridge's command bits are fixed */
     c->wmask[0x3C] = 0;
-    memset(c->wmask + 0x40, 0xFF, PCI_CFG_SIZE - 0x40); /* chipset registers (PAM, SMRAM, ...) just store */
+    memset(c->wmask + 0x40, 0xFF,
+           PCI_CFG_SIZE - 0x40); /* chipset registers (PAM, SMRAM, ...) just store */
 }
 
 /* --- bus --- */
 
 static bool lookup(struct pci_bus *bus, unsigned busno, unsigned devfn, struct pci_slot *out)
 {
-    if (busno != 0 || devfn > 255)
-        return false;
+    if (busno != 0 || devfn > 255) return false;
     pthread_mutex_lock(&bus->lock);
     *out = bus->fn[devfn];
     pthread_mutex_unlock(&bus->lock);
     return out->ops != NULL;
 }
 
-uint32_t pci_config_read(struct pci_bus *bus, unsigned busno, unsigned devfn, unsigned reg, int size)
+uint32_t pci_config_read(struct pci_bus *bus, unsigned busno, unsigned devfn, unsigned reg,
+                         int size)
 {
     struct pci_slot s;
-    if (size < 1 || size > 4 || reg >= 4096 || (reg & 3) + (unsigned)size > 4 || !lookup(bus, busno, devfn, &s))
+    if (size < 1 || size > 4 || reg >= 4096 || (reg & 3) + (unsigned)size > 4 ||
+        !lookup(bus, busno, devfn, &s))
         return ones(size);
     return s.ops->cfg_read ? s.ops->cfg_read(s.opaque, reg, size) & ones(size) : ones(size);
 }
@@ -145,10 +143,10 @@ void pci_config_write(struct pci_bus *bus, unsigned busno, unsigned devfn, unsig
                       uint32_t value)
 {
     struct pci_slot s;
-    if (size < 1 || size > 4 || reg >= 4096 || (reg & 3) + (unsigned)size > 4 || !lookup(bus, busno, devfn, &s))
+    if (size < 1 || size > 4 || reg >= 4096 || (reg & 3) + (unsigned)size > 4 ||
+        !lookup(bus, busno, devfn, &s))
         return;
-    if (s.ops->cfg_write)
-        s.ops->cfg_write(s.opaque, reg, size, value & ones(size));
+    if (s.ops->cfg_write) s.ops->cfg_write(s.opaque, reg, size, value & ones(size));
 }
 
 /* Snapshot of CONFIG_ADDRESS for a data-port access; false if disabled. */
@@ -158,8 +156,7 @@ static bool current_address(struct pci_bus *bus, uint64_t offset, unsigned *busn
     pthread_mutex_lock(&bus->lock);
     uint32_t ca = bus->config_address;
     pthread_mutex_unlock(&bus->lock);
-    if (!(ca & CA_ENABLE))
-        return false;
+    if (!(ca & CA_ENABLE)) return false;
     *busno = (ca >> 16) & 0xFF;
     *devfn = (ca >> 8) & 0xFF;
     *reg = (ca & 0xFC) + (unsigned)(offset - 4);
@@ -200,8 +197,7 @@ static void pci_write(void *dev, uint64_t offset, int size, uint64_t value)
         return; /* other accesses to 0xCF8-0xCFB go nowhere */
     }
     unsigned busno, devfn, reg;
-    if (offset + (uint64_t)size > 8 || !current_address(bus, offset, &busno, &devfn, &reg))
-        return;
+    if (offset + (uint64_t)size > 8 || !current_address(bus, offset, &busno, &devfn, &reg)) return;
     pci_config_write(bus, busno, devfn, reg, size, (uint32_t)value);
 }
 
@@ -214,8 +210,7 @@ static uint64_t ecam_read(void *dev, uint64_t offset, int size)
 {
     struct pci_bus *bus = dev;
     unsigned busno = (unsigned)(offset >> 20), devfn = (offset >> 12) & 0xFF, reg = offset & 0xFFF;
-    if ((reg & 3) + (unsigned)size <= 4)
-        return pci_config_read(bus, busno, devfn, reg, size);
+    if ((reg & 3) + (unsigned)size <= 4) return pci_config_read(bus, busno, devfn, reg, size);
     uint64_t v = 0;
     if (size == 8 && !(reg & 7))
         return pci_config_read(bus, busno, devfn, reg, 4) |
@@ -244,8 +239,7 @@ const struct io_ops pci_ecam_ops = {.read = ecam_read, .write = ecam_write};
 
 int pci_bus_register_ecam(struct pci_bus *bus, struct router *r, uint64_t base, unsigned buses)
 {
-    if ((base & 0xFFFFF) || !buses || buses > 256)
-        return -EINVAL;
+    if ((base & 0xFFFFF) || !buses || buses > 256) return -EINVAL;
     return router_add(r, ROUTE_MMIO, base, (uint64_t)buses << 20, &pci_ecam_ops, bus, "pci-ecam");
 }
 
@@ -271,8 +265,7 @@ void pci_bus_set_rcr(struct pci_bus *bus, const struct io_ops *ops, void *dev)
 
 int pci_add_function(struct pci_bus *bus, uint8_t devfn, const struct pci_fn_ops *ops, void *opaque)
 {
-    if (!ops)
-        return -EINVAL;
+    if (!ops) return -EINVAL;
     int err = 0;
     pthread_mutex_lock(&bus->lock);
     if (bus->fn[devfn].ops)

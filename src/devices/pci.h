@@ -29,11 +29,11 @@
 #include "machine/router.h"
 
 #define PCI_CONFIG_ADDRESS 0xCF8
-#define PCI_CONFIG_DATA 0xCFC
+#define PCI_CONFIG_DATA    0xCFC
 #define PCI_DEVFN(dev, fn) ((uint8_t)(((dev) << 3) | (fn)))
-#define PCI_HOST_VENDOR 0x8086
-#define PCI_HOST_DEVICE 0x1237
-#define PCI_CFG_SIZE 256
+#define PCI_HOST_VENDOR    0x8086
+#define PCI_HOST_DEVICE    0x1237
+#define PCI_CFG_SIZE       256
 
 /* A function's configuration space. `reg` + `size` (1, 2, 4) never crosses a dword
  * boundary, but `reg` need not be aligned to `size`. reg < 4096 (ECAM-ready);
@@ -51,8 +51,8 @@ struct pci_cfg {
     uint8_t w1c[PCI_CFG_SIZE];   /* bits the guest clears by writing 1 (status) */
 };
 
-#define PCI_BAR_IO 0x1
-#define PCI_BAR_MEM64 0x4
+#define PCI_BAR_IO       0x1
+#define PCI_BAR_MEM64    0x4
 #define PCI_BAR_PREFETCH 0x8
 
 /* Vendor/device, class (24-bit class code << 8 | revision), header type; command
@@ -95,9 +95,11 @@ int pci_bus_register_ecam(struct pci_bus *bus, struct router *r, uint64_t base, 
 void pci_bus_set_rcr(struct pci_bus *bus, const struct io_ops *ops, void *dev);
 /* 0, -EINVAL (NULL ops), -EEXIST (devfn taken; 00.0 is the host bridge). Linux only
  * looks at functions 1-7 of a device whose function 0 has header type bit 7 set. */
-int pci_add_function(struct pci_bus *bus, uint8_t devfn, const struct pci_fn_ops *ops, void *opaque);
+int pci_add_function(struct pci_bus *bus, uint8_t devfn, const struct pci_fn_ops *ops,
+                     void *opaque);
 /* Configuration access by address, for mechanism #1 and a later ECAM window. */
-uint32_t pci_config_read(struct pci_bus *bus, unsigned busno, unsigned devfn, unsigned reg, int size);
+uint32_t pci_config_read(struct pci_bus *bus, unsigned busno, unsigned devfn, unsigned reg,
+                         int size);
 void pci_config_write(struct pci_bus *bus, unsigned busno, unsigned devfn, unsigned reg, int size,
                       uint32_t value);
 /* CONFIG_ADDRESS to 0 and the host bridge to its power-on state. */

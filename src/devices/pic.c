@@ -12,11 +12,11 @@
 struct pic_chip {
     struct pic *pic;
     uint8_t irr, imr, isr;
-    uint8_t lines;            /* input levels, for edge detection */
-    uint8_t elcr, elcr_mask;  /* level-triggered inputs */
-    uint8_t base;             /* ICW2 vector base */
-    uint8_t prio_add;         /* the IRQ with the highest priority */
-    uint8_t init_state;       /* 0 ready, 1/2/3: expecting ICW2/ICW3/ICW4 */
+    uint8_t lines;           /* input levels, for edge detection */
+    uint8_t elcr, elcr_mask; /* level-triggered inputs */
+    uint8_t base;            /* ICW2 vector base */
+    uint8_t prio_add;        /* the IRQ with the highest priority */
+    uint8_t init_state;      /* 0 ready, 1/2/3: expecting ICW2/ICW3/ICW4 */
     bool icw4, single, auto_eoi, rotate_aeoi, sfnm, read_isr, poll, special_mask;
 };
 
@@ -30,8 +30,7 @@ struct pic {
 
 static int priority(const struct pic_chip *c, uint8_t mask)
 {
-    if (!mask)
-        return 8;
+    if (!mask) return 8;
     int p = 0;
     while (!(mask & (1u << ((p + c->prio_add) & 7))))
         p++;
@@ -44,13 +43,10 @@ static int chip_irq(const struct pic_chip *c, bool master)
     if (c->init_state) /* no vector base yet: nothing to deliver */
         return -1;
     int p = priority(c, c->irr & ~c->imr);
-    if (p == 8)
-        return -1;
+    if (p == 8) return -1;
     uint8_t in_service = c->isr;
-    if (c->special_mask)
-        in_service &= ~c->imr; /* masked in-service levels do not block */
-    if (master && c->sfnm)
-        in_service &= ~(1u << 2); /* special fully nested: slave may nest */
+    if (c->special_mask) in_service &= ~c->imr;      /* masked in-service levels do not block */
+    if (master && c->sfnm) in_service &= ~(1u << 2); /* special fully nested: slave may nest */
     return p < priority(c, in_service) ? (p + c->prio_add) & 7 : -1;
 }
 
@@ -64,8 +60,7 @@ static void update(struct pic *p)
     int out = chip_irq(m, true) >= 0;
     if (out != p->out) {
         p->out = out;
-        if (p->intr)
-            p->intr(p->opaque, out);
+        if (p->intr) p->intr(p->opaque, out);
     }
 }
 
@@ -93,8 +88,7 @@ static void chip_reset(struct pic_chip *c)
 struct pic *pic_create(void (*intr)(void *opaque, int level), void *opaque)
 {
     struct pic *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     pthread_mutex_init(&p->lock, NULL);
     p->intr = intr;
     p->opaque = opaque;
@@ -111,8 +105,7 @@ struct pic *pic_create(void (*intr)(void *opaque, int level), void *opaque)
 
 void pic_destroy(struct pic *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -120,20 +113,17 @@ void pic_destroy(struct pic *p)
 void pic_set_irq(void *opaque, int irq, int level)
 {
     struct pic *p = opaque;
-    if (irq < 0 || irq > 15 || irq == 2)
-        return;
+    if (irq < 0 || irq > 15 || irq == 2) return;
     struct pic_chip *c = &p->c[irq >> 3];
     uint8_t bit = 1u << (irq & 7);
     pthread_mutex_lock(&p->lock);
     if (level) {
         /* IRR latches even while masked: Linux reads it to find pending IRQs */
-        if ((c->elcr & bit) || !(c->lines & bit))
-            c->irr |= bit;
+        if ((c->elcr & bit) || !(c->lines & bit)) c->irr |= bit;
         c->lines |= bit;
     } else {
         c->lines &= ~bit;
-        if (c->elcr & bit)
-            c->irr &= ~bit;
+        if (c->elcr & bit) c->irr &= ~bit;
     }
     update(p);
     pthread_mutex_unlock(&p->lock);
@@ -165,7 +155,10 @@ int pic_ack(struct pic *p)
     return vec;
 }
 
-int pic_ack_cb(void *opaque) { return pic_ack(opaque); }
+int pic_ack_cb(void *opaque)
+{
+    return pic_ack(opaque);
+}
 
 /* OCW2: end of interrupt and rotation. */
 static void ocw2(struct pic_chip *c, uint8_t val)
@@ -176,19 +169,16 @@ static void ocw2(struct pic_chip *c, uint8_t val)
     case 4: c->rotate_aeoi = true; break;
     case 1: /* non-specific EOI */
     case 5: /* rotate on non-specific EOI */
-        if (priority(c, c->isr) == 8)
-            break;
+        if (priority(c, c->isr) == 8) break;
         irq = (priority(c, c->isr) + c->prio_add) & 7;
         c->isr &= ~(1u << irq);
-        if (val >> 5 == 5)
-            c->prio_add = (irq + 1) & 7;
+        if (val >> 5 == 5) c->prio_add = (irq + 1) & 7;
         break;
     case 3: /* specific EOI */
     case 7: /* rotate on specific EOI */
         irq = val & 7;
         c->isr &= ~(1u << irq);
-        if (val >> 5 == 7)
-            c->prio_add = (irq + 1) & 7;
+        if (val >> 5 == 7) c->prio_add = (irq + 1) & 7;
         break;
     case 6: c->prio_add = (val + 1) & 7; break; /* set priority: val&7 lowest */
     default: break;                             /* 2: no operation */
@@ -204,12 +194,9 @@ static void write_port(struct pic *p, struct pic_chip *c, int port, uint8_t val)
             c->single = val & 2;
             c->init_state = 1;
         } else if (val & 0x08) { /* OCW3 */
-            if (val & 0x04)
-                c->poll = true;
-            if (val & 0x02)
-                c->read_isr = val & 1;
-            if (val & 0x40)
-                c->special_mask = (val >> 5) & 1;
+            if (val & 0x04) c->poll = true;
+            if (val & 0x02) c->read_isr = val & 1;
+            if (val & 0x40) c->special_mask = (val >> 5) & 1;
         } else {
             ocw2(c, val);
         }
@@ -236,8 +223,7 @@ static uint8_t poll_read(struct pic *p, struct pic_chip *c)
 {
     c->poll = false;
     int irq = chip_irq(c, c == &p->c[0]);
-    if (irq < 0)
-        return 0;
+    if (irq < 0) return 0;
     intack(c, irq);
     update(p);
     return 0x80 | (uint8_t)irq;
@@ -245,10 +231,8 @@ static uint8_t poll_read(struct pic *p, struct pic_chip *c)
 
 static uint8_t read_port(struct pic *p, struct pic_chip *c, int port)
 {
-    if (c->poll)
-        return poll_read(p, c);
-    if (port == 0)
-        return c->read_isr ? c->isr : c->irr;
+    if (c->poll) return poll_read(p, c);
+    if (port == 0) return c->read_isr ? c->isr : c->irr;
     return c->imr;
 }
 
@@ -304,9 +288,7 @@ static const struct io_ops elcr_ops = {.read = elcr_read, .write = elcr_write};
 int pic_register(struct pic *p, struct router *r)
 {
     int err = router_add(r, ROUTE_PIO, 0x20, 2, &chip_ops, &p->c[0], "pic-master");
-    if (!err)
-        err = router_add(r, ROUTE_PIO, 0xa0, 2, &chip_ops, &p->c[1], "pic-slave");
-    if (!err)
-        err = router_add(r, ROUTE_PIO, 0x4d0, 2, &elcr_ops, p, "elcr");
+    if (!err) err = router_add(r, ROUTE_PIO, 0xa0, 2, &chip_ops, &p->c[1], "pic-slave");
+    if (!err) err = router_add(r, ROUTE_PIO, 0x4d0, 2, &elcr_ops, p, "elcr");
     return err;
 }

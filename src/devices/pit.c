@@ -21,8 +21,7 @@ static uint64_t ticks_to_ns(uint64_t ticks)
 
 static uint64_t elapsed(const struct pit_channel *c, uint64_t now)
 {
-    if (c->paused || now < c->base_ns)
-        return c->base_ticks;
+    if (c->paused || now < c->base_ns) return c->base_ticks;
     return c->base_ticks + ns_to_ticks(now - c->base_ns);
 }
 
@@ -33,14 +32,11 @@ static bool waiting_trigger(const struct pit_channel *c)
 
 static uint16_t counter_value(const struct pit_channel *c, uint64_t now)
 {
-    if (!c->running)
-        return c->frozen;
-    if (waiting_trigger(c))
-        return (uint16_t)c->count;
+    if (!c->running) return c->frozen;
+    if (waiting_trigger(c)) return (uint16_t)c->count;
     uint64_t d = elapsed(c, now);
     switch (c->mode) {
-    case 2:
-        return (uint16_t)(c->count - d % c->count);
+    case 2: return (uint16_t)(c->count - d % c->count);
     case 3: /* decrements by two, twice per period */
         return (uint16_t)(c->count - (2 * d) % c->count);
     default: /* 0, 1, 4, 5: count down and keep wrapping past zero */
@@ -50,42 +46,32 @@ static uint16_t counter_value(const struct pit_channel *c, uint64_t now)
 
 static bool out_level(const struct pit_channel *c, uint64_t now)
 {
-    if (!c->running)
-        return c->mode != 0; /* initial OUT after a control word: low in mode 0 only */
-    if (waiting_trigger(c))
-        return true;
+    if (!c->running) return c->mode != 0; /* initial OUT after a control word: low in mode 0 only */
+    if (waiting_trigger(c)) return true;
     uint64_t d = elapsed(c, now);
     switch (c->mode) {
     case 0:
-    case 1:
-        return d >= c->count;
+    case 1: return d >= c->count;
     case 2:
-        if (c->paused || c->count == 1)
-            return true;
+        if (c->paused || c->count == 1) return true;
         return d % c->count != c->count - 1; /* low for the clock at count 1 */
     case 3:
-        if (c->paused)
-            return true;
+        if (c->paused) return true;
         return d % c->count < (c->count + 1) / 2;
-    default: /* 4, 5: a one-clock low strobe at terminal count */
-        return d != c->count;
+    default: /* 4, 5: a one-clock low strobe at terminal count */ return d != c->count;
     }
 }
 
 /* The tick at which OUT next rises after tick d, or UINT64_MAX. */
 static uint64_t next_rise(const struct pit_channel *c, uint64_t d)
 {
-    if (!c->running || c->paused || waiting_trigger(c))
-        return UINT64_MAX;
+    if (!c->running || c->paused || waiting_trigger(c)) return UINT64_MAX;
     switch (c->mode) {
     case 0:
-    case 1:
-        return d < c->count ? c->count : UINT64_MAX;
+    case 1: return d < c->count ? c->count : UINT64_MAX;
     case 2:
-    case 3:
-        return (d / c->count + 1) * c->count;
-    default:
-        return d <= c->count ? c->count + 1ull : UINT64_MAX;
+    case 3: return (d / c->count + 1) * c->count;
+    default: return d <= c->count ? c->count + 1ull : UINT64_MAX;
     }
 }
 
@@ -95,8 +81,7 @@ static void schedule_irq(struct pit *p, uint64_t now)
     struct pit_channel *c = &p->ch[0];
     uint64_t d = elapsed(c, now), rise = next_rise(c, d);
     if (rise == UINT64_MAX || !p->ts) {
-        if (p->irq_armed && p->ts)
-            timer_del(p->ts, &p->timer);
+        if (p->irq_armed && p->ts) timer_del(p->ts, &p->timer);
         p->irq_armed = false;
         return;
     }
@@ -123,8 +108,7 @@ static void timer_fire(void *opaque)
         schedule_irq(p, now); /* missed periods are coalesced into this pulse */
     }
     pthread_mutex_unlock(&p->lock);
-    if (pulse)
-        irq_pulse(&p->irq0);
+    if (pulse) irq_pulse(&p->irq0);
 }
 
 static void load_count(struct pit *p, int i, uint32_t v, uint64_t now)
@@ -141,11 +125,9 @@ static void load_count(struct pit *p, int i, uint32_t v, uint64_t now)
 
 static void gate_edge(struct pit_channel *c, bool level, uint64_t now)
 {
-    if (level == c->gate)
-        return;
+    if (level == c->gate) return;
     c->gate = level;
-    if (!c->running)
-        return;
+    if (!c->running) return;
     if (!level) { /* modes 0, 2, 3, 4 stop counting; 1 and 5 ignore a falling gate */
         if (c->mode != 1 && c->mode != 5 && !c->paused) {
             c->base_ticks = elapsed(c, now);
@@ -172,8 +154,7 @@ static void gate_edge(struct pit_channel *c, bool level, uint64_t now)
 
 static void latch_count(struct pit_channel *c, uint64_t now)
 {
-    if (c->count_latched)
-        return; /* a second latch before the first is read is ignored */
+    if (c->count_latched) return; /* a second latch before the first is read is ignored */
     c->latch = counter_value(c, now);
     c->count_latched = true;
     c->latch_msb_next = false;
@@ -181,10 +162,9 @@ static void latch_count(struct pit_channel *c, uint64_t now)
 
 static void latch_status(struct pit_channel *c, uint64_t now)
 {
-    if (c->status_latched)
-        return;
-    c->status = (uint8_t)((out_level(c, now) ? 0x80 : 0) | (c->null_count ? 0x40 : 0) | (c->rw << 4) |
-                          (c->mode << 1) | (c->bcd ? 1 : 0));
+    if (c->status_latched) return;
+    c->status = (uint8_t)((out_level(c, now) ? 0x80 : 0) | (c->null_count ? 0x40 : 0) |
+                          (c->rw << 4) | (c->mode << 1) | (c->bcd ? 1 : 0));
     c->status_latched = true;
 }
 
@@ -193,12 +173,9 @@ static void control_word(struct pit *p, uint8_t v, uint64_t now)
     int sc = v >> 6;
     if (sc == 3) { /* read-back: bit 5 = don't latch count, bit 4 = don't latch status */
         for (int i = 0; i < 3; i++) {
-            if (!(v & (2 << i)))
-                continue;
-            if (!(v & 0x20))
-                latch_count(&p->ch[i], now);
-            if (!(v & 0x10))
-                latch_status(&p->ch[i], now);
+            if (!(v & (2 << i))) continue;
+            if (!(v & 0x20)) latch_count(&p->ch[i], now);
+            if (!(v & 0x10)) latch_status(&p->ch[i], now);
         }
         return;
     }
@@ -213,26 +190,20 @@ static void control_word(struct pit *p, uint8_t v, uint64_t now)
     c->running = false;
     c->rw = (uint8_t)rw;
     c->mode = (v >> 1) & 7;
-    if (c->mode > 5)
-        c->mode -= 4;
+    if (c->mode > 5) c->mode -= 4;
     c->bcd = v & 1;
     c->null_count = true;
     c->wmsb_next = c->rmsb_next = false;
     c->count_latched = c->status_latched = false;
-    if (sc == 0)
-        schedule_irq(p, now);
+    if (sc == 0) schedule_irq(p, now);
 }
 
 static void counter_write(struct pit *p, int i, uint8_t v, uint64_t now)
 {
     struct pit_channel *c = &p->ch[i];
     switch (c->rw) {
-    case 1:
-        load_count(p, i, v, now);
-        break;
-    case 2:
-        load_count(p, i, (uint32_t)v << 8, now);
-        break;
+    case 1: load_count(p, i, v, now); break;
+    case 2: load_count(p, i, (uint32_t)v << 8, now); break;
     default:
         if (!c->wmsb_next) {
             c->wlsb = v;
@@ -240,8 +211,7 @@ static void counter_write(struct pit *p, int i, uint8_t v, uint64_t now)
             if (c->mode == 0 && c->running) { /* mode 0: the first byte stops the count */
                 c->frozen = counter_value(c, now);
                 c->running = false;
-                if (i == 0)
-                    schedule_irq(p, now);
+                if (i == 0) schedule_irq(p, now);
             }
             return;
         }
@@ -249,8 +219,7 @@ static void counter_write(struct pit *p, int i, uint8_t v, uint64_t now)
         load_count(p, i, c->wlsb | (uint32_t)v << 8, now);
         break;
     }
-    if (i == 0)
-        schedule_irq(p, now);
+    if (i == 0) schedule_irq(p, now);
 }
 
 static uint8_t counter_read(struct pit_channel *c, uint64_t now)
@@ -339,22 +308,18 @@ const struct io_ops pit_port_b_ops = {.read = port_b_read, .write = port_b_write
 
 void pit_set_gate(struct pit *p, int channel, bool level)
 {
-    if (channel < 0 || channel > 2)
-        return;
+    if (channel < 0 || channel > 2) return;
     uint64_t now = clock_ns();
     pthread_mutex_lock(&p->lock);
     gate_edge(&p->ch[channel], level, now);
-    if (channel == 2)
-        p->port_b = (uint8_t)((p->port_b & ~1) | level);
-    if (channel == 0)
-        schedule_irq(p, now);
+    if (channel == 2) p->port_b = (uint8_t)((p->port_b & ~1) | level);
+    if (channel == 0) schedule_irq(p, now);
     pthread_mutex_unlock(&p->lock);
 }
 
 bool pit_get_out(struct pit *p, int channel)
 {
-    if (channel < 0 || channel > 2)
-        return false;
+    if (channel < 0 || channel > 2) return false;
     pthread_mutex_lock(&p->lock);
     bool out = out_level(&p->ch[channel], clock_ns());
     pthread_mutex_unlock(&p->lock);
@@ -375,8 +340,7 @@ void pit_init(struct pit *p, struct timer_service *ts, const struct irq_line *ir
     memset(p, 0, sizeof(*p));
     pthread_mutex_init(&p->lock, NULL);
     p->ts = ts;
-    if (irq0)
-        p->irq0 = *irq0;
+    if (irq0) p->irq0 = *irq0;
     timer_init(&p->timer, timer_fire, p);
     reset_locked(p);
 }
@@ -396,7 +360,6 @@ void pit_reset(struct pit *p)
 
 void pit_destroy(struct pit *p)
 {
-    if (p->ts)
-        timer_del(p->ts, &p->timer);
+    if (p->ts) timer_del(p->ts, &p->timer);
     pthread_mutex_destroy(&p->lock);
 }

@@ -29,10 +29,10 @@
 #include "devices/timer.h"
 #include "machine/router.h"
 
-#define PIT_BASE 0x40
-#define PIT_PORT_B 0x61
-#define PIT_IRQ 0
-#define PIT_FREQ_HZ 1193182ull
+#define PIT_BASE          0x40
+#define PIT_PORT_B        0x61
+#define PIT_IRQ           0
+#define PIT_FREQ_HZ       1193182ull
 #define PIT_MIN_PERIOD_NS 50000ull /* periodic IRQ0 clamp: at most 20000 pulses/s */
 
 struct pit_channel {
@@ -42,9 +42,9 @@ struct pit_channel {
     bool null_count; /* control word written, no count loaded yet */
     bool running;    /* a count is loaded and the counter is live */
     bool gate;
-    bool paused;    /* counting suspended by a low gate (modes 0, 2, 3, 4) */
-    bool triggered; /* modes 1 and 5: a gate rising edge started the count */
-    uint32_t count; /* reload value, 1..65536 */
+    bool paused;                  /* counting suspended by a low gate (modes 0, 2, 3, 4) */
+    bool triggered;               /* modes 1 and 5: a gate rising edge started the count */
+    uint32_t count;               /* reload value, 1..65536 */
     uint64_t base_ns, base_ticks; /* ticks elapsed since load = base_ticks + ticks(now - base_ns) */
     uint16_t frozen;              /* counter value shown while not running */
     /* access state */

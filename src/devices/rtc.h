@@ -25,9 +25,9 @@
 #include "devices/timer.h"
 #include "machine/router.h"
 
-#define RTC_BASE 0x70
-#define RTC_IRQ 8
-#define RTC_CMOS_SIZE 128
+#define RTC_BASE          0x70
+#define RTC_IRQ           8
+#define RTC_CMOS_SIZE     128
 #define RTC_CENTURY_INDEX 0x32 /* FADT.Century must name this register */
 
 struct rtc {
@@ -36,10 +36,10 @@ struct rtc {
     struct irq_line irq;
     uint8_t index_reg; /* last write to 0x70, NMI-disable bit included */
     uint8_t cmos[RTC_CMOS_SIZE];
-    uint8_t flags;   /* latched register C flags (PF 0x40, AF 0x20, UF 0x10) */
-    int64_t offset;  /* guest clock = host UTC seconds + offset */
-    int64_t last_sec;      /* last guest second whose update was accounted for */
-    uint64_t last_period;  /* last periodic-interrupt period index accounted for */
+    uint8_t flags;        /* latched register C flags (PF 0x40, AF 0x20, UF 0x10) */
+    int64_t offset;       /* guest clock = host UTC seconds + offset */
+    int64_t last_sec;     /* last guest second whose update was accounted for */
+    uint64_t last_period; /* last periodic-interrupt period index accounted for */
     bool irq_level;
     struct timer timer;
 };

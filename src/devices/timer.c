@@ -25,8 +25,7 @@ static void sift_up(struct timer_service *ts, int i)
 {
     while (i > 0) {
         int p = (i - 1) / 2;
-        if (ts->heap[p]->deadline <= ts->heap[i]->deadline)
-            break;
+        if (ts->heap[p]->deadline <= ts->heap[i]->deadline) break;
         heap_swap(ts, p, i);
         i = p;
     }
@@ -36,12 +35,9 @@ static void sift_down(struct timer_service *ts, int i)
 {
     for (;;) {
         int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < ts->n && ts->heap[l]->deadline < ts->heap[m]->deadline)
-            m = l;
-        if (r < ts->n && ts->heap[r]->deadline < ts->heap[m]->deadline)
-            m = r;
-        if (m == i)
-            break;
+        if (l < ts->n && ts->heap[l]->deadline < ts->heap[m]->deadline) m = l;
+        if (r < ts->n && ts->heap[r]->deadline < ts->heap[m]->deadline) m = r;
+        if (m == i) break;
         heap_swap(ts, i, m);
         i = m;
     }
@@ -96,16 +92,14 @@ int timer_service_start(struct timer_service *ts)
     pthread_cond_init(&ts->cond, &attr);
     pthread_condattr_destroy(&attr);
     int err = pthread_create(&ts->thread, NULL, service, ts);
-    if (err)
-        return -err;
+    if (err) return -err;
     ts->running = true;
     return 0;
 }
 
 void timer_service_stop(struct timer_service *ts)
 {
-    if (!ts->running)
-        return;
+    if (!ts->running) return;
     pthread_mutex_lock(&ts->lock);
     ts->stop = true;
     pthread_cond_signal(&ts->cond);
@@ -122,15 +116,13 @@ void timer_init(struct timer *t, void (*fire)(void *), void *opaque)
 void timer_mod(struct timer_service *ts, struct timer *t, uint64_t deadline_ns)
 {
     pthread_mutex_lock(&ts->lock);
-    if (t->heap_index >= 0)
-        heap_remove(ts, t);
+    if (t->heap_index >= 0) heap_remove(ts, t);
     if (ts->n < TIMER_MAX) {
         t->deadline = deadline_ns;
         t->heap_index = ts->n;
         ts->heap[ts->n++] = t;
         sift_up(ts, t->heap_index);
-        if (t->heap_index == 0)
-            pthread_cond_signal(&ts->cond);
+        if (t->heap_index == 0) pthread_cond_signal(&ts->cond);
     }
     pthread_mutex_unlock(&ts->lock);
 }
@@ -138,8 +130,7 @@ void timer_mod(struct timer_service *ts, struct timer *t, uint64_t deadline_ns)
 void timer_del(struct timer_service *ts, struct timer *t)
 {
     pthread_mutex_lock(&ts->lock);
-    if (t->heap_index >= 0)
-        heap_remove(ts, t);
+    if (t->heap_index >= 0) heap_remove(ts, t);
     pthread_mutex_unlock(&ts->lock);
 }
 

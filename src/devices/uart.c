@@ -16,62 +16,67 @@ enum { R_DATA = 0, R_IER = 1, R_IIR = 2, R_LCR = 3, R_MCR = 4, R_LSR = 5, R_MSR 
 
 #define IER_ERBFI 0x01 /* received data available / character timeout */
 #define IER_ETBEI 0x02 /* transmitter holding register empty */
-#define IER_ELSI 0x04  /* receiver line status */
+#define IER_ELSI  0x04 /* receiver line status */
 #define IER_EDSSI 0x08 /* modem status */
 
-#define IIR_NONE 0x01
-#define IIR_MSI 0x00
-#define IIR_THRI 0x02
-#define IIR_RDI 0x04
-#define IIR_RLSI 0x06
+#define IIR_NONE    0x01
+#define IIR_MSI     0x00
+#define IIR_THRI    0x02
+#define IIR_RDI     0x04
+#define IIR_RLSI    0x06
 #define IIR_TIMEOUT 0x0C
-#define IIR_FIFO 0xC0 /* "FIFOs enabled" (16550A); bit 5 (64-byte FIFO) stays 0 */
+#define IIR_FIFO    0xC0 /* "FIFOs enabled" (16550A); bit 5 (64-byte FIFO) stays 0 */
 
-#define FCR_ENABLE 0x01
+#define FCR_ENABLE   0x01
 #define FCR_CLEAR_RX 0x02
 
 #define LCR_DLAB 0x80
 
-#define MCR_DTR 0x01
-#define MCR_RTS 0x02
+#define MCR_DTR  0x01
+#define MCR_RTS  0x02
 #define MCR_OUT1 0x04
 #define MCR_OUT2 0x08
 #define MCR_LOOP 0x10
 
-#define LSR_DR 0x01
-#define LSR_OE 0x02
-#define LSR_PE 0x04
-#define LSR_FE 0x08
-#define LSR_BI 0x10
-#define LSR_THRE 0x20
-#define LSR_TEMT 0x40
+#define LSR_DR      0x01
+#define LSR_OE      0x02
+#define LSR_PE      0x04
+#define LSR_FE      0x08
+#define LSR_BI      0x10
+#define LSR_THRE    0x20
+#define LSR_TEMT    0x40
 #define LSR_FIFOERR 0x80
-#define LSR_ERRORS (LSR_OE | LSR_PE | LSR_FE | LSR_BI)
+#define LSR_ERRORS  (LSR_OE | LSR_PE | LSR_FE | LSR_BI)
 
-#define MSR_DCTS 0x01
-#define MSR_DDSR 0x02
-#define MSR_TERI 0x04
-#define MSR_DDCD 0x08
-#define MSR_CTS 0x10
-#define MSR_DSR 0x20
-#define MSR_RI 0x40
-#define MSR_DCD 0x80
+#define MSR_DCTS   0x01
+#define MSR_DDSR   0x02
+#define MSR_TERI   0x04
+#define MSR_DDCD   0x08
+#define MSR_CTS    0x10
+#define MSR_DSR    0x20
+#define MSR_RI     0x40
+#define MSR_DCD    0x80
 #define MSR_DELTAS 0x0F
 
 /* Actions a register access asks for once the lock is dropped. */
-#define ACT_FLUSH 1
+#define ACT_FLUSH    1
 #define ACT_RX_READY 2
 
-static bool fifo_on(const struct uart *u) { return u->fcr & FCR_ENABLE; }
-static unsigned rx_capacity(const struct uart *u) { return fifo_on(u) ? UART_FIFO_SIZE : 1; }
+static bool fifo_on(const struct uart *u)
+{
+    return u->fcr & FCR_ENABLE;
+}
+static unsigned rx_capacity(const struct uart *u)
+{
+    return fifo_on(u) ? UART_FIFO_SIZE : 1;
+}
 
 /* Modem status inputs: loopback wires MCR outputs back (RTS->CTS, DTR->DSR,
  * OUT1->RI, OUT2->DCD); otherwise the far end is always ready, so Linux never
  * waits for CTS/DSR. */
 static uint8_t modem_inputs(const struct uart *u)
 {
-    if (!(u->mcr & MCR_LOOP))
-        return MSR_CTS | MSR_DSR | MSR_DCD;
+    if (!(u->mcr & MCR_LOOP)) return MSR_CTS | MSR_DSR | MSR_DCD;
     return (u->mcr & MCR_RTS ? MSR_CTS : 0) | (u->mcr & MCR_DTR ? MSR_DSR : 0) |
            (u->mcr & MCR_OUT1 ? MSR_RI : 0) | (u->mcr & MCR_OUT2 ? MSR_DCD : 0);
 }
@@ -84,8 +89,7 @@ static uint8_t lsr_value(const struct uart *u)
 static bool rda_pending(const struct uart *u)
 {
     static const unsigned trigger[4] = {1, 4, 8, 14};
-    if (!fifo_on(u))
-        return u->rx_count > 0;
+    if (!fifo_on(u)) return u->rx_count > 0;
     return u->rx_count >= trigger[u->fcr >> 6];
 }
 
@@ -124,10 +128,8 @@ static uint64_t char_timeout_ns(const struct uart *u)
     unsigned bits = 1 + 5 + (u->lcr & 3) + ((u->lcr & 0x08) ? 1 : 0) + ((u->lcr & 0x04) ? 2 : 1);
     uint64_t div = u->divisor ? u->divisor : 1;
     uint64_t ns = 4ull * bits * div * 1000000000ull / 115200;
-    if (ns < 100000)
-        ns = 100000;
-    if (ns > 20000000)
-        ns = 20000000;
+    if (ns < 100000) ns = 100000;
+    if (ns > 20000000) ns = 20000000;
     return ns;
 }
 
@@ -187,8 +189,7 @@ void uart_flush(struct uart *u)
     memcpy(buf, u->txbuf, n);
     u->txlen = 0;
     pthread_mutex_unlock(&u->lock);
-    if (n && u->tx)
-        u->tx(u->tx_opaque, buf, n);
+    if (n && u->tx) u->tx(u->tx_opaque, buf, n);
     pthread_mutex_unlock(&u->flush_lock);
 }
 
@@ -217,33 +218,27 @@ static uint8_t reg_read(struct uart *u, unsigned reg, int *act)
     uint8_t v = 0xFF;
     switch (reg) {
     case R_DATA:
-        if (u->lcr & LCR_DLAB)
-            return u->divisor & 0xFF;
+        if (u->lcr & LCR_DLAB) return u->divisor & 0xFF;
         v = 0;
         if (u->rx_count) {
             v = u->rx_fifo[u->rx_head];
             u->rx_head = (u->rx_head + 1) % UART_FIFO_SIZE;
             u->rx_count--;
         }
-        if (!u->rx_count)
-            u->lsr &= ~LSR_FIFOERR;
+        if (!u->rx_count) u->lsr &= ~LSR_FIFOERR;
         arm_rx_timeout(u); /* data still waiting below the trigger level times out again */
         if (u->rx_blocked && u->rx_count < rx_capacity(u)) {
             u->rx_blocked = false;
             *act |= ACT_RX_READY;
         }
         break;
-    case R_IER:
-        return u->lcr & LCR_DLAB ? u->divisor >> 8 : u->ier;
+    case R_IER: return u->lcr & LCR_DLAB ? u->divisor >> 8 : u->ier;
     case R_IIR:
         v = iir_value(u);
-        if ((v & 0x0F) == IIR_THRI)
-            u->thr_ipending = false; /* reading IIR acknowledges THRE */
+        if ((v & 0x0F) == IIR_THRI) u->thr_ipending = false; /* reading IIR acknowledges THRE */
         break;
-    case R_LCR:
-        return u->lcr;
-    case R_MCR:
-        return u->mcr;
+    case R_LCR: return u->lcr;
+    case R_MCR: return u->mcr;
     case R_LSR:
         v = lsr_value(u);
         u->lsr &= ~(LSR_ERRORS | LSR_FIFOERR);
@@ -252,8 +247,7 @@ static uint8_t reg_read(struct uart *u, unsigned reg, int *act)
         v = u->msr;
         u->msr &= ~MSR_DELTAS;
         break;
-    case R_SCR:
-        return u->scr;
+    case R_SCR: return u->scr;
     }
     update_irq(u);
     return v;
@@ -278,8 +272,7 @@ static int reg_write(struct uart *u, unsigned reg, uint8_t v)
         v &= 0x0F; /* bits 4-7 read back 0 (Linux probes bit 6 for XScale UARTs) */
         /* Enabling ETBEI with the THR empty raises THRE even if an IIR read had
          * acknowledged it before: the chip behaves so and drivers rely on it. */
-        if ((u->ier ^ v) & IER_ETBEI)
-            u->thr_ipending = v & IER_ETBEI;
+        if ((u->ier ^ v) & IER_ETBEI) u->thr_ipending = v & IER_ETBEI;
         u->ier = v;
         break;
     case R_IIR: { /* FCR */
@@ -295,22 +288,16 @@ static int reg_write(struct uart *u, unsigned reg, uint8_t v)
         }
         break;
     }
-    case R_LCR:
-        u->lcr = v;
-        break;
+    case R_LCR: u->lcr = v; break;
     case R_MCR: {
         uint8_t old = modem_inputs(u);
         bool was_loop = u->mcr & MCR_LOOP;
         u->mcr = v & 0x1F;
         uint8_t now = modem_inputs(u), d = 0;
-        if ((old ^ now) & MSR_CTS)
-            d |= MSR_DCTS;
-        if ((old ^ now) & MSR_DSR)
-            d |= MSR_DDSR;
-        if ((old & MSR_RI) && !(now & MSR_RI))
-            d |= MSR_TERI;
-        if ((old ^ now) & MSR_DCD)
-            d |= MSR_DDCD;
+        if ((old ^ now) & MSR_CTS) d |= MSR_DCTS;
+        if ((old ^ now) & MSR_DSR) d |= MSR_DDSR;
+        if ((old & MSR_RI) && !(now & MSR_RI)) d |= MSR_TERI;
+        if ((old ^ now) & MSR_DCD) d |= MSR_DDCD;
         u->msr = now | (u->msr & MSR_DELTAS) | d;
         if (was_loop && !(u->mcr & MCR_LOOP) && u->rx_blocked) {
             u->rx_blocked = false; /* host input is connected again */
@@ -318,11 +305,8 @@ static int reg_write(struct uart *u, unsigned reg, uint8_t v)
         }
         break;
     }
-    case R_SCR:
-        u->scr = v;
-        break;
-    default: /* LSR and MSR writes (factory test) are ignored */
-        return 0;
+    case R_SCR: u->scr = v; break;
+    default: /* LSR and MSR writes (factory test) are ignored */ return 0;
     }
     update_irq(u);
     return act;
@@ -330,10 +314,8 @@ static int reg_write(struct uart *u, unsigned reg, uint8_t v)
 
 static void run_actions(struct uart *u, int act)
 {
-    if (act & ACT_FLUSH)
-        uart_flush(u);
-    if ((act & ACT_RX_READY) && u->rx_ready)
-        u->rx_ready(u->rx_opaque);
+    if (act & ACT_FLUSH) uart_flush(u);
+    if ((act & ACT_RX_READY) && u->rx_ready) u->rx_ready(u->rx_opaque);
 }
 
 /* Wider accesses reach an 8-bit ISA device as consecutive byte cycles. */
@@ -378,15 +360,14 @@ static void reset_locked(struct uart *u)
     update_irq(u);
 }
 
-void uart_init(struct uart *u, struct timer_service *ts, const struct irq_line *irq,
-               uart_tx_fn tx, void *tx_opaque)
+void uart_init(struct uart *u, struct timer_service *ts, const struct irq_line *irq, uart_tx_fn tx,
+               void *tx_opaque)
 {
     memset(u, 0, sizeof(*u));
     pthread_mutex_init(&u->lock, NULL);
     pthread_mutex_init(&u->flush_lock, NULL);
     u->ts = ts;
-    if (irq)
-        u->irq = *irq;
+    if (irq) u->irq = *irq;
     u->tx = tx;
     u->tx_opaque = tx_opaque;
     timer_init(&u->rx_timer, rx_timeout_fire, u);
@@ -415,8 +396,7 @@ size_t uart_receive(struct uart *u, const uint8_t *buf, size_t n)
         while (took < n && u->rx_count < rx_capacity(u))
             rx_push(u, buf[took++]);
     }
-    if (took < n)
-        u->rx_blocked = true;
+    if (took < n) u->rx_blocked = true;
     if (took) {
         arm_rx_timeout(u);
         update_irq(u);
@@ -448,8 +428,7 @@ size_t uart_rx_space(struct uart *u)
 void uart_reset(struct uart *u)
 {
     uart_flush(u);
-    if (u->ts)
-        timer_del(u->ts, &u->rx_timer);
+    if (u->ts) timer_del(u->ts, &u->rx_timer);
     pthread_mutex_lock(&u->lock);
     reset_locked(u);
     pthread_mutex_unlock(&u->lock);

@@ -29,10 +29,10 @@
 #include "devices/timer.h"
 #include "machine/router.h"
 
-#define UART_COM1_BASE 0x3F8
-#define UART_COM1_IRQ 4
-#define UART_FIFO_SIZE 16
-#define UART_TXBUF_SIZE 4096
+#define UART_COM1_BASE   0x3F8
+#define UART_COM1_IRQ    4
+#define UART_FIFO_SIZE   16
+#define UART_TXBUF_SIZE  4096
 #define UART_TX_FLUSH_NS 2000000ull /* partial lines reach the host after at most 2 ms */
 
 /* Host output: called on a vCPU or the timer thread, never concurrently with itself
@@ -70,8 +70,8 @@ struct uart {
 };
 
 /* `irq` is copied; tx may be NULL (output discarded). */
-void uart_init(struct uart *u, struct timer_service *ts, const struct irq_line *irq,
-               uart_tx_fn tx, void *tx_opaque);
+void uart_init(struct uart *u, struct timer_service *ts, const struct irq_line *irq, uart_tx_fn tx,
+               void *tx_opaque);
 /* Optional; set it before the guest runs. */
 void uart_set_rx_ready(struct uart *u, uart_rx_ready_fn fn, void *opaque);
 /* Claims base..base+7; returns router_add()'s result. */

@@ -9,13 +9,13 @@
 
 #include "machine/aml.h"
 
-#define OEM_ID "UNUM  "          /* 6 bytes */
-#define OEM_TABLE_ID "UNUMVM  "  /* 8 bytes */
-#define OEM_REVISION 1
-#define CREATOR_ID "UNUM"
+#define OEM_ID           "UNUM  "   /* 6 bytes */
+#define OEM_TABLE_ID     "UNUMVM  " /* 8 bytes */
+#define OEM_REVISION     1
+#define CREATOR_ID       "UNUM"
 #define CREATOR_REVISION 1
 
-#define HDR_LEN 36
+#define HDR_LEN  36
 #define FADT_LEN 276 /* revision 6 */
 #define FACS_LEN 64
 #define RSDP_LEN 36
@@ -31,8 +31,7 @@ struct blob {
 
 static void b_reserve(struct blob *b, size_t n)
 {
-    if (b->oom || b->len + n <= b->cap)
-        return;
+    if (b->oom || b->len + n <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + n)
         cap *= 2;
@@ -48,8 +47,7 @@ static void b_reserve(struct blob *b, size_t n)
 static void b_put(struct blob *b, uint64_t v, int n)
 {
     b_reserve(b, (size_t)n);
-    if (b->oom)
-        return;
+    if (b->oom) return;
     for (int i = 0; i < n; i++)
         b->p[b->len++] = (uint8_t)(v >> (8 * i));
 }
@@ -57,8 +55,7 @@ static void b_put(struct blob *b, uint64_t v, int n)
 static void b_mem(struct blob *b, const void *s, size_t n)
 {
     b_reserve(b, n);
-    if (b->oom)
-        return;
+    if (b->oom) return;
     memcpy(b->p + b->len, s, n);
     b->len += n;
 }
@@ -66,8 +63,7 @@ static void b_mem(struct blob *b, const void *s, size_t n)
 static void b_zero(struct blob *b, size_t n)
 {
     b_reserve(b, n);
-    if (b->oom)
-        return;
+    if (b->oom) return;
     memset(b->p + b->len, 0, n);
     b->len += n;
 }
@@ -151,8 +147,7 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 
 static uint8_t distance(const struct acpi_config *cfg, uint32_t i, uint32_t j)
 {
-    if (cfg->numa_distance)
-        return cfg->numa_distance[i * cfg->numa_nodes + j];
+    if (cfg->numa_distance) return cfg->numa_distance[i * cfg->numa_nodes + j];
     return i == j ? 10 : 20;
 }
 
@@ -160,12 +155,9 @@ static uint8_t distance(const struct acpi_config *cfg, uint32_t i, uint32_t j)
 static uint32_t isa_irqs_used(const struct acpi_config *cfg)
 {
     uint32_t m = 1u << 0 | 1u << 2 | 1u << cfg->sci_irq;
-    if (cfg->has_rtc)
-        m |= 1u << 8;
-    if (cfg->has_i8042)
-        m |= 1u << 1;
-    if (cfg->has_i8042 && cfg->i8042_aux)
-        m |= 1u << 12;
+    if (cfg->has_rtc) m |= 1u << 8;
+    if (cfg->has_i8042) m |= 1u << 1;
+    if (cfg->has_i8042 && cfg->i8042_aux) m |= 1u << 12;
     for (uint32_t i = 0; i < cfg->nserial && i < ACPI_MAX_SERIAL; i++)
         m |= 1u << (cfg->serial[i].irq & 15);
     return m;
@@ -181,25 +173,18 @@ int acpi_config_check(const struct acpi_config *cfg)
     if (!cfg->cpus || cfg->ncpus == 0 || cfg->ncpus > ACPI_MAX_CPUS || !cfg->cpus[0].present)
         return -EINVAL;
     uint32_t nodes = cfg->numa_nodes ? cfg->numa_nodes : 1;
-    if (nodes > ACPI_MAX_NODES)
-        return -EINVAL;
+    if (nodes > ACPI_MAX_NODES) return -EINVAL;
     for (uint32_t i = 0; i < cfg->ncpus; i++) {
-        if (cfg->cpus[i].apic_id == 0xFFFFFFFFu || cfg->cpus[i].node >= nodes)
-            return -EINVAL;
+        if (cfg->cpus[i].apic_id == 0xFFFFFFFFu || cfg->cpus[i].node >= nodes) return -EINVAL;
         for (uint32_t j = 0; j < i; j++)
-            if (cfg->cpus[j].apic_id == cfg->cpus[i].apic_id)
-                return -EINVAL;
+            if (cfg->cpus[j].apic_id == cfg->cpus[i].apic_id) return -EINVAL;
     }
-    if (!cfg->lapic_addr || !cfg->ioapic_addr)
-        return -EINVAL;
-    if (!cfg->pm1a_evt_port || !cfg->pm1a_cnt_port || !cfg->pm_tmr_port)
-        return -EINVAL;
-    if ((cfg->gpe0_len & 1) || (!cfg->gpe0_port) != (!cfg->gpe0_len))
-        return -EINVAL;
+    if (!cfg->lapic_addr || !cfg->ioapic_addr) return -EINVAL;
+    if (!cfg->pm1a_evt_port || !cfg->pm1a_cnt_port || !cfg->pm_tmr_port) return -EINVAL;
+    if ((cfg->gpe0_len & 1) || (!cfg->gpe0_port) != (!cfg->gpe0_len)) return -EINVAL;
     if (cfg->sci_irq == 0 || cfg->sci_irq == 2 || cfg->sci_irq > 15 || cfg->s5_slp_typ > 7)
         return -EINVAL;
-    if (cfg->nserial > ACPI_MAX_SERIAL)
-        return -EINVAL;
+    if (cfg->nserial > ACPI_MAX_SERIAL) return -EINVAL;
     for (uint32_t i = 0; i < cfg->nserial; i++)
         if (!cfg->serial[i].port || cfg->serial[i].irq > 15 || cfg->serial[i].irq == 2 ||
             cfg->serial[i].irq == 0)
@@ -220,16 +205,14 @@ int acpi_config_check(const struct acpi_config *cfg)
             overlaps(cfg->pci_ecam_base, elen, cfg->lapic_addr, 0x1000))
             return -EINVAL;
     }
-    if (cfg->pci_node >= nodes)
-        return -EINVAL;
+    if (cfg->pci_node >= nodes) return -EINVAL;
     if (cfg->pci_slots > 32 || cfg->pci_intx_gsi_count == 0 || cfg->pci_intx_gsi_count > 32)
         return -EINVAL;
     if (cfg->pci_slots) {
         uint32_t used = isa_irqs_used(cfg);
         for (uint32_t g = 0; g < cfg->pci_intx_gsi_count; g++) {
             uint32_t gsi = cfg->pci_intx_gsi_base + g;
-            if (gsi < cfg->ioapic_gsi_base)
-                return -EINVAL;
+            if (gsi < cfg->ioapic_gsi_base) return -EINVAL;
             uint32_t irq = gsi - cfg->ioapic_gsi_base;
             if (irq < 16 && (used & (1u << irq)))
                 return -EINVAL; /* would share an edge/active-high ISA line */
@@ -237,8 +220,7 @@ int acpi_config_check(const struct acpi_config *cfg)
     }
     for (uint32_t i = 0; i < cfg->nmem; i++) {
         const struct acpi_mem_range *r = &cfg->mem[i];
-        if (r->node >= nodes || r->base + r->size < r->base)
-            return -EINVAL;
+        if (r->node >= nodes || r->base + r->size < r->base) return -EINVAL;
     }
     if (nodes > 1) {
         for (uint32_t i = 0; i < nodes; i++)
@@ -259,8 +241,7 @@ static void crs_io_irq(struct aml *a, uint16_t port, uint8_t len, int irq)
     aml_name_decl(a, "_CRS");
     aml_rt_begin(a);
     aml_rd_io(a, port, port, 1, len);
-    if (irq >= 0)
-        aml_rd_irq_noflags(a, (uint16_t)(1u << irq));
+    if (irq >= 0) aml_rd_irq_noflags(a, (uint16_t)(1u << irq));
     aml_rt_end(a);
 }
 
@@ -343,8 +324,7 @@ static void dsdt_pci(struct aml *a, const struct acpi_config *cfg)
     aml_rd_io(a, 0x0CF8, 0x0CF8, 1, 8); /* the configuration mechanism #1 ports */
     aml_rd_word_io(a, 0x0000, 0x0CF7);
     aml_rd_word_io(a, 0x0D00, 0xFFFF);
-    if (cfg->has_vga)
-        aml_rd_dword_mem(a, 0x000A0000, 0x000BFFFF, true);
+    if (cfg->has_vga) aml_rd_dword_mem(a, 0x000A0000, 0x000BFFFF, true);
     aml_rd_dword_mem(a, (uint32_t)cfg->pci_mem32_base,
                      (uint32_t)(cfg->pci_mem32_base + cfg->pci_mem32_size - 1), false);
     if (cfg->pci_mem64_size)
@@ -400,8 +380,7 @@ static void dsdt_cpus(struct aml *a, const struct acpi_config *cfg)
  * refuses MMCONFIG). */
 static void dsdt_motherboard(struct aml *a, const struct acpi_config *cfg)
 {
-    if (!cfg->pci_ecam_base)
-        return;
+    if (!cfg->pci_ecam_base) return;
     aml_device_begin(a, "RES0");
     aml_name_eisaid(a, "_HID", "PNP0C02");
     aml_name_decl(a, "_CRS");
@@ -417,8 +396,7 @@ static int build_dsdt(const struct acpi_config *cfg, struct aml *a)
     /* Header placeholder: written into the same buffer so the AML follows it. */
     struct blob h = {0};
     hdr_begin(&h, "DSDT", 2); /* revision 2: 64-bit integers */
-    if (h.oom)
-        return -ENOMEM;
+    if (h.oom) return -ENOMEM;
     aml_bytes(a, h.p, h.len);
     free(h.p);
 
@@ -433,17 +411,14 @@ static int build_dsdt(const struct acpi_config *cfg, struct aml *a)
 
     aml_scope_begin(a, "\\_SB");
     dsdt_pci(a, cfg);
-    if (!cfg->isa_bridge)
-        dsdt_isa(a, cfg);
+    if (!cfg->isa_bridge) dsdt_isa(a, cfg);
     dsdt_motherboard(a, cfg);
     dsdt_cpus(a, cfg);
     aml_scope_end(a);
 
     int err = aml_finish(a);
-    if (err)
-        return err;
-    if (a->len > UINT32_MAX)
-        return -E2BIG;
+    if (err) return err;
+    if (a->len > UINT32_MAX) return -E2BIG;
     hdr_finish(a->data, a->len);
     return 0;
 }
@@ -451,8 +426,7 @@ static int build_dsdt(const struct acpi_config *cfg, struct aml *a)
 int acpi_build_dsdt(const struct acpi_config *cfg, uint8_t **out, size_t *len)
 {
     int err = acpi_config_check(cfg);
-    if (err)
-        return err;
+    if (err) return err;
     struct aml a;
     aml_init(&a);
     err = build_dsdt(cfg, &a);
@@ -485,9 +459,9 @@ static void madt_iso(struct blob *b, uint8_t irq, uint32_t gsi, uint16_t flags)
 }
 
 #define MPS_CONFORMING 0x0000
-#define MPS_HIGH_EDGE 0x0005
+#define MPS_HIGH_EDGE  0x0005
 #define MPS_HIGH_LEVEL 0x000D
-#define MPS_LOW_LEVEL 0x000F
+#define MPS_LOW_LEVEL  0x000F
 
 static void build_madt(const struct acpi_config *cfg, struct blob *b)
 {
@@ -582,8 +556,7 @@ static void build_srat(const struct acpi_config *cfg, struct blob *b)
     }
     for (uint32_t i = 0; i < cfg->nmem; i++) {
         const struct acpi_mem_range *r = &cfg->mem[i];
-        if (!r->size)
-            continue;
+        if (!r->size) continue;
         b_put(b, 1, 1);
         b_put(b, 40, 1);
         b_put(b, r->node, 4);
@@ -640,94 +613,87 @@ static void io_gas(struct blob *b, uint16_t port, uint8_t len, uint8_t access)
 }
 
 /* FADT flags and IA-PC boot architecture flags. */
-#define FADT_WBINVD (1u << 0)
-#define FADT_PROC_C1 (1u << 2)
-#define FADT_PWR_BUTTON (1u << 4) /* set: no fixed-feature power button */
-#define FADT_SLP_BUTTON (1u << 5) /* set: no fixed-feature sleep button */
-#define FADT_FIX_RTC (1u << 6)    /* set: no RTC wake status in fixed registers */
-#define FADT_TMR_VAL_EXT (1u << 8)
-#define FADT_RESET_REG_SUP (1u << 10)
+#define FADT_WBINVD         (1u << 0)
+#define FADT_PROC_C1        (1u << 2)
+#define FADT_PWR_BUTTON     (1u << 4) /* set: no fixed-feature power button */
+#define FADT_SLP_BUTTON     (1u << 5) /* set: no fixed-feature sleep button */
+#define FADT_FIX_RTC        (1u << 6) /* set: no RTC wake status in fixed registers */
+#define FADT_TMR_VAL_EXT    (1u << 8)
+#define FADT_RESET_REG_SUP  (1u << 10)
 #define BOOT_LEGACY_DEVICES (1u << 0)
-#define BOOT_8042 (1u << 1)
-#define BOOT_NO_VGA (1u << 2)
-#define BOOT_NO_CMOS_RTC (1u << 5)
+#define BOOT_8042           (1u << 1)
+#define BOOT_NO_VGA         (1u << 2)
+#define BOOT_NO_CMOS_RTC    (1u << 5)
 
-static void build_fadt(const struct acpi_config *cfg, struct blob *b, uint64_t facs,
-                       uint64_t dsdt)
+static void build_fadt(const struct acpi_config *cfg, struct blob *b, uint64_t facs, uint64_t dsdt)
 {
     const uint8_t gpe0_len = cfg->gpe0_port ? cfg->gpe0_len : 0;
     hdr_begin(b, "FACP", 6);
-    b_put(b, facs, 4);                  /* FIRMWARE_CTRL (X_FIRMWARE_CTRL stays 0) */
-    b_put(b, dsdt, 4);                  /* DSDT */
-    b_put(b, 0, 1);                     /* reserved */
-    b_put(b, 0, 1);                     /* Preferred_PM_Profile: unspecified */
-    b_put(b, cfg->sci_irq, 2);          /* SCI_INT */
-    b_put(b, cfg->smi_cmd_port, 4);     /* SMI_CMD */
+    b_put(b, facs, 4);              /* FIRMWARE_CTRL (X_FIRMWARE_CTRL stays 0) */
+    b_put(b, dsdt, 4);              /* DSDT */
+    b_put(b, 0, 1);                 /* reserved */
+    b_put(b, 0, 1);                 /* Preferred_PM_Profile: unspecified */
+    b_put(b, cfg->sci_irq, 2);      /* SCI_INT */
+    b_put(b, cfg->smi_cmd_port, 4); /* SMI_CMD */
     b_put(b, cfg->smi_cmd_port ? cfg->acpi_enable : 0, 1);
     b_put(b, cfg->smi_cmd_port ? cfg->acpi_disable : 0, 1);
-    b_put(b, 0, 1);                     /* S4BIOS_REQ */
-    b_put(b, 0, 1);                     /* PSTATE_CNT */
-    b_put(b, cfg->pm1a_evt_port, 4);    /* PM1a_EVT_BLK */
-    b_put(b, 0, 4);                     /* PM1b_EVT_BLK */
-    b_put(b, cfg->pm1a_cnt_port, 4);    /* PM1a_CNT_BLK */
-    b_put(b, 0, 4);                     /* PM1b_CNT_BLK */
-    b_put(b, 0, 4);                     /* PM2_CNT_BLK */
-    b_put(b, cfg->pm_tmr_port, 4);      /* PM_TMR_BLK */
-    b_put(b, cfg->gpe0_port, 4);        /* GPE0_BLK */
-    b_put(b, 0, 4);                     /* GPE1_BLK */
-    b_put(b, 4, 1);                     /* PM1_EVT_LEN */
-    b_put(b, 2, 1);                     /* PM1_CNT_LEN */
-    b_put(b, 0, 1);                     /* PM2_CNT_LEN */
-    b_put(b, 4, 1);                     /* PM_TMR_LEN */
-    b_put(b, gpe0_len, 1);              /* GPE0_BLK_LEN */
-    b_put(b, 0, 1);                     /* GPE1_BLK_LEN */
-    b_put(b, 0, 1);                     /* GPE1_BASE */
-    b_put(b, 0, 1);                     /* CST_CNT */
-    b_put(b, 0x0FFF, 2);                /* P_LVL2_LAT: > 100, no C2 */
-    b_put(b, 0x0FFF, 2);                /* P_LVL3_LAT: > 1000, no C3 */
-    b_put(b, 0, 2);                     /* FLUSH_SIZE */
-    b_put(b, 0, 2);                     /* FLUSH_STRIDE */
-    b_put(b, 0, 1);                     /* DUTY_OFFSET */
-    b_put(b, 0, 1);                     /* DUTY_WIDTH */
-    b_put(b, 0, 1);                     /* DAY_ALRM */
-    b_put(b, 0, 1);                     /* MON_ALRM */
+    b_put(b, 0, 1);                                   /* S4BIOS_REQ */
+    b_put(b, 0, 1);                                   /* PSTATE_CNT */
+    b_put(b, cfg->pm1a_evt_port, 4);                  /* PM1a_EVT_BLK */
+    b_put(b, 0, 4);                                   /* PM1b_EVT_BLK */
+    b_put(b, cfg->pm1a_cnt_port, 4);                  /* PM1a_CNT_BLK */
+    b_put(b, 0, 4);                                   /* PM1b_CNT_BLK */
+    b_put(b, 0, 4);                                   /* PM2_CNT_BLK */
+    b_put(b, cfg->pm_tmr_port, 4);                    /* PM_TMR_BLK */
+    b_put(b, cfg->gpe0_port, 4);                      /* GPE0_BLK */
+    b_put(b, 0, 4);                                   /* GPE1_BLK */
+    b_put(b, 4, 1);                                   /* PM1_EVT_LEN */
+    b_put(b, 2, 1);                                   /* PM1_CNT_LEN */
+    b_put(b, 0, 1);                                   /* PM2_CNT_LEN */
+    b_put(b, 4, 1);                                   /* PM_TMR_LEN */
+    b_put(b, gpe0_len, 1);                            /* GPE0_BLK_LEN */
+    b_put(b, 0, 1);                                   /* GPE1_BLK_LEN */
+    b_put(b, 0, 1);                                   /* GPE1_BASE */
+    b_put(b, 0, 1);                                   /* CST_CNT */
+    b_put(b, 0x0FFF, 2);                              /* P_LVL2_LAT: > 100, no C2 */
+    b_put(b, 0x0FFF, 2);                              /* P_LVL3_LAT: > 1000, no C3 */
+    b_put(b, 0, 2);                                   /* FLUSH_SIZE */
+    b_put(b, 0, 2);                                   /* FLUSH_STRIDE */
+    b_put(b, 0, 1);                                   /* DUTY_OFFSET */
+    b_put(b, 0, 1);                                   /* DUTY_WIDTH */
+    b_put(b, 0, 1);                                   /* DAY_ALRM */
+    b_put(b, 0, 1);                                   /* MON_ALRM */
     b_put(b, cfg->has_rtc ? cfg->rtc_century : 0, 1); /* CENTURY */
     uint16_t boot = 0;
     if (cfg->has_pic || cfg->has_pit || cfg->has_rtc || cfg->nserial || cfg->has_i8042)
         boot |= BOOT_LEGACY_DEVICES;
-    if (cfg->has_i8042)
-        boot |= BOOT_8042;
-    if (!cfg->has_vga)
-        boot |= BOOT_NO_VGA;
-    if (!cfg->has_rtc)
-        boot |= BOOT_NO_CMOS_RTC;
-    b_put(b, boot, 2);                  /* IAPC_BOOT_ARCH */
-    b_put(b, 0, 1);                     /* reserved */
+    if (cfg->has_i8042) boot |= BOOT_8042;
+    if (!cfg->has_vga) boot |= BOOT_NO_VGA;
+    if (!cfg->has_rtc) boot |= BOOT_NO_CMOS_RTC;
+    b_put(b, boot, 2); /* IAPC_BOOT_ARCH */
+    b_put(b, 0, 1);    /* reserved */
     uint32_t flags = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_FIX_RTC;
-    if (!cfg->power_button)
-        flags |= FADT_PWR_BUTTON;
-    if (cfg->pm_tmr_32bit)
-        flags |= FADT_TMR_VAL_EXT;
-    if (cfg->reset_port)
-        flags |= FADT_RESET_REG_SUP;
+    if (!cfg->power_button) flags |= FADT_PWR_BUTTON;
+    if (cfg->pm_tmr_32bit) flags |= FADT_TMR_VAL_EXT;
+    if (cfg->reset_port) flags |= FADT_RESET_REG_SUP;
     b_put(b, flags, 4);
     io_gas(b, cfg->reset_port, 1, ACC_BYTE); /* RESET_REG */
     b_put(b, cfg->reset_port ? cfg->reset_value : 0, 1);
-    b_put(b, 0, 2);                     /* ARM_BOOT_ARCH */
-    b_put(b, 0, 1);                     /* FADT minor version: 6.0 */
-    b_put(b, 0, 8);                     /* X_FIRMWARE_CTRL */
-    b_put(b, dsdt, 8);                  /* X_DSDT */
+    b_put(b, 0, 2);    /* ARM_BOOT_ARCH */
+    b_put(b, 0, 1);    /* FADT minor version: 6.0 */
+    b_put(b, 0, 8);    /* X_FIRMWARE_CTRL */
+    b_put(b, dsdt, 8); /* X_DSDT */
     io_gas(b, cfg->pm1a_evt_port, 4, ACC_WORD);
-    b_zero(b, 12);                      /* X_PM1b_EVT_BLK */
+    b_zero(b, 12); /* X_PM1b_EVT_BLK */
     io_gas(b, cfg->pm1a_cnt_port, 2, ACC_WORD);
-    b_zero(b, 12);                      /* X_PM1b_CNT_BLK */
-    b_zero(b, 12);                      /* X_PM2_CNT_BLK */
+    b_zero(b, 12); /* X_PM1b_CNT_BLK */
+    b_zero(b, 12); /* X_PM2_CNT_BLK */
     io_gas(b, cfg->pm_tmr_port, 4, ACC_DWORD);
     io_gas(b, cfg->gpe0_port, gpe0_len, ACC_BYTE);
-    b_zero(b, 12);                      /* X_GPE1_BLK */
-    b_zero(b, 12);                      /* SLEEP_CONTROL_REG (hardware-reduced only) */
-    b_zero(b, 12);                      /* SLEEP_STATUS_REG */
-    b_mem(b, "UNUMVMM\0", 8);           /* hypervisor vendor identity */
+    b_zero(b, 12);            /* X_GPE1_BLK */
+    b_zero(b, 12);            /* SLEEP_CONTROL_REG (hardware-reduced only) */
+    b_zero(b, 12);            /* SLEEP_STATUS_REG */
+    b_mem(b, "UNUMVMM\0", 8); /* hypervisor vendor identity */
 }
 
 static void build_facs(struct blob *b)
@@ -759,18 +725,15 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t buflen, uint6
 {
     memset(layout, 0, sizeof(*layout));
     int err = acpi_config_check(cfg);
-    if (err)
-        return err;
-    if (buf_gpa & 63)
-        return -EINVAL;
+    if (err) return err;
+    if (buf_gpa & 63) return -EINVAL;
 
     struct blob t[T_COUNT];
     memset(t, 0, sizeof(t));
     struct aml dsdt;
     aml_init(&dsdt);
     err = build_dsdt(cfg, &dsdt);
-    if (err)
-        goto out;
+    if (err) goto out;
 
     build_facs(&t[T_FACS]);
     build_madt(cfg, &t[T_MADT]);
@@ -779,8 +742,7 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t buflen, uint6
         build_srat(cfg, &t[T_SRAT]);
         build_slit(cfg, &t[T_SLIT]);
     }
-    if (cfg->pci_ecam_base)
-        build_mcfg(cfg, &t[T_MCFG]);
+    if (cfg->pci_ecam_base) build_mcfg(cfg, &t[T_MCFG]);
 
     /* Layout: RSDP, FACS (64-aligned), DSDT, then the rest 16-aligned. */
     size_t off[T_COUNT] = {0}, len[T_COUNT] = {0};
@@ -796,8 +758,7 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t buflen, uint6
     len[T_RSDT] = HDR_LEN + 4 * (size_t)nsdt;
     size_t pos = RSDP_LEN;
     for (int i = 0; i < T_COUNT; i++) {
-        if (!len[i])
-            continue;
+        if (!len[i]) continue;
         pos = align_up(pos, i == T_FACS ? 64 : 16);
         off[i] = pos;
         pos += len[i];
@@ -819,8 +780,7 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t buflen, uint6
     hdr_begin(&t[T_XSDT], "XSDT", 1);
     hdr_begin(&t[T_RSDT], "RSDT", 1);
     for (int i = T_FADT; i <= T_MCFG; i++) {
-        if (!gpa[i])
-            continue;
+        if (!gpa[i]) continue;
         b_put(&t[T_XSDT], gpa[i], 8);
         b_put(&t[T_RSDT], gpa[i], 4);
     }
@@ -832,8 +792,7 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t buflen, uint6
 
     memset(buf, 0, pos);
     for (int i = 0; i < T_COUNT; i++) {
-        if (!len[i])
-            continue;
+        if (!len[i]) continue;
         const uint8_t *src = i == T_DSDT ? dsdt.data : t[i].p;
         size_t n = i == T_DSDT ? dsdt.len : t[i].len;
         if (n != len[i]) { /* a table writer disagrees with its declared size */

@@ -35,23 +35,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ACPI_MAX_CPUS 4096 /* processor device names are C000..CFFF */
-#define ACPI_MAX_NODES 64
+#define ACPI_MAX_CPUS   4096 /* processor device names are C000..CFFF */
+#define ACPI_MAX_NODES  64
 #define ACPI_MAX_SERIAL 4
 
 /* Conventional PC values, used by acpi_config_defaults(). The PM ones match what
  * devices/acpi_pm.h implements (tests/unit/test_acpi.c checks that statically). */
-#define ACPI_DEFAULT_LAPIC_ADDR 0xFEE00000u
-#define ACPI_DEFAULT_IOAPIC_ADDR 0xFEC00000u
-#define ACPI_DEFAULT_PM_BASE 0x600 /* PM1a_EVT +0 (4), PM1a_CNT +4 (2), PM_TMR +8 (4) */
-#define ACPI_DEFAULT_SMI_CMD 0xB2
-#define ACPI_DEFAULT_ACPI_ENABLE 0xF1
-#define ACPI_DEFAULT_ACPI_DISABLE 0xF0
-#define ACPI_DEFAULT_SCI_IRQ 9
-#define ACPI_DEFAULT_S5_SLP_TYP 5
-#define ACPI_DEFAULT_RESET_PORT 0xCF9
-#define ACPI_DEFAULT_RESET_VALUE 0x06
-#define ACPI_DEFAULT_PCI_INTX_GSI_BASE 16
+#define ACPI_DEFAULT_LAPIC_ADDR         0xFEE00000u
+#define ACPI_DEFAULT_IOAPIC_ADDR        0xFEC00000u
+#define ACPI_DEFAULT_PM_BASE            0x600 /* PM1a_EVT +0 (4), PM1a_CNT +4 (2), PM_TMR +8 (4) */
+#define ACPI_DEFAULT_SMI_CMD            0xB2
+#define ACPI_DEFAULT_ACPI_ENABLE        0xF1
+#define ACPI_DEFAULT_ACPI_DISABLE       0xF0
+#define ACPI_DEFAULT_SCI_IRQ            9
+#define ACPI_DEFAULT_S5_SLP_TYP         5
+#define ACPI_DEFAULT_RESET_PORT         0xCF9
+#define ACPI_DEFAULT_RESET_VALUE        0x06
+#define ACPI_DEFAULT_PCI_INTX_GSI_BASE  16
 #define ACPI_DEFAULT_PCI_INTX_GSI_COUNT 8
 
 struct acpi_cpu {
@@ -91,20 +91,20 @@ struct acpi_config {
     uint8_t gpe0_len;       /* even, 0 = none */
     uint16_t smi_cmd_port;  /* 0 = hardware is always in ACPI mode (SCI_EN set) */
     uint8_t acpi_enable, acpi_disable; /* values written to smi_cmd_port */
-    uint8_t sci_irq;        /* ISA IRQ (and GSI) of the SCI: level, active-high */
-    uint8_t s5_slp_typ;     /* SLP_TYP the PM1_CNT model treats as soft-off (S5) */
-    bool power_button;      /* fixed-feature power button (PWRBTN_STS/EN) implemented */
-    uint16_t reset_port;    /* FADT RESET_REG (system I/O, 8-bit); 0 = none */
+    uint8_t sci_irq;                   /* ISA IRQ (and GSI) of the SCI: level, active-high */
+    uint8_t s5_slp_typ;                /* SLP_TYP the PM1_CNT model treats as soft-off (S5) */
+    bool power_button;                 /* fixed-feature power button (PWRBTN_STS/EN) implemented */
+    uint16_t reset_port;               /* FADT RESET_REG (system I/O, 8-bit); 0 = none */
     uint8_t reset_value;
 
     /* Legacy ISA devices present (each gets a PNP device in the DSDT). */
-    bool has_pic;      /* 8259 pair: MADT PCAT_COMPAT, PNP0000 */
-    bool has_pit;      /* PNP0100, IRQ0 */
-    bool has_rtc;      /* PNP0B00 at 0x70, IRQ8; else FADT "CMOS RTC not present" */
+    bool has_pic;        /* 8259 pair: MADT PCAT_COMPAT, PNP0000 */
+    bool has_pit;        /* PNP0100, IRQ0 */
+    bool has_rtc;        /* PNP0B00 at 0x70, IRQ8; else FADT "CMOS RTC not present" */
     uint8_t rtc_century; /* CMOS index of the century byte, 0 = none */
-    bool has_i8042;    /* keyboard controller: FADT 8042 flag, PNP0303 (IRQ1) */
-    bool i8042_aux;    /* and its PS/2 mouse port: PNP0F13 (IRQ12) */
-    bool has_vga;      /* else FADT "VGA not present" */
+    bool has_i8042;      /* keyboard controller: FADT 8042 flag, PNP0303 (IRQ1) */
+    bool i8042_aux;      /* and its PS/2 mouse port: PNP0F13 (IRQ12) */
+    bool has_vga;        /* else FADT "VGA not present" */
     struct acpi_serial serial[ACPI_MAX_SERIAL];
     uint32_t nserial;
     /* Where the legacy devices live: under \_SB.PCI0.ISA_ with this _ADR

@@ -7,25 +7,39 @@
 
 /* AML opcodes used here (ACPI 6.x, 20.2). */
 enum {
-    OP_ZERO = 0x00, OP_ONE = 0x01, OP_NAME = 0x08, OP_BYTE = 0x0A, OP_WORD = 0x0B,
-    OP_DWORD = 0x0C, OP_STRING = 0x0D, OP_QWORD = 0x0E, OP_SCOPE = 0x10, OP_BUFFER = 0x11,
-    OP_PACKAGE = 0x12, OP_METHOD = 0x14, OP_DUAL_NAME = 0x2E, OP_MULTI_NAME = 0x2F,
-    OP_EXT = 0x5B, OP_ROOT = 0x5C, OP_PARENT = 0x5E, OP_LOCAL0 = 0x60, OP_ARG0 = 0x68,
-    OP_RETURN = 0xA4, OP_ONES = 0xFF, EXTOP_DEVICE = 0x82,
+    OP_ZERO = 0x00,
+    OP_ONE = 0x01,
+    OP_NAME = 0x08,
+    OP_BYTE = 0x0A,
+    OP_WORD = 0x0B,
+    OP_DWORD = 0x0C,
+    OP_STRING = 0x0D,
+    OP_QWORD = 0x0E,
+    OP_SCOPE = 0x10,
+    OP_BUFFER = 0x11,
+    OP_PACKAGE = 0x12,
+    OP_METHOD = 0x14,
+    OP_DUAL_NAME = 0x2E,
+    OP_MULTI_NAME = 0x2F,
+    OP_EXT = 0x5B,
+    OP_ROOT = 0x5C,
+    OP_PARENT = 0x5E,
+    OP_LOCAL0 = 0x60,
+    OP_ARG0 = 0x68,
+    OP_RETURN = 0xA4,
+    OP_ONES = 0xFF,
+    EXTOP_DEVICE = 0x82,
 };
 
 static void set_err(struct aml *a, int err)
 {
-    if (!a->err)
-        a->err = err;
+    if (!a->err) a->err = err;
 }
 
 static int reserve(struct aml *a, size_t n)
 {
-    if (a->err)
-        return -1;
-    if (a->len + n <= a->cap)
-        return 0;
+    if (a->err) return -1;
+    if (a->len + n <= a->cap) return 0;
     size_t cap = a->cap ? a->cap : 256;
     while (cap < a->len + n)
         cap *= 2;
@@ -42,8 +56,7 @@ static int reserve(struct aml *a, size_t n)
 /* Inserts n bytes at offset `at`, moving what follows. */
 static void insert(struct aml *a, size_t at, const uint8_t *p, size_t n)
 {
-    if (reserve(a, n))
-        return;
+    if (reserve(a, n)) return;
     memmove(a->data + at + n, a->data + at, a->len - at);
     memcpy(a->data + at, p, n);
     a->len += n;
@@ -67,15 +80,13 @@ int aml_error(const struct aml *a)
 
 int aml_finish(struct aml *a)
 {
-    if (!a->err && a->depth != 0)
-        set_err(a, -EINVAL);
+    if (!a->err && a->depth != 0) set_err(a, -EINVAL);
     return a->err;
 }
 
 void aml_bytes(struct aml *a, const void *p, size_t n)
 {
-    if (reserve(a, n))
-        return;
+    if (reserve(a, n)) return;
     memcpy(a->data + a->len, p, n);
     a->len += n;
 }
@@ -122,15 +133,13 @@ int aml_pkglength(uint8_t out[4], size_t rest)
 
 static bool seg_char_ok(char c, bool first)
 {
-    if ((c >= 'A' && c <= 'Z') || c == '_')
-        return true;
+    if ((c >= 'A' && c <= 'Z') || c == '_') return true;
     return !first && c >= '0' && c <= '9';
 }
 
 void aml_namestring(struct aml *a, const char *path)
 {
-    if (a->err)
-        return;
+    if (a->err) return;
     const char *p = path;
     if (*p == '\\') {
         aml_byte(a, OP_ROOT);
@@ -169,8 +178,7 @@ void aml_namestring(struct aml *a, const char *path)
         memset(segs[nseg] + n, '_', (size_t)(4 - n));
         nseg++;
         p += n;
-        if (*p == '\0')
-            break;
+        if (*p == '\0') break;
         p++; /* '.' */
     }
     if (nseg == 2) {
@@ -229,10 +237,8 @@ void aml_string(struct aml *a, const char *s)
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -319,8 +325,7 @@ void aml_return(struct aml *a)
 
 static void open_frame(struct aml *a, enum aml_kind kind)
 {
-    if (a->err)
-        return;
+    if (a->err) return;
     if (a->depth == AML_MAX_DEPTH) {
         set_err(a, -E2BIG);
         return;
@@ -332,8 +337,7 @@ static void open_frame(struct aml *a, enum aml_kind kind)
  * (and the element count or buffer size) at the frame's start. */
 static void close_frame(struct aml *a, enum aml_kind kind)
 {
-    if (a->err)
-        return;
+    if (a->err) return;
     if (a->depth == 0 || a->stack[a->depth - 1].kind != kind) {
         set_err(a, -EINVAL);
         return;
@@ -475,12 +479,13 @@ static void addr_desc(struct aml *a, uint8_t tag, int width, uint8_t rtype, uint
         return;
     }
     uint16_t dlen = (uint16_t)(3 + 5 * width);
-    uint8_t hdr[6] = {tag, (uint8_t)dlen, (uint8_t)(dlen >> 8), rtype, GFLAGS_PRODUCER_FIXED, tflags};
+    uint8_t hdr[6] = {tag,   (uint8_t)dlen,         (uint8_t)(dlen >> 8),
+                      rtype, GFLAGS_PRODUCER_FIXED, tflags};
     aml_bytes(a, hdr, sizeof(hdr));
-    put_le(a, 0, width);   /* granularity */
+    put_le(a, 0, width); /* granularity */
     put_le(a, min, width);
     put_le(a, max, width);
-    put_le(a, 0, width);   /* translation offset */
+    put_le(a, 0, width); /* translation offset */
     put_le(a, max - min + 1, width);
 }
 
@@ -515,8 +520,8 @@ void aml_rd_qword_mem(struct aml *a, uint64_t min, uint64_t max, bool cacheable)
 
 void aml_rd_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len)
 {
-    uint8_t d[8] = {0x47, 0x01 /* Decode16 */, (uint8_t)min, (uint8_t)(min >> 8),
-                    (uint8_t)max, (uint8_t)(max >> 8), align, len};
+    uint8_t d[8] = {0x47,         0x01 /* Decode16 */, (uint8_t)min, (uint8_t)(min >> 8),
+                    (uint8_t)max, (uint8_t)(max >> 8), align,        len};
     aml_bytes(a, d, sizeof(d));
 }
 

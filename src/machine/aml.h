@@ -29,9 +29,9 @@
 enum aml_kind { AML_K_SCOPE, AML_K_DEVICE, AML_K_METHOD, AML_K_PACKAGE, AML_K_BUFFER, AML_K_RT };
 
 struct aml_frame {
-    size_t start;  /* offset of the (future) PkgLength */
+    size_t start;   /* offset of the (future) PkgLength */
     uint32_t count; /* package elements seen so far */
-    uint8_t kind;  /* enum aml_kind */
+    uint8_t kind;   /* enum aml_kind */
 };
 
 struct aml {

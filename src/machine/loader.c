@@ -8,40 +8,55 @@
 #include <string.h>
 
 /* setup header offsets inside the image / boot_params */
-#define HDR_SETUP_SECTS  0x1f1
-#define HDR_BOOT_FLAG    0x1fe
-#define HDR_MAGIC        0x202
-#define HDR_VERSION      0x206
-#define HDR_TYPE_LOADER  0x210
-#define HDR_LOADFLAGS    0x211
-#define HDR_RAMDISK_IMG  0x218
-#define HDR_RAMDISK_SIZE 0x21c
-#define HDR_HEAP_END     0x224
-#define HDR_CMDLINE_PTR  0x228
-#define HDR_INITRD_MAX   0x22c
-#define HDR_KALIGN       0x230
-#define HDR_RELOCATABLE  0x234
-#define HDR_XLOADFLAGS   0x236
-#define HDR_CMDLINE_SIZE 0x238
-#define HDR_PREF_ADDRESS 0x258
-#define HDR_INIT_SIZE    0x260
-#define HDR_END          0x280 /* end of the setup header copied into boot_params */
-#define BP_ACPI_RSDP     0x070
+#define HDR_SETUP_SECTS     0x1f1
+#define HDR_BOOT_FLAG       0x1fe
+#define HDR_MAGIC           0x202
+#define HDR_VERSION         0x206
+#define HDR_TYPE_LOADER     0x210
+#define HDR_LOADFLAGS       0x211
+#define HDR_RAMDISK_IMG     0x218
+#define HDR_RAMDISK_SIZE    0x21c
+#define HDR_HEAP_END        0x224
+#define HDR_CMDLINE_PTR     0x228
+#define HDR_INITRD_MAX      0x22c
+#define HDR_KALIGN          0x230
+#define HDR_RELOCATABLE     0x234
+#define HDR_XLOADFLAGS      0x236
+#define HDR_CMDLINE_SIZE    0x238
+#define HDR_PREF_ADDRESS    0x258
+#define HDR_INIT_SIZE       0x260
+#define HDR_END             0x280 /* end of the setup header copied into boot_params */
+#define BP_ACPI_RSDP        0x070
 #define BP_EXT_RAMDISK_IMG  0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
-#define BP_EXT_CMDLINE   0x0c8
-#define BP_E820_ENTRIES  0x1e8
-#define BP_E820_TABLE    0x2d0
+#define BP_EXT_CMDLINE      0x0c8
+#define BP_E820_ENTRIES     0x1e8
+#define BP_E820_TABLE       0x2d0
 
 #define XLF_KERNEL_64 (1u << 0)
 #define LOADED_HIGH   (1u << 0)
 #define CAN_USE_HEAP  (1u << 7)
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)rd16(p) | (uint32_t)rd16(p + 2) << 16; }
-static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)rd16(p) | (uint32_t)rd16(p + 2) << 16;
+}
+static uint64_t rd64(const uint8_t *p)
+{
+    return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+static void wr32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static void wr64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
 
 int linux_image_parse(const uint8_t *d, size_t size, struct linux_image *img, const char **why)
 {
@@ -84,8 +99,7 @@ int linux_image_parse(const uint8_t *d, size_t size, struct linux_image *img, co
 static uint64_t kernel_addr(const struct linux_image *img)
 {
     uint64_t a = BOOT_KERNEL_GPA;
-    if (img->pref_address > a && img->pref_address < (1ull << 32))
-        a = img->pref_address;
+    if (img->pref_address > a && img->pref_address < (1ull << 32)) a = img->pref_address;
     uint64_t al = img->kernel_alignment ? img->kernel_alignment : 0x200000;
     return (a + al - 1) & ~(al - 1);
 }
@@ -183,8 +197,7 @@ int linux_load(struct guest_mem *mem, const struct linux_image *img, const uint8
     wr32(bp + BP_EXT_CMDLINE, 0);
     if (initrd && initrd_size) {
         uint64_t max = img->initrd_addr_max ? (uint64_t)img->initrd_addr_max + 1 : 0x38000000;
-        if (max > low_end)
-            max = low_end;
+        if (max > low_end) max = low_end;
         uint64_t at = (max - initrd_size) & ~0xfffull;
         if (max < initrd_size || at < kaddr + img->init_size) {
             *why = "guest memory too small for kernel and initrd";
@@ -196,8 +209,7 @@ int linux_load(struct guest_mem *mem, const struct linux_image *img, const uint8
         wr32(bp + BP_EXT_RAMDISK_IMG, (uint32_t)(at >> 32));
         wr32(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)((uint64_t)initrd_size >> 32));
     }
-    if (layout->rsdp_gpa)
-        wr64(bp + BP_ACPI_RSDP, layout->rsdp_gpa);
+    if (layout->rsdp_gpa) wr64(bp + BP_ACPI_RSDP, layout->rsdp_gpa);
     bp[BP_E820_ENTRIES] = (uint8_t)layout->ne820;
     memcpy(bp + BP_E820_TABLE, layout->e820, sizeof(struct e820_entry) * (size_t)layout->ne820);
     build_page_tables(ram);

@@ -32,14 +32,14 @@ struct boot_layout {
 #define BOOT_PARAMS_GPA  0x7000
 #define BOOT_CMDLINE_GPA 0x20000
 #define BOOT_CMDLINE_MAX 0x10000
-#define BOOT_PML4_GPA    0x9000 /* 0x9000-0xDFFF: PML4, PDPT, 4 page directories */
+#define BOOT_PML4_GPA    0x9000    /* 0x9000-0xDFFF: PML4, PDPT, 4 page directories */
 #define BOOT_KERNEL_GPA  0x1000000 /* 16 MiB unless the kernel prefers otherwise */
 
 struct linux_image {
     const uint8_t *data;
     size_t size;
-    uint16_t version;     /* boot protocol version */
-    size_t setup_size;    /* real-mode part: (setup_sects + 1) * 512 */
+    uint16_t version;  /* boot protocol version */
+    size_t setup_size; /* real-mode part: (setup_sects + 1) * 512 */
     uint64_t pref_address;
     uint32_t init_size;
     uint32_t kernel_alignment;

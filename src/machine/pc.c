@@ -103,8 +103,7 @@ static void guest_reset(void *opaque)
     pthread_mutex_lock(&pc->con_lock);
     int status = pc->con.status >= 0 ? pc->con.status : 125;
     pthread_mutex_unlock(&pc->con_lock);
-    if (status == 125)
-        fprintf(stderr, "unum: the guest reset the machine\n");
+    if (status == 125) fprintf(stderr, "unum: the guest reset the machine\n");
     pc_stop(pc, status);
 }
 
@@ -118,8 +117,7 @@ static void console_emit(const char *s, size_t n)
     while (n) {
         ssize_t w = write(STDOUT_FILENO, s, n);
         if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
+            if (w < 0 && errno == EINTR) continue;
             return;
         }
         s += w;
@@ -156,8 +154,7 @@ static void console_tx(void *opaque, const uint8_t *buf, size_t n)
     for (size_t i = 0; i < n; i++) {
         /* the serial console ends lines with CR LF; a command's output, like
          * `docker run` without -t, ends them with LF alone */
-        if (buf[i] == '\r' && pc->cfg.command)
-            continue;
+        if (buf[i] == '\r' && pc->cfg.command) continue;
         c->line[c->len++] = (char)buf[i];
         if (buf[i] == '\n')
             console_line(pc, true);
@@ -178,8 +175,7 @@ static bool tio_saved;
 
 static void restore_terminal(void)
 {
-    if (tio_saved)
-        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+    if (tio_saved) tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
 }
 
 static void on_fatal_signal(int sig)
@@ -191,8 +187,7 @@ static void on_fatal_signal(int sig)
 
 static void raw_terminal(void)
 {
-    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
-        return;
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0) return;
     tio_saved = true;
     atexit(restore_terminal);
     signal(SIGTERM, on_fatal_signal);
@@ -210,8 +205,7 @@ static void *input_thread(void *arg)
     uint8_t buf[256];
     while (atomic_load(&pc->exit_status) == EXIT_RUNNING) {
         ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         for (ssize_t i = 0; i < n; i++) {
             uint8_t ch = buf[i];
             if (escape) {
@@ -220,8 +214,7 @@ static void *input_thread(void *arg)
                     pc_stop(pc, 0);
                     return NULL;
                 }
-                if (ch != 1)
-                    continue;
+                if (ch != 1) continue;
             } else if (ch == 1) {
                 escape = true;
                 continue;
@@ -258,21 +251,18 @@ static void bus_deliver(void *opaque, const struct apic_msg *m)
         int best_prio = 1 << 30;
         for (int i = 0; i < pc->ncpus; i++) {
             struct lapic *l = pc->cpus[i].lapic;
-            if (!lapic_match(l, m))
-                continue;
+            if (!lapic_match(l, m)) continue;
             int p = lapic_priority(l);
             if (p < best_prio) {
                 best = l;
                 best_prio = p;
             }
         }
-        if (best)
-            lapic_accept(best, m);
+        if (best) lapic_accept(best, m);
         return;
     }
     for (int i = 0; i < pc->ncpus; i++)
-        if (lapic_match(pc->cpus[i].lapic, m))
-            lapic_accept(pc->cpus[i].lapic, m);
+        if (lapic_match(pc->cpus[i].lapic, m)) lapic_accept(pc->cpus[i].lapic, m);
 }
 
 static void bus_eoi(void *opaque, uint8_t vector)
@@ -341,13 +331,15 @@ static void *vcpu_thread(void *arg)
             x86_state_dump(stderr, &s);
             pc_stop(pc, 125);
         }
-        if (atomic_load(&pc->exit_status) != EXIT_RUNNING)
-            break;
+        if (atomic_load(&pc->exit_status) != EXIT_RUNNING) break;
     }
     return NULL;
 }
 
-static uint64_t host_tsc(void *opaque) { return __builtin_ia32_rdtsc(); }
+static uint64_t host_tsc(void *opaque)
+{
+    return __builtin_ia32_rdtsc();
+}
 
 /* UNUM_PROFILE=FILE: every millisecond, record each vCPU's RIP ("idle" when it
  * sleeps in HLT) with a timestamp — a sampling profile of the guest. */
@@ -355,8 +347,7 @@ static void *profile_thread(void *arg)
 {
     struct pc *pc = arg;
     FILE *f = fopen(getenv("UNUM_PROFILE"), "w");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     while (atomic_load(&pc->exit_status) == EXIT_RUNNING) {
         uint64_t t = clock_ns() - pc->start_ns;
         for (int i = 0; i < pc->ncpus; i++) {
@@ -382,10 +373,8 @@ static char *base64(const char *s)
     char *out = malloc(4 * ((n + 2) / 3) + 1);
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)(uint8_t)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)(uint8_t)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (uint8_t)s[i + 2];
+        if (i + 1 < n) v |= (uint32_t)(uint8_t)s[i + 1] << 8;
+        if (i + 2 < n) v |= (uint8_t)s[i + 2];
         out[o++] = tab[(v >> 18) & 63];
         out[o++] = tab[(v >> 12) & 63];
         out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
@@ -424,8 +413,7 @@ static void build_e820(const struct pc *pc, struct boot_layout *l)
     l->e820[l->ne820++] = (struct e820_entry){0x9fc00, 0x400, E820_RESERVED};
     l->e820[l->ne820++] = (struct e820_entry){ACPI_AREA_GPA, ACPI_AREA_SIZE, E820_RESERVED};
     l->e820[l->ne820++] = (struct e820_entry){0x100000, low - 0x100000, E820_RAM};
-    if (mem > low)
-        l->e820[l->ne820++] = (struct e820_entry){1ull << 32, mem - low, E820_RAM};
+    if (mem > low) l->e820[l->ne820++] = (struct e820_entry){1ull << 32, mem - low, E820_RAM};
 }
 
 static void build_acpi(struct pc *pc, struct boot_layout *l)
@@ -456,13 +444,11 @@ static void build_acpi(struct pc *pc, struct boot_layout *l)
 static void create_devices(struct pc *pc)
 {
     router_init(&pc->router);
-    if (timer_service_start(&pc->timers) < 0)
-        die("cannot start the timer thread");
+    if (timer_service_start(&pc->timers) < 0) die("cannot start the timer thread");
     pc->apic_bus = (struct apic_bus){.deliver = bus_deliver, .eoi = bus_eoi, .opaque = pc};
     pc->ioapic = ioapic_create(pc->ncpus, &pc->apic_bus);
     pc->pic = pic_create(pic_intr, pc);
-    if (!pc->ioapic || !pc->pic)
-        die("cannot create the interrupt controllers");
+    if (!pc->ioapic || !pc->pic) die("cannot create the interrupt controllers");
     pic_register(pc->pic, &pc->router);
     router_add(&pc->router, ROUTE_MMIO, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE, &ioapic_mmio_ops,
                pc->ioapic, "ioapic");
@@ -506,12 +492,10 @@ static void create_vcpus(struct pc *pc)
         pv->pc = pc;
         pv->id = i;
         pv->v = emu_cpu_impl.create(&pc->mem, i, &pc_exit_ops, pv);
-        if (!pv->v)
-            die("cannot create vcpu %d", i);
+        if (!pv->v) die("cannot create vcpu %d", i);
         pv->v->features = VCPU_FEAT_TSC_DEADLINE;
         pv->lapic = lapic_create(i, pv->v, &pc->apic_bus, &pc->timers, host_tsc, NULL, hz);
-        if (!pv->lapic)
-            die("cannot create the local APIC of vcpu %d", i);
+        if (!pv->lapic) die("cannot create the local APIC of vcpu %d", i);
     }
     lapic_set_extint_ack(pc->cpus[0].lapic, pic_ack_cb, pc->pic);
 }
@@ -523,8 +507,7 @@ static void load_guest(struct pc *pc, struct boot_layout *layout)
     uint8_t *ird = pc_read_file("initrd", pc->cfg.initrd, &isize);
     struct linux_image img;
     const char *why;
-    if (linux_image_parse(k, ksize, &img, &why) < 0)
-        die("kernel %s: %s", pc->cfg.kernel, why);
+    if (linux_image_parse(k, ksize, &img, &why) < 0) die("kernel %s: %s", pc->cfg.kernel, why);
     char *cmdline = kernel_cmdline(&pc->cfg);
     struct x86_state s;
     emu_cpu_impl.get_state(pc->cpus[0].v, &s);
@@ -568,8 +551,7 @@ void pc_destroy(struct pc *pc)
 struct pc *pc_create(const struct pc_config *cfg, struct boot_layout *layout)
 {
     struct pc *pc = calloc(1, sizeof(*pc));
-    if (!pc)
-        die("out of memory");
+    if (!pc) die("out of memory");
     pc->cfg = *cfg;
     pc->ncpus = cfg->cpus;
     pc->con.status = -1;
@@ -607,19 +589,16 @@ int pc_run(const struct pc_config *cfg)
         pthread_create(&pc->cpus[i].thread, NULL, vcpu_thread, &pc->cpus[i]);
     pthread_t prof;
     bool profiling = getenv("UNUM_PROFILE") != NULL;
-    if (profiling)
-        pthread_create(&prof, NULL, profile_thread, pc);
+    if (profiling) pthread_create(&prof, NULL, profile_thread, pc);
     for (int i = 0; i < pc->ncpus; i++)
         pthread_join(pc->cpus[i].thread, NULL);
-    if (profiling)
-        pthread_join(prof, NULL);
+    if (profiling) pthread_join(prof, NULL);
     uart_flush(pc->uart);
     pthread_mutex_lock(&pc->con_lock);
-    if (pc->con.len)
-        console_line(pc, false);
+    if (pc->con.len) console_line(pc, false);
     pthread_mutex_unlock(&pc->con_lock);
     timer_service_stop(&pc->timers); /* no device callbacks from here on */
-    if (interactive) { /* it may sit in read(2), a cancellation point */
+    if (interactive) {               /* it may sit in read(2), a cancellation point */
         pthread_cancel(input);
         pthread_join(input, NULL);
     }

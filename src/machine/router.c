@@ -14,8 +14,7 @@ void router_init(struct router *r)
 int router_add(struct router *r, enum route_space space, uint64_t base, uint64_t len,
                const struct io_ops *ops, void *dev, const char *name)
 {
-    if (!len || base + len < base || !ops)
-        return -EINVAL;
+    if (!len || base + len < base || !ops) return -EINVAL;
     pthread_mutex_lock(&r->lock);
     int err = 0;
     if (r->n == ROUTER_MAX_ROUTES) {
@@ -25,8 +24,7 @@ int router_add(struct router *r, enum route_space space, uint64_t base, uint64_t
     int pos = 0;
     for (int i = 0; i < r->n; i++) {
         const struct route *e = &r->routes[i];
-        if (e->space != space)
-            continue;
+        if (e->space != space) continue;
         if (base < e->base + e->len && e->base < base + len) {
             err = -EEXIST;
             goto out;
@@ -36,8 +34,8 @@ int router_add(struct router *r, enum route_space space, uint64_t base, uint64_t
                           (r->routes[pos].space == space && r->routes[pos].base < base)))
         pos++;
     memmove(&r->routes[pos + 1], &r->routes[pos], (r->n - pos) * sizeof(r->routes[0]));
-    r->routes[pos] = (struct route){.space = space, .base = base, .len = len, .ops = ops,
-                                    .dev = dev, .name = name};
+    r->routes[pos] = (struct route){
+        .space = space, .base = base, .len = len, .ops = ops, .dev = dev, .name = name};
     r->n++;
 out:
     pthread_mutex_unlock(&r->lock);
@@ -48,8 +46,7 @@ const struct route *router_lookup(const struct router *r, enum route_space space
 {
     for (int i = 0; i < r->n; i++) {
         const struct route *e = &r->routes[i];
-        if (e->space == space && addr - e->base < e->len)
-            return e;
+        if (e->space == space && addr - e->base < e->len) return e;
     }
     return NULL;
 }
@@ -58,8 +55,7 @@ static uint64_t access_one(struct router *r, enum route_space space, uint64_t ad
                            bool write, uint64_t value)
 {
     struct route *e = (struct route *)router_lookup(r, space, addr);
-    if (!e)
-        return write ? 0 : ~0ull;
+    if (!e) return write ? 0 : ~0ull;
     if (addr - e->base + size > e->len) {
         /* runs past the device: split into bytes so no handler sees an overrun */
         uint64_t v = 0;
@@ -69,8 +65,7 @@ static uint64_t access_one(struct router *r, enum route_space space, uint64_t ad
     }
     atomic_fetch_add_explicit(&e->accesses, 1, memory_order_relaxed);
     if (write) {
-        if (e->ops->write)
-            e->ops->write(e->dev, addr - e->base, size, value);
+        if (e->ops->write) e->ops->write(e->dev, addr - e->base, size, value);
         return 0;
     }
     return e->ops->read ? e->ops->read(e->dev, addr - e->base, size) : ~0ull;
@@ -81,6 +76,5 @@ void router_dispatch(struct router *r, struct cpu_io *io)
     enum route_space space = io->kind == CPU_IO_PIO ? ROUTE_PIO : ROUTE_MMIO;
     uint64_t mask = io->size == 8 ? ~0ull : (1ull << (8 * io->size)) - 1;
     uint64_t v = access_one(r, space, io->addr, io->size, io->write, io->data & mask);
-    if (!io->write)
-        io->data = v & mask;
+    if (!io->write) io->data = v & mask;
 }

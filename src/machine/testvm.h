@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define TESTVM_LOAD_ADDR   0x100000u
+#define TESTVM_LOAD_ADDR    0x100000u
 #define TESTVM_PORT_CONSOLE 0xe9 /* OUT byte: character to stdout */
 #define TESTVM_PORT_EXIT    0xf4 /* OUT dword: stop the VM with this status */
 

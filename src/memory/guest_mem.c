@@ -8,15 +8,12 @@
 
 static int add_region(struct guest_mem *m, uint64_t gpa, uint64_t size)
 {
-    if (m->nregions == GUEST_MEM_MAX_REGIONS)
-        return -ENOSPC;
+    if (m->nregions == GUEST_MEM_MAX_REGIONS) return -ENOSPC;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
-    if (p == MAP_FAILED)
-        return -errno;
+    if (p == MAP_FAILED) return -errno;
     m->region[m->nregions++] = (struct guest_mem_region){.gpa = gpa, .size = size, .host = p};
-    if (gpa + size > m->max_gpa)
-        m->max_gpa = gpa + size;
+    if (gpa + size > m->max_gpa) m->max_gpa = gpa + size;
     return 0;
 }
 
@@ -24,8 +21,7 @@ int guest_mem_init(struct guest_mem *m, uint64_t size, uint64_t hole_start, enum
 {
     memset(m, 0, sizeof(*m));
     atomic_flag_clear(&m->tcache_lock);
-    if (!size || (size & ~GUEST_PAGE_MASK))
-        return -EINVAL;
+    if (!size || (size & ~GUEST_PAGE_MASK)) return -EINVAL;
     int err;
     if (hole_start && size > hole_start) {
         if ((err = add_region(m, 0, hole_start)) ||
@@ -66,8 +62,7 @@ void guest_mem_destroy(struct guest_mem *m)
 uint8_t *guest_mem_access(struct guest_mem *m, uint64_t gpa, enum mem_right want, int *err)
 {
     uint8_t *host = guest_mem_host(m, gpa);
-    if (!host)
-        return NULL;
+    if (!host) return NULL;
     uint64_t page = gpa >> GUEST_PAGE_SHIFT;
     while (atomic_load_explicit(&m->rights[page], memory_order_acquire) < want) {
         int e = m->fault ? m->fault(m->fault_ctx, gpa & GUEST_PAGE_MASK, want) : -EACCES;
@@ -93,8 +88,7 @@ static void unlock_tcaches(struct guest_mem *m)
 void guest_mem_revoke(struct guest_mem *m, uint64_t gpa, enum mem_right to)
 {
     uint64_t page = gpa >> GUEST_PAGE_SHIFT;
-    if (page >= m->npages)
-        return;
+    if (page >= m->npages) return;
     atomic_store_explicit(&m->rights[page], to, memory_order_seq_cst);
     /* Decoded code of the page is stale once the page may change elsewhere. */
     atomic_fetch_add_explicit(&m->code_gen[page], 1, memory_order_seq_cst);
@@ -107,8 +101,7 @@ void guest_mem_revoke(struct guest_mem *m, uint64_t gpa, enum mem_right to)
 void guest_mem_grant(struct guest_mem *m, uint64_t gpa, enum mem_right to)
 {
     uint64_t page = gpa >> GUEST_PAGE_SHIFT;
-    if (page < m->npages)
-        atomic_store_explicit(&m->rights[page], to, memory_order_release);
+    if (page < m->npages) atomic_store_explicit(&m->rights[page], to, memory_order_release);
 }
 
 void guest_mem_register_tcache(struct guest_mem *m, struct mem_tcache *tc)
@@ -134,12 +127,10 @@ static int copy_guest(struct guest_mem *m, uint64_t gpa, void *buf, size_t len, 
 {
     while (len) {
         size_t chunk = GUEST_PAGE_SIZE - (gpa & ~GUEST_PAGE_MASK);
-        if (chunk > len)
-            chunk = len;
+        if (chunk > len) chunk = len;
         int err = 0;
         uint8_t *h = guest_mem_access(m, gpa, write ? MEM_WRITE : MEM_READ, &err);
-        if (!h)
-            return err ? err : -EFAULT;
+        if (!h) return err ? err : -EFAULT;
         if (write) {
             memcpy(h, buf, chunk);
             guest_mem_note_write(m, gpa, chunk);
@@ -155,14 +146,12 @@ static int copy_guest(struct guest_mem *m, uint64_t gpa, void *buf, size_t len, 
 
 int guest_mem_read(struct guest_mem *m, uint64_t gpa, void *buf, size_t len)
 {
-    if (gpa + len < gpa)
-        return -EFAULT;
+    if (gpa + len < gpa) return -EFAULT;
     return copy_guest(m, gpa, buf, len, false);
 }
 
 int guest_mem_write(struct guest_mem *m, uint64_t gpa, const void *buf, size_t len)
 {
-    if (gpa + len < gpa)
-        return -EFAULT;
+    if (gpa + len < gpa) return -EFAULT;
     return copy_guest(m, gpa, (void *)buf, len, true);
 }

@@ -39,9 +39,9 @@ struct mem_tcache {
 struct guest_mem {
     struct guest_mem_region region[GUEST_MEM_MAX_REGIONS];
     int nregions;
-    uint64_t max_gpa;           /* end of the highest RAM region */
-    uint64_t npages;            /* pages covering [0, max_gpa) */
-    _Atomic uint8_t *rights;    /* per page, enum mem_right */
+    uint64_t max_gpa;        /* end of the highest RAM region */
+    uint64_t npages;         /* pages covering [0, max_gpa) */
+    _Atomic uint8_t *rights; /* per page, enum mem_right */
     _Atomic uint8_t *page_flags;
     _Atomic uint32_t *code_gen; /* bumped on every write to a code page */
     /* DSM hook: make `right` available for gpa; 0 on success, -errno otherwise. */
@@ -62,8 +62,7 @@ static inline uint8_t *guest_mem_host(const struct guest_mem *m, uint64_t gpa)
 {
     for (int i = 0; i < m->nregions; i++) {
         const struct guest_mem_region *r = &m->region[i];
-        if (gpa - r->gpa < r->size)
-            return r->host + (gpa - r->gpa);
+        if (gpa - r->gpa < r->size) return r->host + (gpa - r->gpa);
     }
     return NULL;
 }
@@ -86,11 +85,10 @@ void guest_mem_unregister_tcache(struct guest_mem *m, struct mem_tcache *tc);
 static inline bool guest_mem_note_write(struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
     bool code = false;
-    if (!len)
-        return false;
+    if (!len) return false;
     for (uint64_t p = gpa >> GUEST_PAGE_SHIFT; p <= (gpa + len - 1) >> GUEST_PAGE_SHIFT; p++)
-        if (p < m->npages && (atomic_load_explicit(&m->page_flags[p], memory_order_relaxed) &
-                              MEM_PF_CODE)) {
+        if (p < m->npages &&
+            (atomic_load_explicit(&m->page_flags[p], memory_order_relaxed) & MEM_PF_CODE)) {
             atomic_fetch_add_explicit(&m->code_gen[p], 1, memory_order_release);
             code = true;
         }

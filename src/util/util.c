@@ -20,13 +20,11 @@ void die(const char *fmt, ...)
 
 int parse_size(const char *s, uint64_t *out)
 {
-    if (!s || !isdigit((unsigned char)*s))
-        return -1;
+    if (!s || !isdigit((unsigned char)*s)) return -1;
     errno = 0;
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
+    if (errno) return -1;
     unsigned shift = 0;
     switch (toupper((unsigned char)*end)) {
     case 0: break;
@@ -37,23 +35,21 @@ int parse_size(const char *s, uint64_t *out)
     default: return -1;
     }
     if (*end && end[1] && !(toupper((unsigned char)end[1]) == 'B' && !end[2]) &&
-        !(toupper((unsigned char)end[1]) == 'I' && toupper((unsigned char)end[2]) == 'B' && !end[3]))
+        !(toupper((unsigned char)end[1]) == 'I' && toupper((unsigned char)end[2]) == 'B' &&
+          !end[3]))
         return -1;
-    if (shift && v > (~0ull >> shift))
-        return -1;
+    if (shift && v > (~0ull >> shift)) return -1;
     *out = (uint64_t)v << shift;
     return 0;
 }
 
 int parse_int(const char *s, long min, long max, long *out)
 {
-    if (!s || !*s)
-        return -1;
+    if (!s || !*s) return -1;
     errno = 0;
     char *end;
     long v = strtol(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
+    if (errno || *end || v < min || v > max) return -1;
     *out = v;
     return 0;
 }

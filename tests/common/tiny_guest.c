@@ -5,25 +5,29 @@
 
 #include "cpu/emu/emu_api.h"
 
-#define PML4 0x1000
-#define GDT  0x5000
-#define IDT  0x6000
+#define PML4       0x1000
+#define GDT        0x5000
+#define IDT        0x6000
 #define TABLES_END 0x8000
 
 static void default_io(void *ctx, struct cpu_io *io)
 {
-    if (!io->write)
-        io->data = ~0ull;
+    if (!io->write) io->data = ~0ull;
 }
-static int no_irq(void *ctx) { return -1; }
+static int no_irq(void *ctx)
+{
+    return -1;
+}
 static struct cpu_exit_ops ops;
 
-static void put64(uint8_t *m, uint64_t a, uint64_t v) { memcpy(m + a, &v, 8); }
+static void put64(uint8_t *m, uint64_t a, uint64_t v)
+{
+    memcpy(m + a, &v, 8);
+}
 
 int tiny_guest_init(struct tiny_guest *g, void (*io)(void *, struct cpu_io *))
 {
-    if (guest_mem_init(&g->mem, TG_MEM_SIZE, 0, MEM_WRITE) < 0)
-        return -1;
+    if (guest_mem_init(&g->mem, TG_MEM_SIZE, 0, MEM_WRITE) < 0) return -1;
     g->ram = guest_mem_host(&g->mem, 0);
     ops.io = io ? io : default_io;
     ops.irq_ack = no_irq;
@@ -48,8 +52,8 @@ static void build_tables(uint8_t *m, enum tg_mode mode)
     put64(m, GDT + 0x10, 0x00cf93000000ffffull);
     for (int v = 0; v < 256; v++) {
         uint64_t off = TG_STUBS + v;
-        uint64_t gate = (off & 0xffff) | (0x08ull << 16) | (0x8eull << 40) |
-                        ((off >> 16) & 0xffff) << 48;
+        uint64_t gate =
+            (off & 0xffff) | (0x08ull << 16) | (0x8eull << 40) | ((off >> 16) & 0xffff) << 48;
         if (mode == TG_LONG64)
             put64(m, IDT + v * 16, gate);
         else if (mode == TG_PROT32)
@@ -63,8 +67,7 @@ static void build_tables(uint8_t *m, enum tg_mode mode)
 void tiny_guest_load(struct tiny_guest *g, enum tg_mode mode, const uint8_t *code, size_t len)
 {
     build_tables(g->ram, mode);
-    if (len > TG_STACK_TOP - TG_CODE - 0x1000)
-        len = TG_STACK_TOP - TG_CODE - 0x1000;
+    if (len > TG_STACK_TOP - TG_CODE - 0x1000) len = TG_STACK_TOP - TG_CODE - 0x1000;
     memcpy(g->ram + TG_CODE, code, len);
     guest_mem_note_write(&g->mem, 0, TG_STACK_TOP);
     struct x86_state s;

@@ -70,8 +70,8 @@ static void setup_init(struct setup *s, uint32_t ncpus, bool numa)
     /* 3 GiB + 1 GiB above the hole: node 0 gets 0-2G, node 1 2G-3G and 4G-5G. */
     s->mem[0] = (struct acpi_mem_range){.base = 0, .size = 2ull << 30, .node = 0};
     s->mem[1] = (struct acpi_mem_range){.base = 2ull << 30, .size = 1ull << 30, .node = 1};
-    s->mem[2] = (struct acpi_mem_range){.base = 4ull << 30, .size = 1ull << 30, .node = 1,
-                                        .hotpluggable = true};
+    s->mem[2] = (struct acpi_mem_range){
+        .base = 4ull << 30, .size = 1ull << 30, .node = 1, .hotpluggable = true};
     s->cfg.nmem = 3;
     s->cfg.numa_nodes = 2;
     s->dist[0] = 10, s->dist[1] = 21, s->dist[2] = 21, s->dist[3] = 10;
@@ -115,7 +115,8 @@ static const uint8_t *table_at(const uint8_t *buf, size_t size, uint64_t gpa, co
     const uint8_t *t = at(buf, size, gpa, 36);
     uint32_t len = (uint32_t)rd(t + 4, 4);
     if (sig && memcmp(t, sig, 4) != 0)
-        fail_msg("expected %s at 0x%llx, found %.4s", sig, (unsigned long long)gpa, (const char *)t);
+        fail_msg("expected %s at 0x%llx, found %.4s", sig, (unsigned long long)gpa,
+                 (const char *)t);
     assert_true(len >= 36);
     at(buf, size, gpa, len);
     assert_int_equal(acpi_checksum(t, len), 0);
@@ -158,8 +159,7 @@ static void walk(const uint8_t *buf, size_t size, const struct acpi_layout *l, s
                                : !memcmp(tab, "SLIT", 4) ? &t->slit
                                : !memcmp(tab, "MCFG", 4) ? &t->mcfg
                                                          : NULL;
-        if (!slot)
-            fail_msg("unexpected table %.4s in the XSDT", (const char *)tab);
+        if (!slot) fail_msg("unexpected table %.4s in the XSDT", (const char *)tab);
         assert_null(*slot); /* no duplicates */
         *slot = tab;
     }
@@ -220,22 +220,21 @@ static void check_fadt(const uint8_t *f, const struct acpi_config *c)
     else
         assert_int_equal(rd(f + 220 + 4, 8), 0);
     for (int off = 160; off < 208; off += 12) /* PM1b EVT/CNT, PM2: none */
-        if (off != 172)
-            assert_int_equal(rd(f + off + 4, 8), 0);
+        if (off != 172) assert_int_equal(rd(f + off + 4, 8), 0);
     uint32_t flags = (uint32_t)rd(f + 112, 4);
-    assert_true(flags & (1u << 0));                                    /* WBINVD */
-    assert_true(flags & (1u << 2));                                    /* PROC_C1 */
-    assert_true(flags & (1u << 5));                                    /* no fixed sleep button */
-    assert_int_equal(!!(flags & (1u << 4)), !c->power_button);         /* PWR_BUTTON */
-    assert_int_equal(!!(flags & (1u << 8)), c->pm_tmr_32bit);          /* TMR_VAL_EXT */
-    assert_true(flags & (1u << 10));                                   /* RESET_REG_SUP */
-    assert_false(flags & (1u << 20));                                  /* not HW_REDUCED */
-    check_gas_io(f + 116, 0xCF9, 8);                                   /* RESET_REG */
-    assert_int_equal(f[119], 1);                                       /* byte access */
-    assert_int_equal(f[128], 0x06);                                    /* RESET_VALUE */
+    assert_true(flags & (1u << 0));                            /* WBINVD */
+    assert_true(flags & (1u << 2));                            /* PROC_C1 */
+    assert_true(flags & (1u << 5));                            /* no fixed sleep button */
+    assert_int_equal(!!(flags & (1u << 4)), !c->power_button); /* PWR_BUTTON */
+    assert_int_equal(!!(flags & (1u << 8)), c->pm_tmr_32bit);  /* TMR_VAL_EXT */
+    assert_true(flags & (1u << 10));                           /* RESET_REG_SUP */
+    assert_false(flags & (1u << 20));                          /* not HW_REDUCED */
+    check_gas_io(f + 116, 0xCF9, 8);                           /* RESET_REG */
+    assert_int_equal(f[119], 1);                               /* byte access */
+    assert_int_equal(f[128], 0x06);                            /* RESET_VALUE */
     uint16_t boot = (uint16_t)rd(f + 109, 2);
-    assert_true(boot & 1);                                             /* LEGACY_DEVICES */
-    assert_int_equal(!!(boot & 2), c->has_i8042);                      /* 8042 */
+    assert_true(boot & 1);                        /* LEGACY_DEVICES */
+    assert_int_equal(!!(boot & 2), c->has_i8042); /* 8042 */
     assert_int_equal(!!(boot & 4), !c->has_vga);
     assert_int_equal(!!(boot & 32), !c->has_rtc);
     assert_int_equal(f[108], c->rtc_century);
@@ -313,8 +312,7 @@ static struct madt_counts check_madt(const uint8_t *m, const struct acpi_config 
             assert_int_equal(e[8], 1);
             n.x2nmi++;
             break;
-        default:
-            fail_msg("unexpected MADT entry type %u", e[0]);
+        default: fail_msg("unexpected MADT entry type %u", e[0]);
         }
         off += e[1];
     }
@@ -334,14 +332,14 @@ static void need_tool(const char *tool)
     snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
     if (system(cmd) != 0)
         fail_msg("%s not found: install Debian's acpica-tools package (apt-get install -y "
-                 "acpica-tools; scripts/install-deps.sh does)", tool);
+                 "acpica-tools; scripts/install-deps.sh does)",
+                 tool);
 }
 
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -377,8 +375,7 @@ static int run_in(const char *dir, const char *cmd, char **out)
 
 static void expect_in(const char *text, const char *what, const char *ctx)
 {
-    if (!strstr(text, what))
-        fail_msg("%s: \"%s\" not found in:\n%s", ctx, what, text);
+    if (!strstr(text, what)) fail_msg("%s: \"%s\" not found in:\n%s", ctx, what, text);
 }
 
 static void expect_clean_compile(const char *log, const char *ctx)
@@ -485,8 +482,7 @@ static void acpiexec_check(const char *dir, const struct tables *t, const struct
                  {"facs.dat", t->facs}};
     char list[256] = "";
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        if (!files[i].p)
-            continue;
+        if (!files[i].p) continue;
         write_file(dir, files[i].name, files[i].p, rd(files[i].p + 4, 4));
         strcat(list, " ");
         strcat(list, files[i].name);
@@ -499,19 +495,16 @@ static void acpiexec_check(const char *dir, const struct tables *t, const struct
              (unsigned)last, list);
     char *log;
     int rc = run_in(dir, cmd, &log);
-    if (rc != 0)
-        fail_msg("acpiexec exited with %d:\n%s", rc, log);
+    if (rc != 0) fail_msg("acpiexec exited with %d:\n%s", rc, log);
     /* ACPICA's own complaints; the "Unexpected ... (aetests-N)" lines come from
      * acpiexec's self-test of registers we do not have (PM2, GPE numbers). */
-    static const char *bad[] = {"ACPI Error", "ACPI Warning", "ACPI BIOS", "Firmware Bug",
-                                "AE_AML", "AE_NOT_FOUND"};
+    static const char *bad[] = {"ACPI Error",   "ACPI Warning", "ACPI BIOS",
+                                "Firmware Bug", "AE_AML",       "AE_NOT_FOUND"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (strstr(log, bad[i]))
-            fail_msg("acpiexec reported \"%s\":\n%s", bad[i], log);
+        if (strstr(log, bad[i])) fail_msg("acpiexec reported \"%s\":\n%s", bad[i], log);
     expect_in(log, "FACP", "acpiexec");
     char exp[256];
-    snprintf(exp, sizeof(exp),
-             "Evaluation of \\_S5 returned object");
+    snprintf(exp, sizeof(exp), "Evaluation of \\_S5 returned object");
     expect_in(log, exp, "acpiexec");
     snprintf(exp, sizeof(exp),
              "[Package] Contains 4 Elements:\n    [Integer] = %016X\n    [Integer] = %016X\n"
@@ -674,7 +667,7 @@ static void test_x2apic_and_many_cpus(void **state)
     setup_init(s, 260, false);
     for (uint32_t i = 0; i < 260; i++)
         s->cpus[i].apic_id = i * 2; /* IDs up to 518 */
-    s->cpus[259].present = false;  /* a hot-add slot */
+    s->cpus[259].present = false;   /* a hot-add slot */
     struct acpi_layout l;
     size_t size = build(&s->cfg, &l);
     struct tables t;
@@ -703,8 +696,7 @@ static void test_x2apic_and_many_cpus(void **state)
     const uint8_t *sr = t.srat;
     int n0 = 0, n2 = 0;
     for (uint32_t off = 48; off < rd(sr + 4, 4); off += sr[off + 1]) {
-        if (sr[off] == 0)
-            n0++;
+        if (sr[off] == 0) n0++;
         if (sr[off] == 2) {
             assert_int_equal(sr[off + 1], 24);
             uint32_t apic = (uint32_t)rd(sr + off + 8, 4);
@@ -738,15 +730,17 @@ static void test_data_tables_roundtrip_iasl(void **state)
         const uint8_t *p;
         const char *expect[8];
     } tabs[] = {
-        {"facp", t.fadt,
+        {"facp",
+         t.fadt,
          {"PM1A Event Block Address : 00000600", "PM1A Control Block Address : 00000604",
           "PM Timer Block Address : 00000608", "SMI Command Port : 000000B2",
           "ACPI Enable Value : F1", "SCI Interrupt : 0009", "Value to cause reset : 06",
           "32-bit PM Timer (V1) : 1"}},
-        {"apic", t.madt,
+        {"apic",
+         t.madt,
          {"Local Apic Address : FEE00000", "PC-AT Compatibility : 1", "Address : FEC00000",
-          "Subtable Type : 04 [Local APIC NMI]", "Interrupt Input LINT : 01",
-          "Processor ID : 03", NULL}},
+          "Subtable Type : 04 [Local APIC NMI]", "Interrupt Input LINT : 01", "Processor ID : 03",
+          NULL}},
         {"srat", t.srat, {"Proximity Domain : 00000001", "Hot Pluggable : 1", NULL}},
         {"slit", t.slit, {"Localities : 0000000000000002", "Locality 0 : 0A 15", NULL}},
         {"mcfg", t.mcfg, {"Base Address : 00000000B0000000", "End Bus Number : FF", NULL}},
@@ -772,8 +766,7 @@ static void test_data_tables_roundtrip_iasl(void **state)
         /* Collapse runs of spaces so the expectations need not match column widths. */
         char *w = dsl;
         for (char *r = dsl; *r; r++)
-            if (!(*r == ' ' && r[1] == ' '))
-                *w++ = *r;
+            if (!(*r == ' ' && r[1] == ' ')) *w++ = *r;
         *w = '\0';
         for (int k = 0; k < 8 && tabs[i].expect[k]; k++)
             expect_in(dsl, tabs[i].expect[k], tabs[i].name);
@@ -793,8 +786,8 @@ static void test_data_tables_roundtrip_iasl(void **state)
         if (strcmp(tabs[i].name, "facs") == 0) {
             assert_memory_equal(back, tabs[i].p, len);
         } else {
-            assert_memory_equal(back, tabs[i].p, 9);             /* signature, length, rev */
-            assert_memory_equal(back + 10, tabs[i].p + 10, 18);  /* OEM fields */
+            assert_memory_equal(back, tabs[i].p, 9);            /* signature, length, rev */
+            assert_memory_equal(back + 10, tabs[i].p + 10, 18); /* OEM fields */
             assert_memory_equal(back + 36, tabs[i].p + 36, len - 36);
         }
     }
@@ -865,22 +858,22 @@ static void test_config_errors(void **state)
     struct setup *s = calloc(1, sizeof(*s));
     assert_non_null(s);
     struct acpi_layout l;
-#define EXPECT_EINVAL(mutation)                                                   \
-    do {                                                                          \
-        setup_init(s, 4, true);                                                   \
-        assert_int_equal(acpi_config_check(&s->cfg), 0);                          \
-        mutation;                                                                 \
-        assert_int_equal(acpi_config_check(&s->cfg), -EINVAL);                    \
-        assert_int_equal(acpi_build(&s->cfg, blob, sizeof(blob), BASE, &l), -EINVAL); \
+#define EXPECT_EINVAL(mutation)                                                                    \
+    do {                                                                                           \
+        setup_init(s, 4, true);                                                                    \
+        assert_int_equal(acpi_config_check(&s->cfg), 0);                                           \
+        mutation;                                                                                  \
+        assert_int_equal(acpi_config_check(&s->cfg), -EINVAL);                                     \
+        assert_int_equal(acpi_build(&s->cfg, blob, sizeof(blob), BASE, &l), -EINVAL);              \
     } while (0)
     EXPECT_EINVAL(s->cfg.ncpus = 0);
     EXPECT_EINVAL(s->cfg.cpus = NULL);
     EXPECT_EINVAL(s->cpus[0].present = false);
-    EXPECT_EINVAL(s->cpus[3].apic_id = 1);             /* duplicate APIC ID */
-    EXPECT_EINVAL(s->cpus[3].node = 2);                /* no such node */
+    EXPECT_EINVAL(s->cpus[3].apic_id = 1); /* duplicate APIC ID */
+    EXPECT_EINVAL(s->cpus[3].node = 2);    /* no such node */
     EXPECT_EINVAL(s->mem[1].node = 5);
-    EXPECT_EINVAL(s->dist[0] = 11);                    /* local distance must be 10 */
-    EXPECT_EINVAL(s->dist[1] = 10);                    /* remote must exceed 10 */
+    EXPECT_EINVAL(s->dist[0] = 11); /* local distance must be 10 */
+    EXPECT_EINVAL(s->dist[1] = 10); /* remote must exceed 10 */
     EXPECT_EINVAL(s->cfg.numa_nodes = ACPI_MAX_NODES + 1);
     EXPECT_EINVAL(s->cfg.pm1a_evt_port = 0);
     EXPECT_EINVAL(s->cfg.pm_tmr_port = 0);
@@ -891,9 +884,9 @@ static void test_config_errors(void **state)
     EXPECT_EINVAL(s->cfg.s5_slp_typ = 8);
     EXPECT_EINVAL(s->cfg.nserial = ACPI_MAX_SERIAL + 1);
     EXPECT_EINVAL(s->cfg.pci_mem32_size = 0);
-    EXPECT_EINVAL(s->cfg.pci_mem32_size = 0x40000000u);   /* runs over the I/O APIC */
-    EXPECT_EINVAL(s->cfg.pci_ecam_base = 0xC0000000u);   /* inside the 32-bit window */
-    EXPECT_EINVAL(s->cfg.pci_ecam_base = 0xB0000010u);   /* misaligned */
+    EXPECT_EINVAL(s->cfg.pci_mem32_size = 0x40000000u); /* runs over the I/O APIC */
+    EXPECT_EINVAL(s->cfg.pci_ecam_base = 0xC0000000u);  /* inside the 32-bit window */
+    EXPECT_EINVAL(s->cfg.pci_ecam_base = 0xB0000010u);  /* misaligned */
     EXPECT_EINVAL(s->cfg.pci_node = 2);
     EXPECT_EINVAL(s->cfg.pci_slots = 33);
     EXPECT_EINVAL(s->cfg.pci_intx_gsi_count = 0);

@@ -22,8 +22,7 @@ struct fake_irq {
 static void fake_set(void *opaque, int pin, int level)
 {
     struct fake_irq *f = opaque;
-    if (level && !f->level)
-        f->edges++;
+    if (level && !f->level) f->edges++;
     f->level = level;
 }
 
@@ -35,8 +34,14 @@ struct fixture {
     _Atomic int power_offs, resets;
 };
 
-static void on_power_off(void *opaque) { ((struct fixture *)opaque)->power_offs++; }
-static void on_reset(void *opaque) { ((struct fixture *)opaque)->resets++; }
+static void on_power_off(void *opaque)
+{
+    ((struct fixture *)opaque)->power_offs++;
+}
+static void on_reset(void *opaque)
+{
+    ((struct fixture *)opaque)->resets++;
+}
 
 static int setup(void **state)
 {
@@ -69,7 +74,8 @@ static uint32_t in(struct fixture *f, uint16_t port, int size)
 
 static void out(struct fixture *f, uint16_t port, int size, uint32_t v)
 {
-    struct cpu_io io = {.kind = CPU_IO_PIO, .write = true, .size = (uint8_t)size, .addr = port, .data = v};
+    struct cpu_io io = {
+        .kind = CPU_IO_PIO, .write = true, .size = (uint8_t)size, .addr = port, .data = v};
     router_dispatch(&f->r, &io);
 }
 
@@ -106,7 +112,8 @@ static void test_sleep(void **state)
     out(f, ACPI_PM1A_EVT_BLK, 2, ACPI_PM1_WAK);
     assert_int_equal(in(f, ACPI_PM1A_EVT_BLK, 2) & ACPI_PM1_WAK, 0);
 
-    cnt = (uint16_t)((cnt & ~(7 << ACPI_PM1_SLP_TYP_SHIFT)) | ACPI_SLP_TYP_S5 << ACPI_PM1_SLP_TYP_SHIFT);
+    cnt = (uint16_t)((cnt & ~(7 << ACPI_PM1_SLP_TYP_SHIFT)) | ACPI_SLP_TYP_S5
+                                                                  << ACPI_PM1_SLP_TYP_SHIFT);
     out(f, ACPI_PM1A_CNT_BLK, 2, cnt);
     assert_int_equal(f->power_offs, 0);
     /* as two byte writes: the high byte carries SLP_TYP and SLP_EN */
@@ -252,13 +259,16 @@ static void test_i8042_and_post(void **state)
 static void test_hostile(void **state)
 {
     struct fixture *f = *state;
-    static const uint16_t ports[] = {ACPI_PM1A_EVT_BLK, ACPI_PM1A_EVT_BLK + 1, ACPI_PM1A_EVT_BLK + 2,
-                                     ACPI_PM1A_EVT_BLK + 3, ACPI_PM1A_CNT_BLK, ACPI_PM1A_CNT_BLK + 1,
-                                     ACPI_PM_TMR_BLK, ACPI_PM_TMR_BLK + 3, ACPI_SMI_CMD_PORT,
-                                     I8042_DATA_PORT, I8042_CMD_PORT, POST_PORT, ACPI_RESET_PORT};
+    static const uint16_t ports[] = {
+        ACPI_PM1A_EVT_BLK, ACPI_PM1A_EVT_BLK + 1, ACPI_PM1A_EVT_BLK + 2, ACPI_PM1A_EVT_BLK + 3,
+        ACPI_PM1A_CNT_BLK, ACPI_PM1A_CNT_BLK + 1, ACPI_PM_TMR_BLK,       ACPI_PM_TMR_BLK + 3,
+        ACPI_SMI_CMD_PORT, I8042_DATA_PORT,       I8042_CMD_PORT,        POST_PORT,
+        ACPI_RESET_PORT};
     srand(11);
     for (int i = 0; i < 200000; i++) {
-        struct cpu_io io = {.kind = CPU_IO_PIO, .write = rand() & 1, .size = (uint8_t)(1 << (rand() % 3)),
+        struct cpu_io io = {.kind = CPU_IO_PIO,
+                            .write = rand() & 1,
+                            .size = (uint8_t)(1 << (rand() % 3)),
                             .addr = ports[rand() % (int)(sizeof(ports) / sizeof(ports[0]))],
                             .data = (uint64_t)rand()};
         router_dispatch(&f->r, &io);

@@ -23,15 +23,15 @@ static void dump(const char *what, const uint8_t *p, size_t n)
     fprintf(stderr, "\n");
 }
 
-#define EXPECT_AML(a, ...)                                                     \
-    do {                                                                       \
-        static const uint8_t exp_[] = {__VA_ARGS__};                           \
-        assert_int_equal(aml_finish(a), 0);                                    \
-        if ((a)->len != sizeof(exp_) || memcmp((a)->data, exp_, sizeof(exp_))) { \
-            dump("expected", exp_, sizeof(exp_));                              \
-            dump("got     ", (a)->data, (a)->len);                             \
-            fail();                                                            \
-        }                                                                      \
+#define EXPECT_AML(a, ...)                                                                         \
+    do {                                                                                           \
+        static const uint8_t exp_[] = {__VA_ARGS__};                                               \
+        assert_int_equal(aml_finish(a), 0);                                                        \
+        if ((a)->len != sizeof(exp_) || memcmp((a)->data, exp_, sizeof(exp_))) {                   \
+            dump("expected", exp_, sizeof(exp_));                                                  \
+            dump("got     ", (a)->data, (a)->len);                                                 \
+            fail();                                                                                \
+        }                                                                                          \
     } while (0)
 
 static void test_name_hid_eisaid(void **state)
@@ -64,10 +64,10 @@ static void test_name_hid_eisaid(void **state)
 static void test_integers(void **state)
 {
     struct aml a;
-#define INT_CASE(v, ...)      \
-    aml_init(&a);             \
-    aml_int(&a, (v));         \
-    EXPECT_AML(&a, __VA_ARGS__); \
+#define INT_CASE(v, ...)                                                                           \
+    aml_init(&a);                                                                                  \
+    aml_int(&a, (v));                                                                              \
+    EXPECT_AML(&a, __VA_ARGS__);                                                                   \
     aml_free(&a)
     INT_CASE(0, 0x00);
     INT_CASE(1, 0x01);
@@ -89,7 +89,8 @@ static void test_strings(void **state)
     struct aml a;
     aml_init(&a);
     aml_name_str(&a, "_HID", "ACPI0007");
-    EXPECT_AML(&a, 0x08, 0x5F, 0x48, 0x49, 0x44, 0x0D, 'A', 'C', 'P', 'I', '0', '0', '0', '7', 0x00);
+    EXPECT_AML(&a, 0x08, 0x5F, 0x48, 0x49, 0x44, 0x0D, 'A', 'C', 'P', 'I', '0', '0', '0', '7',
+               0x00);
     aml_free(&a);
 
     aml_init(&a);
@@ -106,10 +107,10 @@ static void test_strings(void **state)
 static void test_name_paths(void **state)
 {
     struct aml a;
-#define PATH_CASE(p, ...)           \
-    aml_init(&a);                   \
-    aml_namestring(&a, (p));        \
-    EXPECT_AML(&a, __VA_ARGS__);    \
+#define PATH_CASE(p, ...)                                                                          \
+    aml_init(&a);                                                                                  \
+    aml_namestring(&a, (p));                                                                       \
+    EXPECT_AML(&a, __VA_ARGS__);                                                                   \
     aml_free(&a)
     PATH_CASE("", 0x00);
     PATH_CASE("\\", 0x5C, 0x00);
@@ -129,13 +130,12 @@ static void test_name_paths(void **state)
     PATH_CASE("^", 0x5E, 0x00);
 #undef PATH_CASE
 
-    static const char *bad[] = {"abc", "TOOLONG", "1ABC", "A..B", ".", "A.", ".A", "\\\\A", "A-B",
-                                "\\^A", "A^"};
+    static const char *bad[] = {"abc", "TOOLONG", "1ABC", "A..B", ".", "A.",
+                                ".A",  "\\\\A",   "A-B",  "\\^A", "A^"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         aml_init(&a);
         aml_namestring(&a, bad[i]);
-        if (aml_error(&a) != -EINVAL)
-            fail_msg("path \"%s\" accepted", bad[i]);
+        if (aml_error(&a) != -EINVAL) fail_msg("path \"%s\" accepted", bad[i]);
         aml_free(&a);
     }
 }
@@ -231,8 +231,8 @@ static void test_nested_fixups(void **state)
     assert_int_equal(aml_finish(&a), 0);
     /* device: 5B 82 <2> DEV0 <60> = 68 bytes, pkglength value 66 = 0x42 0x04 */
     /* scope: 10 <2> \_SB_ <68>: pkglength value 2 + 5 + 68 = 75 = 0x4B 0x04 */
-    static const uint8_t head[] = {0x10, 0x4B, 0x04, 0x5C, '_', 'S', 'B', '_', 0x5B, 0x82, 0x42, 0x04,
-                                   'D', 'E', 'V', '0'};
+    static const uint8_t head[] = {0x10, 0x4B, 0x04, 0x5C, '_', 'S', 'B', '_',
+                                   0x5B, 0x82, 0x42, 0x04, 'D', 'E', 'V', '0'};
     assert_int_equal(a.len, 3 + 5 + 68);
     assert_memory_equal(a.data, head, sizeof(head));
     aml_free(&a);
@@ -264,10 +264,10 @@ static void test_packages(void **state)
     aml_byte(&a, 7);
     aml_buffer_end(&a);
     aml_package_end(&a);
-    EXPECT_AML(&a, 0x12, 0x17, 0x03,                                  /* outer: 3 elements */
-               0x12, 0x06, 0x02, 0x01, 0x0D, 'x', 0x00,               /* inner */
-               0x5C, 0x2E, '_', 'S', 'B', '_', 'P', 'C', 'I', '0',    /* reference */
-               0x11, 0x03, 0x01, 0x07);                               /* Buffer(One){7} */
+    EXPECT_AML(&a, 0x12, 0x17, 0x03,                               /* outer: 3 elements */
+               0x12, 0x06, 0x02, 0x01, 0x0D, 'x', 0x00,            /* inner */
+               0x5C, 0x2E, '_', 'S', 'B', '_', 'P', 'C', 'I', '0', /* reference */
+               0x11, 0x03, 0x01, 0x07);                            /* Buffer(One){7} */
     aml_free(&a);
 
     /* Empty package, and the 255-element limit. */
@@ -342,13 +342,11 @@ static void test_buffers_and_methods(void **state)
  *     Name (_HID, EisaId ("PNP0A03"))
  *     Name (_CRS, ResourceTemplate () {
  *       WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0xFF, 0, 0x100)
- *       WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0, 0, 0xCF7, 0, 0xCF8)
- *       DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
- *                    0, 0xC0000000, 0xFEBFFFFF, 0, 0x3EC00000)
- *       QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite,
- *                    0, 0x10000000000, 0x1FFFFFFFFFF, 0, 0x10000000000)
- *       Memory32Fixed (ReadOnly, 0xB0000000, 0x10000000)
- *       Interrupt (ResourceConsumer, Level, ActiveLow, Shared) {16}
+ *       WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0, 0, 0xCF7, 0,
+ * 0xCF8) DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite, 0,
+ * 0xC0000000, 0xFEBFFFFF, 0, 0x3EC00000) QWordMemory (ResourceProducer, PosDecode, MinFixed,
+ * MaxFixed, Cacheable, ReadWrite, 0, 0x10000000000, 0x1FFFFFFFFFF, 0, 0x10000000000) Memory32Fixed
+ * (ReadOnly, 0xB0000000, 0x10000000) Interrupt (ResourceConsumer, Level, ActiveLow, Shared) {16}
  *       Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) {5}
  *       IO (Decode16, 0x3F8, 0x3F8, 1, 8)
  *       IRQNoFlags () {4} })

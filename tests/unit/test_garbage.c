@@ -25,8 +25,7 @@ static uint64_t rnd(void)
 
 static void random_io(void *ctx, struct cpu_io *io)
 {
-    if (!io->write)
-        io->data = rnd();
+    if (!io->write) io->data = rnd();
 }
 
 static void run_random(enum tg_mode mode, int iterations)
@@ -46,8 +45,7 @@ static void run_random(enum tg_mode mode, int iterations)
         struct x86_state s;
         emu_cpu_impl.get_state(g.vcpu, &s);
         for (int r = 0; r < 16; r++)
-            if (r != RSP)
-                s.gpr[r] = (rnd() & 1) ? rnd() : (rnd() & 0xffff);
+            if (r != RSP) s.gpr[r] = (rnd() & 1) ? rnd() : (rnd() & 0xffff);
         emu_cpu_impl.set_state(g.vcpu, &s);
         enum vcpu_exit_reason r = tiny_guest_run(&g, 2000);
         assert_true(r == VCPU_EXIT_HLT || r == VCPU_EXIT_STOP || r == VCPU_EXIT_SHUTDOWN);
@@ -68,9 +66,18 @@ static int iterations(void)
     return e && *e == '1' ? 200000 : 4000;
 }
 
-static void test_random_real(void **state) { run_random(TG_REAL, iterations()); }
-static void test_random_prot32(void **state) { run_random(TG_PROT32, iterations()); }
-static void test_random_long64(void **state) { run_random(TG_LONG64, iterations()); }
+static void test_random_real(void **state)
+{
+    run_random(TG_REAL, iterations());
+}
+static void test_random_prot32(void **state)
+{
+    run_random(TG_PROT32, iterations());
+}
+static void test_random_long64(void **state)
+{
+    run_random(TG_LONG64, iterations());
+}
 
 int main(void)
 {

@@ -40,8 +40,7 @@ static void bus_deliver(void *opaque, const struct apic_msg *m)
     b->last = *m;
     b->delivered++;
     for (int i = 0; i < b->n; i++)
-        if (b->l[i] && lapic_match(b->l[i], m))
-            lapic_accept(b->l[i], m);
+        if (b->l[i] && lapic_match(b->l[i], m)) lapic_accept(b->l[i], m);
 }
 
 static void bus_eoi(void *opaque, uint8_t vector)
@@ -51,8 +50,14 @@ static void bus_eoi(void *opaque, uint8_t vector)
     b->last_eoi = vector;
 }
 
-static void nop_io(void *ctx, struct cpu_io *io) { io->data = ~0ull; }
-static int no_irq(void *ctx) { return -1; }
+static void nop_io(void *ctx, struct cpu_io *io)
+{
+    io->data = ~0ull;
+}
+static int no_irq(void *ctx)
+{
+    return -1;
+}
 static const struct cpu_exit_ops ops = {.io = nop_io, .irq_ack = no_irq};
 
 struct fx {
@@ -63,7 +68,10 @@ struct fx {
     struct timer_service ts;
 };
 
-static uint64_t host_tsc(void *opaque) { return clock_ns(); } /* 1 GHz TSC */
+static uint64_t host_tsc(void *opaque)
+{
+    return clock_ns();
+} /* 1 GHz TSC */
 
 static int setup(void **state)
 {
@@ -95,9 +103,18 @@ static int teardown(void **state)
     return 0;
 }
 
-static uint32_t rd(struct lapic *l, unsigned off) { return (uint32_t)lapic_mmio_read(l, off, 4); }
-static void wr(struct lapic *l, unsigned off, uint32_t v) { lapic_mmio_write(l, off, 4, v); }
-static bool line(struct vcpu *v) { return atomic_load(&v->requests) & VCPU_REQ_IRQ; }
+static uint32_t rd(struct lapic *l, unsigned off)
+{
+    return (uint32_t)lapic_mmio_read(l, off, 4);
+}
+static void wr(struct lapic *l, unsigned off, uint32_t v)
+{
+    lapic_mmio_write(l, off, 4, v);
+}
+static bool line(struct vcpu *v)
+{
+    return atomic_load(&v->requests) & VCPU_REQ_IRQ;
+}
 static bool irr_bit(struct lapic *l, unsigned vec)
 {
     return (rd(l, 0x200 + (vec / 32) * 16) >> (vec % 32)) & 1;
@@ -109,12 +126,15 @@ static bool isr_bit(struct lapic *l, unsigned vec)
 
 static void fixed(struct lapic *l, uint8_t vec, bool level)
 {
-    struct apic_msg m = {.vector = vec, .delivery = APIC_DM_FIXED, .level = level, .assert = true,
-                         .src = -1};
+    struct apic_msg m = {
+        .vector = vec, .delivery = APIC_DM_FIXED, .level = level, .assert = true, .src = -1};
     lapic_accept(l, &m);
 }
 
-static void enable(struct lapic *l) { wr(l, 0xf0, 0x1ff); }
+static void enable(struct lapic *l)
+{
+    wr(l, 0xf0, 0x1ff);
+}
 
 /* ---- tests ---- */
 
@@ -154,8 +174,7 @@ static void test_reset_values_and_hostile_access(void **state)
     assert_int_equal(rd(l, 0x20), 1u << 24);
     assert_false(irr_bit(l, 0x40));
     for (unsigned off = 0; off < 0x1000; off += 0x10)
-        if (off != 0x300)
-            wr(l, off, 0xdeadbeef ^ off);
+        if (off != 0x300) wr(l, off, 0xdeadbeef ^ off);
     for (unsigned off = 0; off < 0x1000; off += 4)
         (void)rd(l, off);
     assert_int_equal(rd(l, 0xe0), 0xdfffffff); /* DFR low bits read as ones */
@@ -400,8 +419,7 @@ static void test_ipis(void **state)
 static bool wait_irr(struct lapic *l, unsigned vec)
 {
     for (int i = 0; i < 2000; i++) {
-        if (irr_bit(l, vec))
-            return true;
+        if (irr_bit(l, vec)) return true;
         usleep(1000);
     }
     return false;
@@ -563,7 +581,7 @@ static void test_extint_and_lint(void **state)
     assert_int_equal(lapic_ack(l), 0x44);
     wr(l, 0xb0, 0);
     lapic_set_lint(l, 0, 0);
-    lapic_set_lint(l, 7, 1);  /* no such pin */
+    lapic_set_lint(l, 7, 1); /* no such pin */
     lapic_set_lint(l, -1, 1);
     /* software disable masks every LVT; they stay masked after re-enable */
     wr(l, 0xf0, 0xff);
@@ -647,8 +665,7 @@ static int irr_top(struct lapic *l)
 {
     for (int i = 7; i >= 0; i--) {
         uint32_t w = rd(l, 0x200 + 0x10 * (unsigned)i);
-        if (w)
-            return i * 32 + 31 - __builtin_clz(w);
+        if (w) return i * 32 + 31 - __builtin_clz(w);
     }
     return -1;
 }

@@ -21,9 +21,9 @@ static void test_regions_and_hole(void **state)
     assert_int_equal(guest_mem_init(&m, 3ull << 30, 2ull << 30, MEM_WRITE), 0);
     assert_non_null(guest_mem_host(&m, 0));
     assert_non_null(guest_mem_host(&m, (2ull << 30) - 1));
-    assert_null(guest_mem_host(&m, 2ull << 30));              /* the hole */
+    assert_null(guest_mem_host(&m, 2ull << 30)); /* the hole */
     assert_null(guest_mem_host(&m, (4ull << 30) - 1));
-    assert_non_null(guest_mem_host(&m, 4ull << 30));          /* relocated RAM */
+    assert_non_null(guest_mem_host(&m, 4ull << 30)); /* relocated RAM */
     assert_non_null(guest_mem_host(&m, (5ull << 30) - 1));
     assert_null(guest_mem_host(&m, 5ull << 30));
     guest_mem_destroy(&m);
@@ -59,8 +59,7 @@ static int fault_hook(void *ctx, uint64_t gpa, enum mem_right want)
     l->calls++;
     l->last_gpa = gpa;
     l->last_want = want;
-    if (l->fail)
-        return -EIO;
+    if (l->fail) return -EIO;
     guest_mem_grant(l->m, gpa, want);
     return 0;
 }
@@ -102,8 +101,14 @@ static void test_code_generation(void **state)
 
 /* ---- shoot-down with a running vCPU ---- */
 
-static void nop_io(void *ctx, struct cpu_io *io) { io->data = ~0ull; }
-static int no_irq(void *ctx) { return -1; }
+static void nop_io(void *ctx, struct cpu_io *io)
+{
+    io->data = ~0ull;
+}
+static int no_irq(void *ctx)
+{
+    return -1;
+}
 static const struct cpu_exit_ops ops = {.io = nop_io, .irq_ack = no_irq};
 
 static void *run_vcpu(void *arg)

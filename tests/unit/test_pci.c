@@ -24,7 +24,10 @@ struct fixture {
     _Atomic int resets;
 };
 
-static void on_reset(void *opaque) { ((struct fixture *)opaque)->resets++; }
+static void on_reset(void *opaque)
+{
+    ((struct fixture *)opaque)->resets++;
+}
 
 static int setup(void **state)
 {
@@ -58,7 +61,8 @@ static uint32_t in(struct fixture *f, uint16_t port, int size)
 
 static void out(struct fixture *f, uint16_t port, int size, uint32_t v)
 {
-    struct cpu_io io = {.kind = CPU_IO_PIO, .write = true, .size = (uint8_t)size, .addr = port, .data = v};
+    struct cpu_io io = {
+        .kind = CPU_IO_PIO, .write = true, .size = (uint8_t)size, .addr = port, .data = v};
     router_dispatch(&f->r, &io);
 }
 
@@ -73,7 +77,8 @@ static uint32_t cfg_read(struct fixture *f, unsigned dev, unsigned fn, unsigned 
     return in(f, (uint16_t)(0xCFC + (reg & 3)), size);
 }
 
-static void cfg_write(struct fixture *f, unsigned dev, unsigned fn, unsigned reg, int size, uint32_t v)
+static void cfg_write(struct fixture *f, unsigned dev, unsigned fn, unsigned reg, int size,
+                      uint32_t v)
 {
     out(f, 0xCF8, 4, cfg(0, dev, fn, reg));
     out(f, (uint16_t)(0xCFC + (reg & 3)), size, v);
@@ -94,7 +99,7 @@ static void test_host_bridge(void **state)
     assert_int_equal(cfg_read(f, 0, 0, 0x10, 4), 0);
     cfg_write(f, 0, 0, 0x00, 4, 0);
     assert_int_equal(cfg_read(f, 0, 0, 0x00, 4), 0x12378086); /* read-only */
-    cfg_write(f, 0, 0, 0x59, 1, 0x30); /* chipset register (PAM0) stores */
+    cfg_write(f, 0, 0, 0x59, 1, 0x30);                        /* chipset register (PAM0) stores */
     assert_int_equal(cfg_read(f, 0, 0, 0x59, 1), 0x30);
 }
 
@@ -215,8 +220,10 @@ static void test_add_function(void **state)
     assert_true(d.writes > 0);
     pci_config_write(&f->bus, 0, PCI_DEVFN(3, 0), 0x3C, 1, 11);
     assert_int_equal(pci_config_read(&f->bus, 0, PCI_DEVFN(3, 0), 0x3C, 1), 11);
-    assert_int_equal(pci_config_read(&f->bus, 0, PCI_DEVFN(3, 0), 0x3E, 4), 0xFFFFFFFF); /* crosses a dword */
-    assert_int_equal(pci_config_read(&f->bus, 0, PCI_DEVFN(3, 0), 0x100, 4), 0); /* no extended space */
+    assert_int_equal(pci_config_read(&f->bus, 0, PCI_DEVFN(3, 0), 0x3E, 4),
+                     0xFFFFFFFF); /* crosses a dword */
+    assert_int_equal(pci_config_read(&f->bus, 0, PCI_DEVFN(3, 0), 0x100, 4),
+                     0); /* no extended space */
 }
 
 static void test_reset_cf9(void **state)
@@ -245,7 +252,8 @@ static uint64_t mmio_read(struct fixture *f, uint64_t addr, int size)
 
 static void mmio_write(struct fixture *f, uint64_t addr, int size, uint64_t v)
 {
-    struct cpu_io io = {.kind = CPU_IO_MMIO, .write = true, .size = (uint8_t)size, .addr = addr, .data = v};
+    struct cpu_io io = {
+        .kind = CPU_IO_MMIO, .write = true, .size = (uint8_t)size, .addr = addr, .data = v};
     router_dispatch(&f->r, &io);
 }
 
@@ -258,8 +266,9 @@ static void test_ecam(void **state)
     assert_int_equal(mmio_read(f, base, 4), 0x12378086);
     assert_int_equal(mmio_read(f, base + 2, 2), 0x1237);
     assert_int_equal(mmio_read(f, base + 0x0B, 1), 0x06);
-    assert_int_equal(mmio_read(f, base, 8), 0x0280000612378086ull); /* vendor/device, command/status */
-    assert_int_equal(mmio_read(f, base + 0x100, 4), 0);            /* no extended capabilities */
+    assert_int_equal(mmio_read(f, base, 8),
+                     0x0280000612378086ull);            /* vendor/device, command/status */
+    assert_int_equal(mmio_read(f, base + 0x100, 4), 0); /* no extended capabilities */
     assert_int_equal(mmio_read(f, base + (1 << 15), 4), 0xFFFFFFFF); /* 01.0 absent */
     assert_int_equal(mmio_read(f, base + (1 << 20), 4), 0xFFFFFFFF); /* bus 1 */
     assert_int_equal(mmio_read(f, base + 0x03, 2), 0x0612);          /* straddles a dword */
@@ -284,10 +293,13 @@ static void test_hostile(void **state)
         int size = 1 << (rand() % 3);
         uint32_t v = (uint32_t)rand() << 1 ^ (uint32_t)rand();
         if (port == 0xCF8 && size == 4)
-            v = (v & 0x0000FFFF) | 0x80000000; /* mostly bus 0 so functions are hit */
-        if (port == 0xCF9 && size == 1)
-            v &= ~4u; /* resets are counted, not interesting here */
-        struct cpu_io io = {.kind = CPU_IO_PIO, .write = rand() & 1, .size = (uint8_t)size, .addr = port, .data = v};
+            v = (v & 0x0000FFFF) | 0x80000000;    /* mostly bus 0 so functions are hit */
+        if (port == 0xCF9 && size == 1) v &= ~4u; /* resets are counted, not interesting here */
+        struct cpu_io io = {.kind = CPU_IO_PIO,
+                            .write = rand() & 1,
+                            .size = (uint8_t)size,
+                            .addr = port,
+                            .data = v};
         router_dispatch(&f->r, &io);
     }
     pci_bus_reset(&f->bus);

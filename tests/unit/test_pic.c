@@ -22,8 +22,7 @@ struct fx {
 static void intr(void *opaque, int level)
 {
     struct fx *f = opaque;
-    if (level && !f->intr)
-        f->edges++;
+    if (level && !f->intr) f->edges++;
     f->intr = level;
 }
 
@@ -171,8 +170,8 @@ static void test_cascade(void **state)
     assert_int_equal(in8(0xa0), 0x04);
     out8(0xa0, 0x0a);
     assert_int_equal(in8(0xa0), 0x02); /* IRQ9 latched, masked */
-    out8(0xa1, 0xf9); /* unmask IRQ9: it outranks IRQ10 on the slave, but the */
-    assert_int_equal(f->intr, 0); /* master has the cascade in service */
+    out8(0xa1, 0xf9);                  /* unmask IRQ9: it outranks IRQ10 on the slave, but the */
+    assert_int_equal(f->intr, 0);      /* master has the cascade in service */
     out8(0xa0, 0x20);
     out8(0x20, 0x20);
     assert_int_equal(f->intr, 1);
@@ -265,8 +264,7 @@ static void test_hostile_ports(void **state)
             out8(port, (uint8_t)(x >> 16));
         else
             (void)in8(port);
-        if ((x >> 24) % 7 == 0)
-            pic_set_irq(f->p, (int)((x >> 4) % 20) - 2, (x >> 3) & 1);
+        if ((x >> 24) % 7 == 0) pic_set_irq(f->p, (int)((x >> 4) % 20) - 2, (x >> 3) & 1);
         if ((x >> 24) % 11 == 0) {
             int v = pic_ack(f->p);
             assert_true(v >= -1 && v <= 255);

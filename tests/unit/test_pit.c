@@ -23,8 +23,7 @@ struct fake_irq {
 static void fake_set(void *opaque, int pin, int level)
 {
     struct fake_irq *f = opaque;
-    if (level && !f->level)
-        f->edges++;
+    if (level && !f->level) f->edges++;
     f->level = level;
 }
 
@@ -198,7 +197,8 @@ static void test_port61_calibration(void **state)
             break;
         }
     }
-    print_message("OUT2 rose after %.3f ms, %ld polls\n", (double)(first_high - t_begin) / 1e6, loops);
+    print_message("OUT2 rose after %.3f ms, %ld polls\n", (double)(first_high - t_begin) / 1e6,
+                  loops);
     assert_true(first_high != 0);
     const uint64_t due = 11932ull * 1000000000ull / PIT_FREQ_HZ + 1; /* 10.00015 ms */
     assert_true(first_high >= t_begin + due - 1);
@@ -244,8 +244,11 @@ static void test_hostile(void **state)
     struct fixture *f = *state;
     srand(7);
     for (int i = 0; i < 200000; i++) {
-        struct cpu_io io = {.kind = CPU_IO_PIO, .write = rand() & 1, .size = (uint8_t)(1 << (rand() % 3)),
-                            .addr = (rand() % 5 == 0) ? 0x61 : 0x40 + rand() % 4, .data = (uint64_t)rand()};
+        struct cpu_io io = {.kind = CPU_IO_PIO,
+                            .write = rand() & 1,
+                            .size = (uint8_t)(1 << (rand() % 3)),
+                            .addr = (rand() % 5 == 0) ? 0x61 : 0x40 + rand() % 4,
+                            .data = (uint64_t)rand()};
         router_dispatch(&f->r, &io);
     }
     sleep_ms(20);

@@ -36,8 +36,8 @@ static void test_random_accesses(void **state)
         done += platform_poke(pc, buf, sizeof(buf));
     }
     /* the machine still answers sensibly: the PCI host bridge's vendor ID */
-    struct cpu_io sel = {.kind = CPU_IO_PIO, .write = true, .size = 4, .addr = 0xcf8,
-                         .data = 0x80000000};
+    struct cpu_io sel = {
+        .kind = CPU_IO_PIO, .write = true, .size = 4, .addr = 0xcf8, .data = 0x80000000};
     struct cpu_io rd = {.kind = CPU_IO_PIO, .write = false, .size = 2, .addr = 0xcfc};
     pc_access(pc, 0, &sel);
     pc_access(pc, 0, &rd);

@@ -23,8 +23,7 @@ struct fake_irq {
 static void fake_set(void *opaque, int pin, int level)
 {
     struct fake_irq *f = opaque;
-    if (level && !f->level)
-        f->edges++;
+    if (level && !f->level) f->edges++;
     f->level = level;
 }
 
@@ -73,7 +72,10 @@ static void cmos_write(struct fixture *f, uint8_t idx, uint8_t v)
     router_dispatch(&f->r, &io);
 }
 
-static int bcd(int v) { return (v / 10) << 4 | v % 10; }
+static int bcd(int v)
+{
+    return (v / 10) << 4 | v % 10;
+}
 
 struct regs {
     uint8_t sec, min, hour, wday, mday, mon, year, century;
@@ -153,8 +155,7 @@ static void test_uip(void **state)
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         long wait = 1000000000L - 150000L - now.tv_nsec;
-        if (wait < 0)
-            wait += 1000000000L;
+        if (wait < 0) wait += 1000000000L;
         struct timespec d = {.tv_sec = 0, .tv_nsec = wait};
         nanosleep(&d, NULL);
         struct timespec a, b;
@@ -250,8 +251,7 @@ static void test_update_interrupt(void **state)
     int edges = f->irq.edges;
     t0 = clock_ns();
     while (clock_ns() - t0 < 100000000ull)
-        if (f->irq.level)
-            assert_int_equal(cmos_read(f, 0x0C) & 0xC0, 0xC0);
+        if (f->irq.level) assert_int_equal(cmos_read(f, 0x0C) & 0xC0, 0xC0);
     print_message("periodic: %d interrupts in 100 ms\n", f->irq.edges - edges);
     assert_true(f->irq.edges - edges > 20);
     assert_true(f->irq.edges - edges < 110);
@@ -267,7 +267,8 @@ static void test_cmos_memory_and_nmi(void **state)
     assert_int_equal(cmos_read(f, 0x15) | cmos_read(f, 0x16) << 8, 640);
     assert_int_equal(cmos_read(f, 0x17) | cmos_read(f, 0x18) << 8, 0xFFFF);
     assert_int_equal(cmos_read(f, 0x30) | cmos_read(f, 0x31) << 8, 0xFFFF);
-    assert_int_equal(cmos_read(f, 0x34) | cmos_read(f, 0x35) << 8, ((3u << 30) - (16u << 20)) >> 16);
+    assert_int_equal(cmos_read(f, 0x34) | cmos_read(f, 0x35) << 8,
+                     ((3u << 30) - (16u << 20)) >> 16);
     assert_int_equal(cmos_read(f, 0x5B) | cmos_read(f, 0x5C) << 8 | cmos_read(f, 0x5D) << 16,
                      (5ull << 30) >> 16);
     rtc_set_memory(&f->rtc, 8ull << 20, 0);
@@ -295,8 +296,11 @@ static void test_hostile(void **state)
     struct fixture *f = *state;
     srand(3);
     for (int i = 0; i < 100000; i++) {
-        struct cpu_io io = {.kind = CPU_IO_PIO, .write = rand() & 1, .size = (uint8_t)(1 << (rand() % 3)),
-                            .addr = 0x70 + rand() % 2, .data = (uint64_t)rand()};
+        struct cpu_io io = {.kind = CPU_IO_PIO,
+                            .write = rand() & 1,
+                            .size = (uint8_t)(1 << (rand() % 3)),
+                            .addr = 0x70 + rand() % 2,
+                            .data = (uint64_t)rand()};
         router_dispatch(&f->r, &io);
     }
     rtc_reset(&f->rtc);

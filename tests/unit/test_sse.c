@@ -37,8 +37,7 @@ static void io_nop(void *ctx, struct cpu_io *io)
     io_csr = _mm_getcsr();
     io_calls++;
     io_fp = io_fp / 3.0;
-    if (!io->write)
-        io->data = ~0ull;
+    if (!io->write) io->data = ~0ull;
 }
 
 static uint32_t irq_csr;
@@ -53,9 +52,15 @@ static int irq_none(void *ctx)
 }
 static const struct cpu_exit_ops ops = {.io = io_nop, .irq_ack = irq_none};
 
-static uint8_t *ram(uint32_t gpa) { return guest_mem_host(&mem, gpa); }
+static uint8_t *ram(uint32_t gpa)
+{
+    return guest_mem_host(&mem, gpa);
+}
 
-static void put64(uint32_t gpa, uint64_t v) { memcpy(ram(gpa), &v, 8); }
+static void put64(uint32_t gpa, uint64_t v)
+{
+    memcpy(ram(gpa), &v, 8);
+}
 
 static int setup(void **st)
 {
@@ -70,8 +75,8 @@ static int setup(void **st)
         uint32_t stub = EXC_BASE + 16 * v;
         uint8_t code[6] = {0xb8, (uint8_t)v, 0, 0, 0, 0xf4}; /* mov eax, v; hlt */
         memcpy(ram(stub), code, sizeof(code));
-        uint64_t gate = (stub & 0xffff) | (0x08ull << 16) | (0x8e00ull << 32) |
-                        ((uint64_t)(stub >> 16) << 48);
+        uint64_t gate =
+            (stub & 0xffff) | (0x08ull << 16) | (0x8e00ull << 32) | ((uint64_t)(stub >> 16) << 48);
         put64(IDT_BASE + 8 * v, gate);
     }
     return 0;
@@ -120,10 +125,10 @@ static void run(struct x86_state *s, const uint8_t *code, size_t n)
     assert_int_equal(vcpu_run(cpu), VCPU_EXIT_HLT);
     emu_cpu_impl.get_state(cpu, s);
 }
-#define RUN(s, ...)                                                                         \
-    do {                                                                                    \
-        static const uint8_t code_[] = {__VA_ARGS__};                                       \
-        run(s, code_, sizeof(code_));                                                       \
+#define RUN(s, ...)                                                                                \
+    do {                                                                                           \
+        static const uint8_t code_[] = {__VA_ARGS__};                                              \
+        run(s, code_, sizeof(code_));                                                              \
     } while (0)
 
 /* The exception stub left the vector in EAX and the faulting EIP on the stack */
@@ -195,9 +200,9 @@ static void test_cvttsd2si_indefinite(void **st)
     double big = 1e30, neg = -2.75;
     memcpy(&s.fpu.xmm[3].q[0], &big, 8);
     memcpy(&s.fpu.xmm[4].q[0], &neg, 8);
-    RUN(&s, 0xf2, 0x0f, 0x2c, 0xcb,  /* cvttsd2si ecx,xmm3 */
-        0xf2, 0x0f, 0x2c, 0xd4,      /* cvttsd2si edx,xmm4 */
-        0xf2, 0x0f, 0x2d, 0xf4);     /* cvtsd2si esi,xmm4 (round to nearest) */
+    RUN(&s, 0xf2, 0x0f, 0x2c, 0xcb, /* cvttsd2si ecx,xmm3 */
+        0xf2, 0x0f, 0x2c, 0xd4,     /* cvttsd2si edx,xmm4 */
+        0xf2, 0x0f, 0x2d, 0xf4);    /* cvtsd2si esi,xmm4 (round to nearest) */
     assert_int_equal(s.gpr[RCX], 0x80000000u);
     assert_int_equal(s.gpr[RDX], (uint32_t)-2);
     assert_int_equal(s.gpr[RSI], (uint32_t)-3);
@@ -222,8 +227,7 @@ static void test_divss_zero_unmasked(void **st)
     for (int osxmm = 0; osxmm < 2; osxmm++) {
         struct x86_state s;
         base_state(&s);
-        if (!osxmm)
-            s.cr4 &= ~CR4_OSXMMEXCPT;
+        if (!osxmm) s.cr4 &= ~CR4_OSXMMEXCPT;
         s.fpu.mxcsr = 0x1f80 & ~0x200; /* ZM clear */
         float one = 1.0f, zero = 0.0f;
         memcpy(&s.fpu.xmm[0].d[0], &one, 4);
@@ -252,10 +256,10 @@ static void test_comisd_flags(void **st)
     memcpy(&s.fpu.xmm[0].q[0], &a, 8);
     memcpy(&s.fpu.xmm[1].q[0], &b, 8);
     s.fpu.xmm[2].q[0] = 0x7ff8000000000000ull; /* QNaN */
-    RUN(&s, 0x66, 0x0f, 0x2f, 0xc1, /* comisd xmm0,xmm1: less -> CF */
-        0x9c, 0x5b,                 /* pushf; pop ebx */
-        0x66, 0x0f, 0x2e, 0xc2,     /* ucomisd xmm0,xmm2: unordered */
-        0x9c, 0x59);                /* pushf; pop ecx */
+    RUN(&s, 0x66, 0x0f, 0x2f, 0xc1,            /* comisd xmm0,xmm1: less -> CF */
+        0x9c, 0x5b,                            /* pushf; pop ebx */
+        0x66, 0x0f, 0x2e, 0xc2,                /* ucomisd xmm0,xmm2: unordered */
+        0x9c, 0x59);                           /* pushf; pop ecx */
     assert_int_equal(s.gpr[RBX] & FL_ARITH, FL_CF);
     assert_int_equal(s.gpr[RCX] & FL_ARITH, FL_ZF | FL_PF | FL_CF);
     assert_int_equal(s.fpu.mxcsr, 0x1f80); /* QNaN: no IE for UCOMISD */
@@ -380,13 +384,13 @@ static void test_long_mode_rex(void **st)
     memcpy(&s.fpu.xmm[12].q[0], &big, 8);
     s.fpu.xmm[9].q[1] = 0x5555;
     s.fpu.fip = 0x123456789abcull;
-    RUN(&s, 0x66, 0x4c, 0x0f, 0x6e, 0xc8,       /* movq xmm9,rax */
-        0xf2, 0x49, 0x0f, 0x2a, 0xd1,           /* cvtsi2sd xmm2,r9 */
-        0xf2, 0x49, 0x0f, 0x2c, 0xcc,           /* cvttsd2si rcx,xmm12 */
-        0xf2, 0x41, 0x0f, 0x2c, 0xd4,           /* cvttsd2si edx,xmm12 */
-        0x66, 0x4c, 0x0f, 0x7e, 0xce,           /* movq rsi,xmm9 */
-        0x48, 0x0f, 0xae, 0x04, 0x25, 0x00, 0x40, 0x00, 0x00,  /* fxsave64 [0x4000] */
-        0x0f, 0xae, 0x04, 0x25, 0x00, 0x42, 0x00, 0x00);       /* fxsave [0x4200] */
+    RUN(&s, 0x66, 0x4c, 0x0f, 0x6e, 0xc8,                     /* movq xmm9,rax */
+        0xf2, 0x49, 0x0f, 0x2a, 0xd1,                         /* cvtsi2sd xmm2,r9 */
+        0xf2, 0x49, 0x0f, 0x2c, 0xcc,                         /* cvttsd2si rcx,xmm12 */
+        0xf2, 0x41, 0x0f, 0x2c, 0xd4,                         /* cvttsd2si edx,xmm12 */
+        0x66, 0x4c, 0x0f, 0x7e, 0xce,                         /* movq rsi,xmm9 */
+        0x48, 0x0f, 0xae, 0x04, 0x25, 0x00, 0x40, 0x00, 0x00, /* fxsave64 [0x4000] */
+        0x0f, 0xae, 0x04, 0x25, 0x00, 0x42, 0x00, 0x00);      /* fxsave [0x4200] */
     assert_int_equal(s.fpu.xmm[9].q[0], 0xfedcba9876543210ull);
     assert_int_equal(s.fpu.xmm[9].q[1], 0);
     double r;
@@ -410,7 +414,10 @@ static void test_long_mode_rex(void **st)
  * code runs (with every exception masked); these check the switch points ---- */
 
 static const double D_ONE = 1.0, D_THREE = 3.0, D_TINY = 0x1p-60;
-static void set_d(struct x86_state *s, int r, double v) { memcpy(&s->fpu.xmm[r].q[0], &v, 8); }
+static void set_d(struct x86_state *s, int r, double v)
+{
+    memcpy(&s->fpu.xmm[r].q[0], &v, 8);
+}
 static double get_d(const struct x86_state *s, int r)
 {
     double v;
@@ -423,7 +430,10 @@ static uint32_t ram32(uint32_t gpa)
     memcpy(&v, ram(gpa), 4);
     return v;
 }
-static void put32(uint32_t gpa, uint32_t v) { memcpy(ram(gpa), &v, 4); }
+static void put32(uint32_t gpa, uint32_t v)
+{
+    memcpy(ram(gpa), &v, 4);
+}
 
 /* CPUID's one-time TSC calibration computes with doubles on the vCPU thread: it
  * must not raise flags in the guest's MXCSR (first CPUID of the process) */
@@ -431,9 +441,9 @@ static void test_mxcsr_cpuid(void **st)
 {
     struct x86_state s;
     base_state(&s);
-    s.fpu.mxcsr = 0x1f80 | 0x2000; /* RD */
-    RUN(&s, 0x31, 0xc0,             /* xor eax,eax */
-        0x0f, 0xa2,                 /* cpuid */
+    s.fpu.mxcsr = 0x1f80 | 0x2000;                 /* RD */
+    RUN(&s, 0x31, 0xc0,                            /* xor eax,eax */
+        0x0f, 0xa2,                                /* cpuid */
         0x0f, 0xae, 0x1d, 0x00, 0x20, 0x00, 0x00); /* stmxcsr [0x2000] */
     assert_int_equal(ram32(DATA_BASE), 0x3f80);
     assert_int_equal(s.fpu.mxcsr, 0x3f80);
@@ -450,15 +460,15 @@ static void test_mxcsr_ld_st(void **st)
     set_d(&s, 2, D_ONE);
     set_d(&s, 3, D_TINY);
     set_d(&s, 4, D_ONE);
-    put32(DATA_BASE + 4, 0x5f80); /* RU, no flags */
-    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,                  /* divsd xmm0,xmm1: PE */
-        0x0f, 0xae, 0x1d, 0x00, 0x20, 0x00, 0x00,    /* stmxcsr [0x2000] */
-        0x0f, 0xae, 0x15, 0x04, 0x20, 0x00, 0x00,    /* ldmxcsr [0x2004] */
-        0xf2, 0x0f, 0x58, 0xd3,                      /* addsd xmm2,xmm3: rounds up, PE */
-        0x0f, 0xae, 0x1d, 0x08, 0x20, 0x00, 0x00,    /* stmxcsr [0x2008] */
-        0x0f, 0xae, 0x15, 0x04, 0x20, 0x00, 0x00,    /* ldmxcsr [0x2004] */
-        0xf2, 0x0f, 0x58, 0xe4,                      /* addsd xmm4,xmm4: exact */
-        0x0f, 0xae, 0x1d, 0x0c, 0x20, 0x00, 0x00);   /* stmxcsr [0x200c] */
+    put32(DATA_BASE + 4, 0x5f80);                  /* RU, no flags */
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,                /* divsd xmm0,xmm1: PE */
+        0x0f, 0xae, 0x1d, 0x00, 0x20, 0x00, 0x00,  /* stmxcsr [0x2000] */
+        0x0f, 0xae, 0x15, 0x04, 0x20, 0x00, 0x00,  /* ldmxcsr [0x2004] */
+        0xf2, 0x0f, 0x58, 0xd3,                    /* addsd xmm2,xmm3: rounds up, PE */
+        0x0f, 0xae, 0x1d, 0x08, 0x20, 0x00, 0x00,  /* stmxcsr [0x2008] */
+        0x0f, 0xae, 0x15, 0x04, 0x20, 0x00, 0x00,  /* ldmxcsr [0x2004] */
+        0xf2, 0x0f, 0x58, 0xe4,                    /* addsd xmm4,xmm4: exact */
+        0x0f, 0xae, 0x1d, 0x0c, 0x20, 0x00, 0x00); /* stmxcsr [0x200c] */
     assert_int_equal(ram32(DATA_BASE), 0x1fa0);
     assert_true(get_d(&s, 2) == 1.0 + 0x1p-52);
     assert_int_equal(ram32(DATA_BASE + 8), 0x5fa0);
@@ -578,9 +588,9 @@ static void test_mxcsr_exception_exit(void **st)
 static void test_mxcsr_fault_in_delivery(void **st)
 {
     const uint32_t np_stub = 0x6000;
-    static const uint8_t code[] = {0xf2, 0x0f, 0x58, 0xd3, /* addsd xmm2,xmm3 */
-                                   0xb8, 0x0b, 0, 0, 0,    /* mov eax,11 */
-                                   0xf4};                  /* hlt */
+    static const uint8_t code[] = {0xf2, 0x0f, 0x58, 0xd3,    /* addsd xmm2,xmm3 */
+                                   0xb8, 0x0b, 0,    0,    0, /* mov eax,11 */
+                                   0xf4};                     /* hlt */
     memcpy(ram(np_stub), code, sizeof(code));
     uint64_t gate2, gate11;
     memcpy(&gate2, ram(IDT_BASE + 8 * 2), 8);
@@ -610,14 +620,14 @@ static void test_mxcsr_fxsave_fxrstor(void **st)
     base_state(&s);
     set_d(&s, 0, D_ONE);
     set_d(&s, 1, D_THREE);
-    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,               /* divsd xmm0,xmm1: PE */
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,                /* divsd xmm0,xmm1: PE */
         0x0f, 0xae, 0x05, 0x00, 0x40, 0x00, 0x00); /* fxsave [0x4000] */
     assert_int_equal(ram32(FX_BASE + 24), 0x1fa0);
 
     base_state(&s);
-    put32(FX_BASE + 24, 0x3f80); /* RD, no flags */
-    memcpy(ram(FX_BASE + 160), &D_ONE, 8);       /* image: xmm0 = 1.0 */
-    memcpy(ram(FX_BASE + 160 + 16), &D_TINY, 8); /* xmm1 = 2^-60 */
+    put32(FX_BASE + 24, 0x3f80);                      /* RD, no flags */
+    memcpy(ram(FX_BASE + 160), &D_ONE, 8);            /* image: xmm0 = 1.0 */
+    memcpy(ram(FX_BASE + 160 + 16), &D_TINY, 8);      /* xmm1 = 2^-60 */
     RUN(&s, 0x0f, 0xae, 0x0d, 0x00, 0x40, 0x00, 0x00, /* fxrstor [0x4000] */
         0x0f, 0xae, 0x1d, 0x00, 0x20, 0x00, 0x00,     /* stmxcsr [0x2000] */
         0xf2, 0x0f, 0x5c, 0xc1);                      /* subsd xmm0,xmm1: 1 - 2^-53 */
@@ -648,10 +658,10 @@ static void test_mxcsr_unmasked_mix(void **st)
     set_d(&s, 1, D_THREE);
     set_d(&s, 2, 0.0);
     put32(DATA_BASE, 0x1f80 & ~0x200);
-    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,                /* divsd xmm0,xmm1: PE */
-        0x0f, 0xae, 0x15, 0x00, 0x20, 0x00, 0x00,  /* ldmxcsr [0x2000]: flags cleared */
-        0xf2, 0x0f, 0x59, 0xc1,                    /* mulsd xmm0,xmm1: PE */
-        0xf2, 0x0f, 0x5e, 0xc2);                   /* divsd xmm0,xmm2: #XM */
+    RUN(&s, 0xf2, 0x0f, 0x5e, 0xc1,               /* divsd xmm0,xmm1: PE */
+        0x0f, 0xae, 0x15, 0x00, 0x20, 0x00, 0x00, /* ldmxcsr [0x2000]: flags cleared */
+        0xf2, 0x0f, 0x59, 0xc1,                   /* mulsd xmm0,xmm1: PE */
+        0xf2, 0x0f, 0x5e, 0xc2);                  /* divsd xmm0,xmm2: #XM */
     assert_exception(&s, 19, CODE_BASE + 15);
     assert_int_equal(s.fpu.mxcsr, (0x1f80 & ~0x200) | 0x20 | 0x04);
 }

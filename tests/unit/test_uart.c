@@ -26,8 +26,7 @@ struct fake_irq {
 static void fake_set(void *opaque, int pin, int level)
 {
     struct fake_irq *f = opaque;
-    if (level && !f->level)
-        f->edges++;
+    if (level && !f->level) f->edges++;
     f->level = level;
 }
 
@@ -69,7 +68,10 @@ struct fixture {
     _Atomic int rx_ready;
 };
 
-static void on_rx_ready(void *opaque) { ((struct fixture *)opaque)->rx_ready++; }
+static void on_rx_ready(void *opaque)
+{
+    ((struct fixture *)opaque)->rx_ready++;
+}
 
 static int setup(void **state)
 {
@@ -104,7 +106,8 @@ static uint8_t in(struct fixture *f, int reg)
 
 static void out(struct fixture *f, int reg, uint8_t v)
 {
-    struct cpu_io io = {.kind = CPU_IO_PIO, .write = true, .size = 1, .addr = BASE + reg, .data = v};
+    struct cpu_io io = {
+        .kind = CPU_IO_PIO, .write = true, .size = 1, .addr = BASE + reg, .data = v};
     router_dispatch(&f->r, &io);
 }
 
@@ -300,8 +303,7 @@ static void *typist_thread(void *arg)
     struct fixture *f = arg;
     for (int i = 0; i < 3000;) {
         uint8_t c = (uint8_t)i;
-        if (uart_receive(&f->u, &c, 1))
-            i++;
+        if (uart_receive(&f->u, &c, 1)) i++;
     }
     return NULL;
 }
@@ -342,8 +344,11 @@ static void test_hostile(void **state)
     struct fixture *f = *state;
     srand(1);
     for (int i = 0; i < 200000; i++) {
-        struct cpu_io io = {.kind = CPU_IO_PIO, .write = rand() & 1, .size = (uint8_t)(1 << (rand() % 3)),
-                            .addr = BASE + rand() % 8, .data = (uint64_t)rand()};
+        struct cpu_io io = {.kind = CPU_IO_PIO,
+                            .write = rand() & 1,
+                            .size = (uint8_t)(1 << (rand() % 3)),
+                            .addr = BASE + rand() % 8,
+                            .data = (uint64_t)rand()};
         router_dispatch(&f->r, &io);
         if (!(i % 1000)) {
             uint8_t b[32] = {0};

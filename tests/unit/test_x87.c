@@ -50,10 +50,12 @@ static int ncases = 400;
 
 static void io_nop(void *ctx, struct cpu_io *io)
 {
-    if (!io->write)
-        io->data = ~0ull;
+    if (!io->write) io->data = ~0ull;
 }
-static int irq_none(void *ctx) { return -1; }
+static int irq_none(void *ctx)
+{
+    return -1;
+}
 static const struct cpu_exit_ops exit_ops = {.io = io_nop, .irq_ack = irq_none};
 
 static uint64_t rnd(void)
@@ -63,7 +65,10 @@ static uint64_t rnd(void)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-static unsigned rndn(unsigned n) { return (unsigned)(rnd() % n); }
+static unsigned rndn(unsigned n)
+{
+    return (unsigned)(rnd() % n);
+}
 
 /* ---- code builder ---- */
 
@@ -77,7 +82,10 @@ static void emit(struct code *c, const uint8_t *b, int n)
     memcpy(c->b + c->n, b, n);
     c->n += n;
 }
-static void emit2(struct code *c, uint8_t a, uint8_t b) { emit(c, (uint8_t[]){a, b}, 2); }
+static void emit2(struct code *c, uint8_t a, uint8_t b)
+{
+    emit(c, (uint8_t[]){a, b}, 2);
+}
 /* opcode bytes, then ModRM [ebx+disp32] with /digit */
 static void emit_m(struct code *c, const uint8_t *op, int nop, int digit, uint32_t off)
 {
@@ -86,7 +94,10 @@ static void emit_m(struct code *c, const uint8_t *op, int nop, int digit, uint32
     memcpy(m + 1, &off, 4);
     emit(c, m, 5);
 }
-static void emit_m1(struct code *c, uint8_t op, int digit, uint32_t off) { emit_m(c, &op, 1, digit, off); }
+static void emit_m1(struct code *c, uint8_t op, int digit, uint32_t off)
+{
+    emit_m(c, &op, 1, digit, off);
+}
 
 /* EFLAGS from the data image: both sides start from the same CF PF ZF (FCMOVcc) */
 static void emit_flags_in(struct code *c)
@@ -109,9 +120,9 @@ static void emit_prologue(struct code *c)
 /* FNSAVE (no-wait: a pending unmasked exception is fine), then the flags and AX */
 static void emit_epilogue(struct code *c)
 {
-    emit_m1(c, 0xdd, 6, D_SAVE);                     /* fnsave */
-    emit(c, (uint8_t[]){0x9f}, 1);                   /* lahf */
-    emit_m1(c, 0x88, 4, D_FLAGS);                    /* mov [flags], ah */
+    emit_m1(c, 0xdd, 6, D_SAVE);                           /* fnsave */
+    emit(c, (uint8_t[]){0x9f}, 1);                         /* lahf */
+    emit_m1(c, 0x88, 4, D_FLAGS);                          /* mov [flags], ah */
     emit_m(c, (uint8_t[]){0x0f, 0x90}, 2, 0, D_FLAGS + 1); /* seto */
     emit_m(c, (uint8_t[]){0x66, 0x89}, 2, 0, D_FLAGS + 4); /* mov [flags+4], ax */
 }
@@ -135,7 +146,10 @@ static void run_native(const struct code *c)
                      : "memory", "cc");
 }
 
-static uint8_t *gptr(uint64_t gpa) { return guest_mem_host(&mem, gpa); }
+static uint8_t *gptr(uint64_t gpa)
+{
+    return guest_mem_host(&mem, gpa);
+}
 
 static void guest_state(struct x86_state *s, uint64_t rip)
 {
@@ -201,8 +215,7 @@ static void native_from(const struct code *c, const uint8_t *init, const uint8_t
     uint16_t hcs, gcs;
     memcpy(&hcs, host_data + D_SAVE + 16, 2);
     memcpy(&gcs, g + D_SAVE + 16, 2);
-    if (hcs == HOST_CS && gcs == GUEST_CS)
-        memcpy(host_data + D_SAVE + 16, &gcs, 2);
+    if (hcs == HOST_CS && gcs == GUEST_CS) memcpy(host_data + D_SAVE + 16, &gcs, 2);
 }
 
 /* Runs c on both sides from the data image `init`; returns true when they agree. */
@@ -216,12 +229,10 @@ static bool differential(const struct code *c, const uint8_t *init, const char *
     /* once more natively if they differ: a preemption between two instructions can
      * clear the host's FIP/FDP/FOP (AMD saves them only while an exception is
      * pending; seen here a few times per million runs) */
-    if (memcmp(g, host_data, DATA_SIZE))
-        native_from(c, init, g);
-    if (!memcmp(g, host_data, DATA_SIZE) && out.rip == CODE_ADDR + c->n + 1)
-        return true;
-    fprintf(stderr, "x87 mismatch: %s (rip %#llx, end %#x)\n", name,
-            (unsigned long long)out.rip, CODE_ADDR + c->n + 1);
+    if (memcmp(g, host_data, DATA_SIZE)) native_from(c, init, g);
+    if (!memcmp(g, host_data, DATA_SIZE) && out.rip == CODE_ADDR + c->n + 1) return true;
+    fprintf(stderr, "x87 mismatch: %s (rip %#llx, end %#x)\n", name, (unsigned long long)out.rip,
+            CODE_ADDR + c->n + 1);
     dump("code", c->b, c->n);
     dump("cw", init + D_CW, 2);
     for (int k = 0; k < 3; k++)
@@ -251,25 +262,26 @@ static void rand_f80(uint8_t *p)
     int s = (int)rndn(2);
     uint64_t m = rnd() | (1ull << 63);
     switch (rndn(14)) {
-    case 0: put_f80(p, s, 0, 0); break;                                   /* zero */
-    case 1: put_f80(p, s, 0x7fff, 1ull << 63); break;                      /* infinity */
-    case 2: put_f80(p, s, 0x7fff, m | (1ull << 62)); break;                /* QNaN */
-    case 3: put_f80(p, s, 0x7fff, (m & ~(1ull << 62)) | 1); break;         /* SNaN */
-    case 4: put_f80(p, s, 0, m >> (1 + rndn(63))); break;                  /* denormal */
-    case 5: put_f80(p, s, 0, m); break;                                    /* pseudo-denormal */
-    case 6: put_f80(p, s, 1 + (int)rndn(0x7ffe), m >> 1); break;           /* unnormal */
-    case 7: put_f80(p, s, 0x7fff, m >> 1); break;                          /* pseudo-NaN/inf */
+    case 0: put_f80(p, s, 0, 0); break;                            /* zero */
+    case 1: put_f80(p, s, 0x7fff, 1ull << 63); break;              /* infinity */
+    case 2: put_f80(p, s, 0x7fff, m | (1ull << 62)); break;        /* QNaN */
+    case 3: put_f80(p, s, 0x7fff, (m & ~(1ull << 62)) | 1); break; /* SNaN */
+    case 4: put_f80(p, s, 0, m >> (1 + rndn(63))); break;          /* denormal */
+    case 5: put_f80(p, s, 0, m); break;                            /* pseudo-denormal */
+    case 6: put_f80(p, s, 1 + (int)rndn(0x7ffe), m >> 1); break;   /* unnormal */
+    case 7: put_f80(p, s, 0x7fff, m >> 1); break;                  /* pseudo-NaN/inf */
     case 8: put_f80(p, s, (int)rndn(40) + (rndn(2) ? 1 : 0x7ffe - 39), m); break; /* extremes */
-    case 9: put_f80(p, s, 0x3fff + (int)rndn(64), m & ~0ull << rndn(64)); break; /* integers */
-    case 10: put_f80(p, s, 0x3fff, 1ull << 63); break;                     /* 1.0 */
-    case 11: put_f80(p, (int)rndn(2), (int)rndn(0x8000), rnd()); break;    /* any bits */
-    default: put_f80(p, s, 0x3fff - 70 + (int)rndn(140), m); break;        /* ordinary */
+    case 9: put_f80(p, s, 0x3fff + (int)rndn(64), m & ~0ull << rndn(64)); break;  /* integers */
+    case 10: put_f80(p, s, 0x3fff, 1ull << 63); break;                            /* 1.0 */
+    case 11: put_f80(p, (int)rndn(2), (int)rndn(0x8000), rnd()); break;           /* any bits */
+    default: put_f80(p, s, 0x3fff - 70 + (int)rndn(140), m); break;               /* ordinary */
     }
 }
 
 static void rand_int(uint8_t *p, int size)
 {
-    static const int64_t edges[] = {0, 1, -1, 2, 3, 10, 100, INT16_MAX, INT16_MIN, INT32_MAX,
+    static const int64_t edges[] = {0,         1,         -1,        2,         3,
+                                    10,        100,       INT16_MAX, INT16_MIN, INT32_MAX,
                                     INT32_MIN, INT64_MAX, INT64_MIN, 0x12345678};
     int64_t v = rndn(3) ? edges[rndn(sizeof(edges) / sizeof(edges[0]))] : (int64_t)rnd();
     memcpy(p, &v, size);
@@ -284,7 +296,11 @@ static void rand_real(uint8_t *p, int size)
     switch (rndn(6)) {
     case 0: e = 0; break;
     case 1: e = emax; break;
-    case 2: e = 0; v &= (1ull << mbits) - 1; v >>= rndn(mbits); break;
+    case 2:
+        e = 0;
+        v &= (1ull << mbits) - 1;
+        v >>= rndn(mbits);
+        break;
     default: e = (emax >> 1) - 30 + rndn(60); break;
     }
     v = (v & ((1ull << mbits) - 1)) | e << mbits | (rnd() & 1ull) << (size * 8 - 1);
@@ -314,8 +330,7 @@ static void rand_mem(uint8_t *p, int esc, int size)
 
 static uint16_t rand_cw(void)
 {
-    if (rndn(8) == 0)
-        return (uint16_t)rnd(); /* reserved bits too */
+    if (rndn(8) == 0) return (uint16_t)rnd(); /* reserved bits too */
     uint16_t cw = (uint16_t)(rndn(4) << 8 | rndn(4) << 10 | 0x40);
     cw |= rndn(3) ? 0x3f : (uint16_t)rndn(64);
     return cw;
@@ -368,10 +383,8 @@ static bool numeric_reg_form(int esc, int m)
     int row = (m >> 3) & 7, i = m & 7;
     switch (esc) {
     case 1:
-        if (row == 2)
-            return i == 0;
-        if (row == 4)
-            return i == 0 || i == 1 || i == 4 || i == 5;
+        if (row == 2) return i == 0;
+        if (row == 4) return i == 0 || i == 1 || i == 4 || i == 5;
         return row != 5 || i != 7;
     case 2: return row < 4 || m == 0xe9;
     case 3: return row < 4 || row == 5 || row == 6;
@@ -388,8 +401,7 @@ static void test_reg_forms(void **state)
     int bad = 0;
     for (int esc = 0; esc < 8; esc++) {
         for (int m = 0xc0; m <= 0xff; m++) {
-            if (!numeric_reg_form(esc, m))
-                continue;
+            if (!numeric_reg_form(esc, m)) continue;
             for (int k = 0; k < ncases && bad < 5; k++) {
                 struct code c = {.n = 0};
                 rand_inputs(init);
@@ -410,9 +422,9 @@ static void test_reg_forms(void **state)
 static int mem_size(int esc, int digit)
 {
     static const uint8_t sz[8][8] = {
-        {4, 4, 4, 4, 4, 4, 4, 4}, {4, 0, 4, 4, 0, 0, 0, 0}, {4, 4, 4, 4, 4, 4, 4, 4},
-        {4, 0, 4, 4, 0, 10, 0, 10}, {8, 8, 8, 8, 8, 8, 8, 8}, {8, 0, 8, 8, 0, 0, 0, 0},
-        {2, 2, 2, 2, 2, 2, 2, 2}, {2, 0, 2, 2, 10, 8, 10, 8},
+        {4, 4, 4, 4, 4, 4, 4, 4},   {4, 0, 4, 4, 0, 0, 0, 0},   {4, 4, 4, 4, 4, 4, 4, 4},
+        {4, 0, 4, 4, 0, 10, 0, 10}, {8, 8, 8, 8, 8, 8, 8, 8},   {8, 0, 8, 8, 0, 0, 0, 0},
+        {2, 2, 2, 2, 2, 2, 2, 2},   {2, 0, 2, 2, 10, 8, 10, 8},
     };
     return sz[esc][digit];
 }
@@ -424,8 +436,7 @@ static void test_mem_forms(void **state)
     for (int esc = 0; esc < 8; esc++) {
         for (int digit = 0; digit < 8; digit++) {
             int size = mem_size(esc, digit);
-            if (!size)
-                continue;
+            if (!size) continue;
             for (int k = 0; k < ncases * 4 && bad < 5; k++) {
                 struct code c = {.n = 0};
                 rand_inputs(init);
@@ -468,15 +479,15 @@ static void test_env_images(void **state)
         if (o16) /* a 16-bit image from the random one, then load it back */
             emit_m1(&c, 0xdd, 4, D_ENV);
         emit_m(&c, o16 ? (uint8_t[]){p66, 0xdd} : (uint8_t[]){0xdd}, o16 + 1, o16 ? 6 : 4,
-               o16 ? D_OUT + 0x100 : D_ENV); /* 66 fnsave or frstor */
-        if (o16)
-            emit_m(&c, (uint8_t[]){p66, 0xdd}, 2, 4, D_OUT + 0x100);    /* 66 frstor */
-        emit_m(&c, o16 ? (uint8_t[]){p66, 0xd9} : (uint8_t[]){0xd9}, o16 + 1, 6, D_OUT); /* fnstenv */
-        emit_m1(&c, 0xd9, 7, D_OUT + 0x40);                            /* fnstcw */
-        emit_m1(&c, 0xdd, 7, D_OUT + 0x42);                            /* fnstsw */
-        emit_m(&c, o16 ? (uint8_t[]){p66, 0xd9} : (uint8_t[]){0xd9}, o16 + 1, 4, D_OUT); /* fldenv */
-        if (rndn(2))
-            emit2(&c, 0xdb, 0xe2); /* fnclex */
+               o16 ? D_OUT + 0x100 : D_ENV);                              /* 66 fnsave or frstor */
+        if (o16) emit_m(&c, (uint8_t[]){p66, 0xdd}, 2, 4, D_OUT + 0x100); /* 66 frstor */
+        emit_m(&c, o16 ? (uint8_t[]){p66, 0xd9} : (uint8_t[]){0xd9}, o16 + 1, 6,
+               D_OUT);                      /* fnstenv */
+        emit_m1(&c, 0xd9, 7, D_OUT + 0x40); /* fnstcw */
+        emit_m1(&c, 0xdd, 7, D_OUT + 0x42); /* fnstsw */
+        emit_m(&c, o16 ? (uint8_t[]){p66, 0xd9} : (uint8_t[]){0xd9}, o16 + 1, 4,
+               D_OUT);                      /* fldenv */
+        if (rndn(2)) emit2(&c, 0xdb, 0xe2); /* fnclex */
         emit_m1(&c, 0xdd, 7, D_OUT + 0x44);
         emit_epilogue(&c);
         char name[64];
@@ -502,11 +513,11 @@ static void test_control(void **state)
         with_stack(init, 1 + (int)rndn(3));
         emit_prologue(&c);
         emit2(&c, 0xd8, (uint8_t)(0xd0 + rndn(4))); /* fcom st(i) */
-        emit2(&c, 0xdf, 0xe0);                     /* fnstsw ax */
+        emit2(&c, 0xdf, 0xe0);                      /* fnstsw ax */
         emit_m(&c, (uint8_t[]){0x66, 0x89}, 2, 0, D_OUT + 0x20);
-        emit_m1(&c, 0xdd, 7, D_OUT + 0x22);        /* fnstsw m16 */
-        emit_m1(&c, 0xd9, 5, D_OUT + 0x10);        /* fldcw */
-        emit_m1(&c, 0xd9, 7, D_OUT + 0x24);        /* fnstcw */
+        emit_m1(&c, 0xdd, 7, D_OUT + 0x22); /* fnstsw m16 */
+        emit_m1(&c, 0xd9, 5, D_OUT + 0x10); /* fldcw */
+        emit_m1(&c, 0xd9, 7, D_OUT + 0x24); /* fnstcw */
         emit_m1(&c, 0xdd, 7, D_OUT + 0x26);
         emit_epilogue(&c);
         char name[64];
@@ -575,10 +586,10 @@ static void test_third(void **state)
             d[D_MEM] = 3;
             emit2(&c, 0xdb, 0xe3);
             emit_m1(&c, 0xd9, 5, D_CW);
-            emit2(&c, 0xd9, 0xe8);             /* fld1 */
-            emit_m1(&c, 0xda, 7, D_MEM);       /* fidivr dword: 3 / 1 ... */
-            emit2(&c, 0xd9, 0xe8);             /* fld1 */
-            emit2(&c, 0xde, 0xf1);             /* fdivrp: 1 / 3 */
+            emit2(&c, 0xd9, 0xe8);       /* fld1 */
+            emit_m1(&c, 0xda, 7, D_MEM); /* fidivr dword: 3 / 1 ... */
+            emit2(&c, 0xd9, 0xe8);       /* fld1 */
+            emit2(&c, 0xde, 0xf1);       /* fdivrp: 1 / 3 */
             emit_m1(&c, 0xdb, 7, D_OUT);
             struct x86_state out;
             run_guest(&c, &out);
@@ -616,8 +627,7 @@ static int guest_exception(const struct code *c, uint64_t cr0_set, uint64_t cr0_
     s.gpr[RAX] = ~0ull;
     s.cr0 = (s.cr0 | cr0_set) & ~cr0_clear;
     run_guest_state(&s, &out);
-    if (out.rip == CODE_ADDR + c->n + 1)
-        return -1;
+    if (out.rip == CODE_ADDR + c->n + 1) return -1;
     assert_int_equal(out.rip, HND_ADDR + 8 * (out.gpr[RAX] & 31) + 6);
     memcpy(eip, gptr(out.gpr[RSP]), 4);
     return (int)out.gpr[RAX];
@@ -640,11 +650,11 @@ static void test_mf(void **state)
     struct code c = {.n = 0};
     uint32_t eip;
     pending_zero_divide(&c);
-    emit_m1(&c, 0xdd, 7, D_OUT);       /* fnstsw */
-    emit_m1(&c, 0xd9, 7, D_OUT + 2);   /* fnstcw */
-    emit2(&c, 0xdf, 0xe0);             /* fnstsw ax */
+    emit_m1(&c, 0xdd, 7, D_OUT);     /* fnstsw */
+    emit_m1(&c, 0xd9, 7, D_OUT + 2); /* fnstcw */
+    emit2(&c, 0xdf, 0xe0);           /* fnstsw ax */
     int at = c.n;
-    emit2(&c, 0xd9, 0xe8);             /* fld1: #MF */
+    emit2(&c, 0xd9, 0xe8); /* fld1: #MF */
     assert_int_equal(guest_exception(&c, 0, 0, &eip), EXC_MF);
     assert_int_equal(eip, CODE_ADDR + at);
     uint16_t sw;
@@ -695,11 +705,10 @@ static void test_nm_ud(void **state)
     assert_int_equal(guest_exception(&c, CR0_TS | CR0_MP, 0, &eip), EXC_NM);
     assert_int_equal(guest_exception(&c, CR0_EM, 0, &eip), -1);
 
-    static const uint8_t inval[][2] = {{0xd9, 0xd1}, {0xd9, 0xe2}, {0xd9, 0xef}, {0xda, 0xe8},
-                                       {0xdb, 0xe5}, {0xdb, 0xf8}, {0xdd, 0xf0}, {0xde, 0xd8},
-                                       {0xdf, 0xe1}, {0xdf, 0xf8}, {0xd9, 0x08}, {0xdb, 0x20},
-                                       {0xdb, 0x30}, {0xdd, 0x28}, {0xdb, 0x08}, {0xdd, 0x08},
-                                       {0xdf, 0x08}};
+    static const uint8_t inval[][2] = {
+        {0xd9, 0xd1}, {0xd9, 0xe2}, {0xd9, 0xef}, {0xda, 0xe8}, {0xdb, 0xe5}, {0xdb, 0xf8},
+        {0xdd, 0xf0}, {0xde, 0xd8}, {0xdf, 0xe1}, {0xdf, 0xf8}, {0xd9, 0x08}, {0xdb, 0x20},
+        {0xdb, 0x30}, {0xdd, 0x28}, {0xdb, 0x08}, {0xdd, 0x08}, {0xdf, 0x08}};
     for (size_t i = 0; i < sizeof(inval) / sizeof(inval[0]); i++) {
         c.n = 0;
         emit2(&c, inval[i][0], inval[i][1]);
@@ -734,13 +743,13 @@ static void test_fxam(void **state)
         uint64_t m;
         uint16_t c3210;
     } cls[] = {
-        {0, 0x3fff, 1ull << 63, 0x0400},         /* normal */
-        {1, 0x3fff, 1ull << 63, 0x0600},         /* negative normal: C1 */
-        {0, 0, 0, 0x4000},                       /* zero */
-        {0, 0x7fff, 1ull << 63, 0x0500},         /* infinity */
-        {0, 0x7fff, 3ull << 62, 0x0100},         /* NaN */
-        {0, 0, 1, 0x4400},                       /* denormal */
-        {0, 0x1234, 1, 0x0000},                  /* unnormal: unsupported */
+        {0, 0x3fff, 1ull << 63, 0x0400}, /* normal */
+        {1, 0x3fff, 1ull << 63, 0x0600}, /* negative normal: C1 */
+        {0, 0, 0, 0x4000},               /* zero */
+        {0, 0x7fff, 1ull << 63, 0x0500}, /* infinity */
+        {0, 0x7fff, 3ull << 62, 0x0100}, /* NaN */
+        {0, 0, 1, 0x4400},               /* denormal */
+        {0, 0x1234, 1, 0x0000},          /* unnormal: unsupported */
     };
     for (size_t i = 0; i < sizeof(cls) / sizeof(cls[0]); i++) {
         uint8_t *d = gptr(DATA_ADDR);
@@ -770,31 +779,41 @@ static void test_fxam(void **state)
 
 /* ---- other modes (tiny_guest): FIP/FDP/FOP and the environment formats ---- */
 
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t get16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
 
 /* 64-bit mode: RIP-relative FLD, then FNSTENV with REX.W (still the 28-byte
  * format) and with 66 (14 bytes). */
 static void test_long_mode(void **state)
 {
     static const uint8_t code[] = {
-        0xdb, 0xe3,                         /* fninit */
-        0xdd, 0x05, 0x18, 0x00, 0x00, 0x00, /* fld qword [rip+0x18]: 0x10020 */
+        0xdb, 0xe3,                                     /* fninit */
+        0xdd, 0x05, 0x18, 0x00, 0x00, 0x00,             /* fld qword [rip+0x18]: 0x10020 */
         0x48, 0xd9, 0x34, 0x25, 0x00, 0x10, 0x01, 0x00, /* fnstenv [0x11000] (REX.W) */
         0x66, 0xd9, 0x34, 0x25, 0x40, 0x10, 0x01, 0x00, /* fnstenv [0x11040] (66) */
         0xdd, 0x1c, 0x25, 0x80, 0x10, 0x01, 0x00,       /* fstp qword [0x11080] */
-        0xf4,                               /* hlt */
-        0, 0, 0, 0, 0, 0, 0xf8, 0x3f,       /* 0x10020: 1.5 */
+        0xf4,                                           /* hlt */
+        0,    0,    0,    0,    0,    0,    0xf8, 0x3f, /* 0x10020: 1.5 */
     };
     struct tiny_guest g;
     assert_int_equal(tiny_guest_init(&g, NULL), 0);
     tiny_guest_load(&g, TG_LONG64, code, sizeof(code));
     assert_int_equal(tiny_guest_run(&g, 100), VCPU_EXIT_HLT);
     const uint8_t *e = g.ram + 0x11000;
-    assert_int_equal(get32(e + 12), TG_CODE + 2);          /* FIP */
-    assert_int_equal(get32(e + 16), 0x08 | 0x505u << 16);  /* FCS, FOP DD 05 */
-    assert_int_equal(get32(e + 20), TG_CODE + 0x20);       /* FDP */
-    assert_int_equal(get32(e + 24), 0xffff0010u);          /* FDS */
+    assert_int_equal(get32(e + 12), TG_CODE + 2);         /* FIP */
+    assert_int_equal(get32(e + 16), 0x08 | 0x505u << 16); /* FCS, FOP DD 05 */
+    assert_int_equal(get32(e + 20), TG_CODE + 0x20);      /* FDP */
+    assert_int_equal(get32(e + 24), 0xffff0010u);         /* FDS */
     e = g.ram + 0x11040;
     assert_int_equal(get16(e + 6), (TG_CODE + 2) & 0xffff); /* 16-bit offsets */
     assert_int_equal(get16(e + 8), 0x08);
@@ -830,13 +849,13 @@ static void test_real_mode(void **state)
     memcpy(g.ram + 0x10200, &one, 4);
     assert_int_equal(tiny_guest_run(&g, 100), VCPU_EXIT_HLT);
     const uint8_t *e = g.ram + 0x10100;
-    assert_int_equal(get16(e + 6), 0x0002);                 /* FIP 15..0 (linear 0x10002) */
-    assert_int_equal(get16(e + 8), 0x1000 | 0x106);         /* FIP 19..16, FOP D9 06 */
-    assert_int_equal(get16(e + 10), 0x0200);                /* FDP 15..0 (linear 0x10200) */
+    assert_int_equal(get16(e + 6), 0x0002);         /* FIP 15..0 (linear 0x10002) */
+    assert_int_equal(get16(e + 8), 0x1000 | 0x106); /* FIP 19..16, FOP D9 06 */
+    assert_int_equal(get16(e + 10), 0x0200);        /* FDP 15..0 (linear 0x10200) */
     assert_int_equal(get16(e + 12), 0x1000);
     e = g.ram + 0x10140;
     assert_int_equal(get32(e + 12) & 0xffff, 0x0002);
-    assert_int_equal(get32(e + 16), 0x1000 | 0x106);        /* FIP 31..16 at bit 12, FOP */
+    assert_int_equal(get32(e + 16), 0x1000 | 0x106); /* FIP 31..16 at bit 12, FOP */
     assert_int_equal(get32(e + 20) & 0xffff, 0x0200);
     assert_int_equal(get32(e + 24), 0x1000);
     /* FLDENV of the 32-bit image gives back the same pointers */
@@ -847,13 +866,10 @@ static void test_real_mode(void **state)
 static int setup(void **state)
 {
     const char *s = getenv("UNUM_X87_CASES");
-    if (s)
-        ncases = atoi(s);
+    if (s) ncases = atoi(s);
     s = getenv("UNUM_X87_SEED");
-    if (s)
-        rng_state = strtoull(s, NULL, 0);
-    if (guest_mem_init(&mem, GUEST_RAM, 0, MEM_WRITE))
-        return -1;
+    if (s) rng_state = strtoull(s, NULL, 0);
+    if (guest_mem_init(&mem, GUEST_RAM, 0, MEM_WRITE)) return -1;
     vcpu = emu_cpu_impl.create(&mem, 0, &exit_ops, NULL);
     host_code = mmap((void *)(uintptr_t)CODE_ADDR, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -877,12 +893,12 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_third),      cmocka_unit_test(test_overflow),
-        cmocka_unit_test(test_fxam),       cmocka_unit_test(test_mf),
-        cmocka_unit_test(test_nm_ud),      cmocka_unit_test(test_reg_forms),
-        cmocka_unit_test(test_mem_forms),  cmocka_unit_test(test_env_images),
-        cmocka_unit_test(test_control),    cmocka_unit_test(test_sequences),
-        cmocka_unit_test(test_long_mode),  cmocka_unit_test(test_real_mode),
+        cmocka_unit_test(test_third),     cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_fxam),      cmocka_unit_test(test_mf),
+        cmocka_unit_test(test_nm_ud),     cmocka_unit_test(test_reg_forms),
+        cmocka_unit_test(test_mem_forms), cmocka_unit_test(test_env_images),
+        cmocka_unit_test(test_control),   cmocka_unit_test(test_sequences),
+        cmocka_unit_test(test_long_mode), cmocka_unit_test(test_real_mode),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,32 +8,32 @@
 #include <time.h>
 #include <x86intrin.h>
 
-#define MSR_TSC              0x10
-#define MSR_PLATFORM_ID      0x17
-#define MSR_APIC_BASE        0x1b
-#define MSR_FEATURE_CONTROL  0x3a
-#define MSR_UCODE_REV        0x8b
-#define MSR_MTRRCAP          0xfe
-#define MSR_SYSENTER_CS      0x174
-#define MSR_SYSENTER_ESP     0x175
-#define MSR_SYSENTER_EIP     0x176
-#define MSR_MISC_ENABLE      0x1a0
-#define MSR_MTRR_PHYS_BASE0  0x200
-#define MSR_MTRR_FIX64K      0x250
-#define MSR_MTRR_FIX16K_80   0x258
-#define MSR_MTRR_FIX16K_A0   0x259
-#define MSR_MTRR_FIX4K_C0    0x268
-#define MSR_PAT              0x277
-#define MSR_MTRR_DEF_TYPE    0x2ff
-#define MSR_EFER             0xc0000080
-#define MSR_STAR             0xc0000081
-#define MSR_LSTAR            0xc0000082
-#define MSR_CSTAR            0xc0000083
-#define MSR_SFMASK           0xc0000084
-#define MSR_FS_BASE          0xc0000100
-#define MSR_GS_BASE          0xc0000101
-#define MSR_KERNEL_GS_BASE   0xc0000102
-#define MSR_TSC_AUX          0xc0000103
+#define MSR_TSC             0x10
+#define MSR_PLATFORM_ID     0x17
+#define MSR_APIC_BASE       0x1b
+#define MSR_FEATURE_CONTROL 0x3a
+#define MSR_UCODE_REV       0x8b
+#define MSR_MTRRCAP         0xfe
+#define MSR_SYSENTER_CS     0x174
+#define MSR_SYSENTER_ESP    0x175
+#define MSR_SYSENTER_EIP    0x176
+#define MSR_MISC_ENABLE     0x1a0
+#define MSR_MTRR_PHYS_BASE0 0x200
+#define MSR_MTRR_FIX64K     0x250
+#define MSR_MTRR_FIX16K_80  0x258
+#define MSR_MTRR_FIX16K_A0  0x259
+#define MSR_MTRR_FIX4K_C0   0x268
+#define MSR_PAT             0x277
+#define MSR_MTRR_DEF_TYPE   0x2ff
+#define MSR_EFER            0xc0000080
+#define MSR_STAR            0xc0000081
+#define MSR_LSTAR           0xc0000082
+#define MSR_CSTAR           0xc0000083
+#define MSR_SFMASK          0xc0000084
+#define MSR_FS_BASE         0xc0000100
+#define MSR_GS_BASE         0xc0000101
+#define MSR_KERNEL_GS_BASE  0xc0000102
+#define MSR_TSC_AUX         0xc0000103
 
 /* ---- TSC ---- */
 
@@ -74,13 +74,16 @@ uint64_t emu_tsc_hz(void)
 }
 
 /* The guest TSC runs at the host TSC's (invariant) rate, shifted per vCPU. */
-uint64_t emu_rdtsc(struct emu_cpu *c) { return __rdtsc() + (uint64_t)c->s.msr.tsc_offset; }
+uint64_t emu_rdtsc(struct emu_cpu *c)
+{
+    return __rdtsc() + (uint64_t)c->s.msr.tsc_offset;
+}
 
 /* ---- CPUID ---- */
 
 #define F1_EDX                                                                                     \
-    ((1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) |          \
-     (1u << 12) | (1u << 13) | (1u << 15) | (1u << 16) | (1u << 19) | (1u << 23) | (1u << 24) |   \
+    ((1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) |           \
+     (1u << 12) | (1u << 13) | (1u << 15) | (1u << 16) | (1u << 19) | (1u << 23) | (1u << 24) |    \
      (1u << 25) | (1u << 26))
 /* FPU PSE TSC MSR PAE CX8 APIC MTRR PGE CMOV PAT CLFSH MMX FXSR SSE SSE2 */
 #define F1_ECX ((1u << 13) | (1u << 31)) /* CX16, hypervisor */
@@ -147,7 +150,9 @@ void emu_cpuid(struct emu_cpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4])
         out[2] = X1_ECX;
         out[3] = X1_EDX;
         break;
-    case 0x80000002: case 0x80000003: case 0x80000004: {
+    case 0x80000002:
+    case 0x80000003:
+    case 0x80000004: {
         static const char brand[49] = "unum virtual CPU (x86-64 emulator)              ";
         memcpy(out, brand + (leaf - 0x80000002) * 16, 16);
         break;
@@ -164,14 +169,12 @@ static uint64_t *mtrr_slot(struct emu_cpu *c, uint32_t idx)
 {
     if (idx >= MSR_MTRR_PHYS_BASE0 && idx < MSR_MTRR_PHYS_BASE0 + 16)
         return &c->s.msr.mtrr_var[idx - MSR_MTRR_PHYS_BASE0];
-    if (idx == MSR_MTRR_FIX64K)
-        return &c->s.msr.mtrr_fixed[0];
+    if (idx == MSR_MTRR_FIX64K) return &c->s.msr.mtrr_fixed[0];
     if (idx == MSR_MTRR_FIX16K_80 || idx == MSR_MTRR_FIX16K_A0)
         return &c->s.msr.mtrr_fixed[1 + idx - MSR_MTRR_FIX16K_80];
     if (idx >= MSR_MTRR_FIX4K_C0 && idx < MSR_MTRR_FIX4K_C0 + 8)
         return &c->s.msr.mtrr_fixed[3 + idx - MSR_MTRR_FIX4K_C0];
-    if (idx == MSR_MTRR_DEF_TYPE)
-        return &c->s.msr.mtrr_def_type;
+    if (idx == MSR_MTRR_DEF_TYPE) return &c->s.msr.mtrr_def_type;
     return NULL;
 }
 
@@ -183,8 +186,7 @@ static bool platform_msr(uint32_t idx)
 
 static int ask_platform(struct emu_cpu *c, uint32_t idx, bool write, uint64_t *v)
 {
-    if (!c->v.ops->msr || !platform_msr(idx))
-        return 1;
+    if (!c->v.ops->msr || !platform_msr(idx)) return 1;
     return c->v.ops->msr(c->v.ctx, idx, write, v);
 }
 
@@ -192,8 +194,7 @@ int emu_rdmsr(struct emu_cpu *c, uint32_t idx, uint64_t *v)
 {
     struct x86_msrs *m = &c->s.msr;
     int r = ask_platform(c, idx, false, v);
-    if (r <= 0 && idx != MSR_APIC_BASE)
-        return r;
+    if (r <= 0 && idx != MSR_APIC_BASE) return r;
     uint64_t *slot = mtrr_slot(c, idx);
     if (slot) {
         *v = *slot;
@@ -228,8 +229,7 @@ static bool pat_valid(uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
         unsigned t = (v >> (8 * i)) & 0xff;
-        if (t == 2 || t == 3 || t > 7)
-            return false;
+        if (t == 2 || t == 3 || t > 7) return false;
     }
     return true;
 }
@@ -237,11 +237,9 @@ static bool pat_valid(uint64_t v)
 static int write_efer(struct emu_cpu *c, uint64_t v)
 {
     uint64_t allowed = EFER_SCE | EFER_LME | EFER_NXE;
-    if (v & ~(allowed | EFER_LMA))
-        return -1;
+    if (v & ~(allowed | EFER_LMA)) return -1;
     /* LME cannot change while paging is on; LMA is read-only */
-    if ((c->s.cr0 & CR0_PG) && ((v ^ c->s.msr.efer) & EFER_LME))
-        return -1;
+    if ((c->s.cr0 & CR0_PG) && ((v ^ c->s.msr.efer) & EFER_LME)) return -1;
     c->s.msr.efer = (v & allowed) | (c->s.msr.efer & EFER_LMA);
     emu_tlb_flush(c, true);
     return 0;
@@ -251,8 +249,7 @@ int emu_wrmsr(struct emu_cpu *c, uint32_t idx, uint64_t v)
 {
     struct x86_msrs *m = &c->s.msr;
     int r = ask_platform(c, idx, true, &v);
-    if (r < 0 || (r == 0 && idx != MSR_APIC_BASE))
-        return r;
+    if (r < 0 || (r == 0 && idx != MSR_APIC_BASE)) return r;
     uint64_t *slot = mtrr_slot(c, idx);
     if (slot) {
         *slot = v;
@@ -261,28 +258,53 @@ int emu_wrmsr(struct emu_cpu *c, uint32_t idx, uint64_t v)
     switch (idx) {
     case MSR_TSC: m->tsc_offset = (int64_t)(v - __rdtsc()); return 0;
     case MSR_APIC_BASE:
-        if (v & ~0xffffff000ull & ~((1ull << 8) | (1ull << 10) | (1ull << 11)))
-            return -1;
-        if (v & (1ull << 10))
-            return -1; /* x2APIC is not advertised */
+        if (v & ~0xffffff000ull & ~((1ull << 8) | (1ull << 10) | (1ull << 11))) return -1;
+        if (v & (1ull << 10)) return -1; /* x2APIC is not advertised */
         m->apic_base = (v & ~(1ull << 8)) | (m->apic_base & (1ull << 8));
         return 0;
     case MSR_UCODE_REV: return 0;
     case MSR_FEATURE_CONTROL: return -1; /* locked */
     case MSR_SYSENTER_CS: m->sysenter_cs = v & 0xffff; return 0;
-    case MSR_SYSENTER_ESP: if (!canonical(v)) return -1; m->sysenter_esp = v; return 0;
-    case MSR_SYSENTER_EIP: if (!canonical(v)) return -1; m->sysenter_eip = v; return 0;
+    case MSR_SYSENTER_ESP:
+        if (!canonical(v)) return -1;
+        m->sysenter_esp = v;
+        return 0;
+    case MSR_SYSENTER_EIP:
+        if (!canonical(v)) return -1;
+        m->sysenter_eip = v;
+        return 0;
     case MSR_MISC_ENABLE: m->misc_enable = v; return 0;
-    case MSR_PAT: if (!pat_valid(v)) return -1; m->pat = v; return 0;
+    case MSR_PAT:
+        if (!pat_valid(v)) return -1;
+        m->pat = v;
+        return 0;
     case MSR_EFER: return write_efer(c, v);
     case MSR_STAR: m->star = v; return 0;
-    case MSR_LSTAR: if (!canonical(v)) return -1; m->lstar = v; return 0;
-    case MSR_CSTAR: if (!canonical(v)) return -1; m->cstar = v; return 0;
+    case MSR_LSTAR:
+        if (!canonical(v)) return -1;
+        m->lstar = v;
+        return 0;
+    case MSR_CSTAR:
+        if (!canonical(v)) return -1;
+        m->cstar = v;
+        return 0;
     case MSR_SFMASK: m->sfmask = v & 0xffffffff; return 0;
-    case MSR_FS_BASE: if (!canonical(v)) return -1; c->s.seg[SEG_FS].base = v; return 0;
-    case MSR_GS_BASE: if (!canonical(v)) return -1; c->s.seg[SEG_GS].base = v; return 0;
-    case MSR_KERNEL_GS_BASE: if (!canonical(v)) return -1; m->kernel_gs_base = v; return 0;
-    case MSR_TSC_AUX: if (v >> 32) return -1; m->tsc_aux = v; return 0;
+    case MSR_FS_BASE:
+        if (!canonical(v)) return -1;
+        c->s.seg[SEG_FS].base = v;
+        return 0;
+    case MSR_GS_BASE:
+        if (!canonical(v)) return -1;
+        c->s.seg[SEG_GS].base = v;
+        return 0;
+    case MSR_KERNEL_GS_BASE:
+        if (!canonical(v)) return -1;
+        m->kernel_gs_base = v;
+        return 0;
+    case MSR_TSC_AUX:
+        if (v >> 32) return -1;
+        m->tsc_aux = v;
+        return 0;
     default: return -1;
     }
 }

@@ -41,25 +41,25 @@ struct insn {
     int64_t disp;  /* displacement (moffs: the full 64-bit address) */
     uint32_t imm2; /* second immediate (ENTER level, far pointer selector) */
     uint8_t len;
-    uint8_t opc;   /* last opcode byte */
+    uint8_t opc; /* last opcode byte */
     uint8_t map;
     uint8_t pfx;
-    uint8_t mp;       /* mandatory prefix slot, MP_* */
-    uint8_t osz;      /* operand size in bytes: 2, 4 or 8 (byte forms use 1 in handlers) */
-    uint8_t asz;      /* address size in bytes: 2, 4 or 8 */
+    uint8_t mp;  /* mandatory prefix slot, MP_* */
+    uint8_t osz; /* operand size in bytes: 2, 4 or 8 (byte forms use 1 in handlers) */
+    uint8_t asz; /* address size in bytes: 2, 4 or 8 */
     uint8_t modrm;
-    uint8_t mod;      /* 0..3 (3 = register operand) */
-    uint8_t reg;      /* ModRM.reg | REX.R<<3 */
-    uint8_t rm;       /* ModRM.rm | REX.B<<3 (register number when mod == 3) */
-    uint8_t base;     /* address base register, or EA_NONE / EA_RIP */
-    uint8_t index;    /* address index register or EA_NONE */
-    uint8_t scale;    /* shift count 0..3 */
-    uint8_t seg;      /* effective segment for the memory operand */
-    uint8_t rex;      /* raw REX byte or 0 */
+    uint8_t mod;   /* 0..3 (3 = register operand) */
+    uint8_t reg;   /* ModRM.reg | REX.R<<3 */
+    uint8_t rm;    /* ModRM.rm | REX.B<<3 (register number when mod == 3) */
+    uint8_t base;  /* address base register, or EA_NONE / EA_RIP */
+    uint8_t index; /* address index register or EA_NONE */
+    uint8_t scale; /* shift count 0..3 */
+    uint8_t seg;   /* effective segment for the memory operand */
+    uint8_t rex;   /* raw REX byte or 0 */
     uint8_t has_modrm;
     uint8_t sext_imm; /* immediate was sign-extended from 8 bits */
-    uint8_t ea_kind; /* EA_GENERAL, or a 64-bit DS-relative address: EA_BASE, EA_BASE_INDEX */
-    uint8_t fop;     /* threaded-dispatch slot of fn (ops_fast.h), 0 = call fn */
+    uint8_t ea_kind;  /* EA_GENERAL, or a 64-bit DS-relative address: EA_BASE, EA_BASE_INDEX */
+    uint8_t fop;      /* threaded-dispatch slot of fn (ops_fast.h), 0 = call fn */
 };
 enum { EA_GENERAL = 0, EA_BASE, EA_BASE_INDEX, EA_RIPREL };
 #define EA_NONE 0xff
@@ -129,18 +129,28 @@ struct tlb_entry {
  * operation on demand. lf_op = LF_xxx * 4 + size index (0:8,1:16,2:32,3:64). */
 enum {
     LF_NONE = 0, /* rflags holds the arithmetic flags */
-    LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC,
-    LF_SHL, LF_SHR, LF_SAR, LF_MUL, LF_COUNT
+    LF_ADD,
+    LF_ADC,
+    LF_SUB,
+    LF_SBB,
+    LF_LOGIC,
+    LF_INC,
+    LF_DEC,
+    LF_SHL,
+    LF_SHR,
+    LF_SAR,
+    LF_MUL,
+    LF_COUNT
 };
 
 /* Decoded-block cache (per vCPU, keyed by guest-physical address and mode). */
 #define BLOCK_MAX_INSNS 48
 struct emu_block {
-    struct emu_block *next; /* hash chain */
-    uint64_t gpa;           /* physical address of the first instruction */
-    uint32_t code_gen;      /* guest_mem.code_gen of the page at decode time */
+    struct emu_block *next;    /* hash chain */
+    uint64_t gpa;              /* physical address of the first instruction */
+    uint32_t code_gen;         /* guest_mem.code_gen of the page at decode time */
     _Atomic uint32_t *gen_ptr; /* &guest_mem.code_gen[page], checked before each run */
-    uint16_t key;           /* mode key */
+    uint16_t key;              /* mode key */
     uint16_t ninsn;
     /* direct chaining to the blocks that followed this one (valid while the
      * recorded chain epoch matches the vCPU's) */
@@ -171,22 +181,22 @@ struct emu_cpu {
     uint64_t next_rip; /* rip after the current instruction (handlers may change it) */
     enum emu_mode mode;
     int cpl;
-    bool exit_block;   /* leave the current block after this instruction */
-    bool irq_shadow;   /* STI / MOV SS: no interrupt before the next instruction */
+    bool exit_block; /* leave the current block after this instruction */
+    bool irq_shadow; /* STI / MOV SS: no interrupt before the next instruction */
     bool halted;
     bool wait_sipi;
     bool nmi_blocked;
-    bool stop_run;     /* return from run() with stop_reason */
+    bool stop_run; /* return from run() with stop_reason */
     enum vcpu_exit_reason stop_reason;
 
     /* exceptions */
     jmp_buf exc_jmp;
-    int exc_depth;     /* nesting for #DF / triple fault */
+    int exc_depth; /* nesting for #DF / triple fault */
     int exc_vector;
     uint32_t exc_err;
     bool exc_has_err;
     uint32_t n_delivered; /* events delivered through the IDT/IVT so far */
-    bool delivering;   /* inside emu_deliver of an exception */
+    bool delivering;      /* inside emu_deliver of an exception */
     int delivering_vec;
 
     struct tlb_entry *tlb_cur; /* tlb[cpl == 3] */
@@ -198,18 +208,27 @@ struct emu_cpu {
     uint8_t *blk_arena;
     size_t blk_used;
 
-    uint64_t icount; /* instructions retired */
+    uint64_t icount;       /* instructions retired */
     uint64_t icount_limit; /* stop (VCPU_EXIT_STOP) once icount reaches it; 0 = none */
     uint64_t tsc_base;
-    bool debug_ud;   /* log unknown opcodes once */
+    bool debug_ud; /* log unknown opcodes once */
 };
 
-static inline struct emu_cpu *emu_of(struct vcpu *v) { return (struct emu_cpu *)v; }
+static inline struct emu_cpu *emu_of(struct vcpu *v)
+{
+    return (struct emu_cpu *)v;
+}
 
 /* ---- exceptions (excp.c) ---- */
 _Noreturn void emu_raise(struct emu_cpu *c, int vector, uint32_t error_code, bool has_error);
-_Noreturn static inline void emu_ud(struct emu_cpu *c) { emu_raise(c, EXC_UD, 0, false); }
-_Noreturn static inline void emu_gp(struct emu_cpu *c, uint32_t err) { emu_raise(c, EXC_GP, err, true); }
+_Noreturn static inline void emu_ud(struct emu_cpu *c)
+{
+    emu_raise(c, EXC_UD, 0, false);
+}
+_Noreturn static inline void emu_gp(struct emu_cpu *c, uint32_t err)
+{
+    emu_raise(c, EXC_GP, err, true);
+}
 _Noreturn void emu_page_fault(struct emu_cpu *c, uint64_t lin, uint32_t err);
 /* Delivers an interrupt/exception through the IDT (from the run loop, not a handler). */
 void emu_deliver(struct emu_cpu *c, int vector, uint32_t err, bool has_err, int kind);
@@ -221,8 +240,7 @@ void emu_handle_flush(struct emu_cpu *c); /* acknowledge a translation shoot-dow
 uint64_t emu_flags_arith(const struct emu_cpu *c); /* CF..OF of the lazy state */
 static inline uint64_t emu_rflags(const struct emu_cpu *c)
 {
-    if (c->lf_op == LF_NONE)
-        return c->s.rflags;
+    if (c->lf_op == LF_NONE) return c->s.rflags;
     return (c->s.rflags & ~(uint64_t)FL_ARITH) | emu_flags_arith(c);
 }
 /* Materialise lazy flags into s.rflags. */
@@ -243,9 +261,18 @@ static inline void emu_set_lazy(struct emu_cpu *c, int op, int szi, uint64_t res
 }
 bool emu_cond(struct emu_cpu *c, int cc); /* cc 0..15 as in Jcc */
 bool emu_get_cf(const struct emu_cpu *c);
-static inline bool canonical(uint64_t a) { return (uint64_t)((int64_t)(a << 16) >> 16) == a; }
-static inline int szidx(int size) { return size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3; }
-static inline uint64_t szmask(int size) { return size == 8 ? ~0ull : (1ull << (size * 8)) - 1; }
+static inline bool canonical(uint64_t a)
+{
+    return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+static inline int szidx(int size)
+{
+    return size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
+}
+static inline uint64_t szmask(int size)
+{
+    return size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
+}
 static inline uint64_t sext(uint64_t v, int size)
 {
     switch (size) {
@@ -267,8 +294,14 @@ EMU_INLINE uint64_t emu_alu(struct emu_cpu *c, int op, int size, uint64_t a, uin
     int si = szidx(size);
     b &= m;
     switch (op) {
-    case 0: r = (a + b) & m; emu_set_lazy(c, LF_ADD, si, r, a, b); break;
-    case 1: r = a | b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
+    case 0:
+        r = (a + b) & m;
+        emu_set_lazy(c, LF_ADD, si, r, a, b);
+        break;
+    case 1:
+        r = a | b;
+        emu_set_lazy(c, LF_LOGIC, si, r, 0, 0);
+        break;
     case 2:
         cf = emu_get_cf(c);
         r = (a + b + cf) & m;
@@ -281,9 +314,19 @@ EMU_INLINE uint64_t emu_alu(struct emu_cpu *c, int op, int size, uint64_t a, uin
         emu_set_lazy(c, LF_SBB, si, r, a, b);
         c->lf_aux = (uint32_t)cf;
         break;
-    case 4: r = a & b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
-    case 5: case 7: r = (a - b) & m; emu_set_lazy(c, LF_SUB, si, r, a, b); break;
-    default: r = a ^ b; emu_set_lazy(c, LF_LOGIC, si, r, 0, 0); break;
+    case 4:
+        r = a & b;
+        emu_set_lazy(c, LF_LOGIC, si, r, 0, 0);
+        break;
+    case 5:
+    case 7:
+        r = (a - b) & m;
+        emu_set_lazy(c, LF_SUB, si, r, a, b);
+        break;
+    default:
+        r = a ^ b;
+        emu_set_lazy(c, LF_LOGIC, si, r, 0, 0);
+        break;
     }
     return r;
 }
@@ -312,12 +355,12 @@ EMU_INLINE uint64_t emu_imul2(struct emu_cpu *c, int size, uint64_t a, uint64_t 
 EMU_INLINE uint64_t emu_shift(struct emu_cpu *c, int op, int size, uint64_t a, unsigned cnt)
 {
     cnt &= size == 8 ? 63 : 31;
-    if (!cnt)
-        return a;
+    if (!cnt) return a;
     uint64_t m = szmask(size), r;
     int si = szidx(size);
     switch (op) {
-    case 4: case 6:
+    case 4:
+    case 6:
         r = cnt < 64 ? (a << cnt) & m : 0;
         emu_set_lazy(c, LF_SHL, si, r, a, cnt);
         break;
@@ -355,12 +398,13 @@ EMU_INLINE bool emu_cond_inline(struct emu_cpu *c, int cc)
     if (op == LF_LOGIC) { /* AND/OR/XOR/TEST: CF = OF = 0 */
         bool zf = c->lf_res == 0, sf = (c->lf_res >> (bits - 1)) & 1;
         switch (cc >> 1) {
-        case 0: case 1: r = false; break; /* O, B */
-        case 2: r = zf; break;            /* E */
-        case 3: r = zf; break;            /* BE */
-        case 4: r = sf; break;            /* S */
-        case 6: r = sf; break;            /* L: SF != OF */
-        case 7: r = zf || sf; break;      /* LE */
+        case 0:
+        case 1: r = false; break;        /* O, B */
+        case 2: r = zf; break;           /* E */
+        case 3: r = zf; break;           /* BE */
+        case 4: r = sf; break;           /* S */
+        case 6: r = sf; break;           /* L: SF != OF */
+        case 7: r = zf || sf; break;     /* LE */
         default: return emu_cond(c, cc); /* P */
         }
         return (cc & 1) ? !r : r;
@@ -377,8 +421,7 @@ EMU_INLINE bool emu_cond_inline(struct emu_cpu *c, int cc)
 static inline uint64_t reg_read(struct emu_cpu *c, int r, int size, bool rex)
 {
     if (size == 1) {
-        if (!rex && r >= 4 && r < 8)
-            return (c->s.gpr[r - 4] >> 8) & 0xff;
+        if (!rex && r >= 4 && r < 8) return (c->s.gpr[r - 4] >> 8) & 0xff;
         return c->s.gpr[r] & 0xff;
     }
     return c->s.gpr[r] & szmask(size);
@@ -423,30 +466,50 @@ void emu_write_sys(struct emu_cpu *c, uint64_t lin, int size, uint64_t val);
  * was some, leave the current block so the next instruction is decoded afresh. */
 static inline void emu_code_written(struct emu_cpu *c, uint64_t gpa, uint64_t len)
 {
-    if (guest_mem_note_write(c->v.mem, gpa, len))
-        c->exit_block = true;
+    if (guest_mem_note_write(c->v.mem, gpa, len)) c->exit_block = true;
 }
 
 static inline uint64_t load_host(const void *p, int size)
 {
     switch (size) {
     case 1: return *(const uint8_t *)p;
-    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
-    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
-    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    case 2: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case 4: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    default: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
     }
 }
 static inline void store_host(void *p, int size, uint64_t v)
 {
     switch (size) {
     case 1: *(uint8_t *)p = (uint8_t)v; break;
-    case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
-    case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    case 2: {
+        uint16_t x = (uint16_t)v;
+        memcpy(p, &x, 2);
+        break;
+    }
+    case 4: {
+        uint32_t x = (uint32_t)v;
+        memcpy(p, &x, 4);
+        break;
+    }
     default: memcpy(p, &v, 8);
     }
 }
 
-static inline __attribute__((always_inline)) uint64_t vm_read(struct emu_cpu *c, uint64_t lin, int size)
+static inline __attribute__((always_inline)) uint64_t vm_read(struct emu_cpu *c, uint64_t lin,
+                                                              int size)
 {
     /* naturally aligned accesses never cross a page: one compare checks both the
      * tag and the alignment; misaligned ones take the (still TLB-backed) slow path */
@@ -456,13 +519,15 @@ static inline __attribute__((always_inline)) uint64_t vm_read(struct emu_cpu *c,
     return emu_read_slow(c, lin, size, ACC_R);
 }
 
-static inline __attribute__((always_inline)) void vm_write(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
+static inline __attribute__((always_inline)) void vm_write(struct emu_cpu *c, uint64_t lin,
+                                                           int size, uint64_t val)
 {
     struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
     if (likely(e->tag_w == (lin & (~0xfffull | (uint64_t)(size - 1))))) {
         store_host((void *)(uintptr_t)(lin + e->addend), size, val);
-        if (unlikely(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12],
-                                          memory_order_relaxed) & MEM_PF_CODE))
+        if (unlikely(
+                atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12], memory_order_relaxed) &
+                MEM_PF_CODE))
             emu_code_written(c, e->gpa, 4096);
         return;
     }
@@ -482,19 +547,20 @@ static inline void *vm_ptr_rmw_fast(struct emu_cpu *c, uint64_t lin, int size)
 }
 
 /* ---- operands ---- */
-static inline uint64_t seg_base(struct emu_cpu *c, int seg) { return c->s.seg[seg].base; }
+static inline uint64_t seg_base(struct emu_cpu *c, int seg)
+{
+    return c->s.seg[seg].base;
+}
 /* Linear address of the ModRM memory operand: the common 64-bit shapes inline,
  * everything else (segments, 16/32-bit addressing, RIP-relative, #SS) out of line. */
 uint64_t emu_ea_general(struct emu_cpu *c, const struct insn *in);
 static inline __attribute__((always_inline)) uint64_t emu_ea(struct emu_cpu *c,
-                                                              const struct insn *in)
+                                                             const struct insn *in)
 {
-    if (likely(in->ea_kind == EA_BASE))
-        return c->s.gpr[in->base] + (uint64_t)in->disp;
+    if (likely(in->ea_kind == EA_BASE)) return c->s.gpr[in->base] + (uint64_t)in->disp;
     if (likely(in->ea_kind == EA_BASE_INDEX))
         return c->s.gpr[in->base] + (c->s.gpr[in->index] << in->scale) + (uint64_t)in->disp;
-    if (in->ea_kind == EA_RIPREL)
-        return c->next_rip + (uint64_t)in->disp;
+    if (in->ea_kind == EA_RIPREL) return c->next_rip + (uint64_t)in->disp;
     return emu_ea_general(c, in);
 }
 /* Address of [seg:off] for implicit operands (string ops, stack) */
@@ -506,8 +572,7 @@ static inline uint64_t emu_lin(struct emu_cpu *c, int seg, uint64_t off)
 }
 static inline uint64_t rm_read(struct emu_cpu *c, const struct insn *in, int size)
 {
-    if (in->mod == 3)
-        return reg_read(c, in->rm, size, in->pfx & PFX_REX);
+    if (in->mod == 3) return reg_read(c, in->rm, size, in->pfx & PFX_REX);
     return vm_read(c, emu_ea(c, in), size);
 }
 static inline void rm_write(struct emu_cpu *c, const struct insn *in, int size, uint64_t v)
@@ -528,8 +593,7 @@ static inline void greg_write(struct emu_cpu *c, const struct insn *in, int size
 /* Stack */
 static inline int stack_size(struct emu_cpu *c)
 {
-    if (c->mode == MODE_LONG64)
-        return 8;
+    if (c->mode == MODE_LONG64) return 8;
     return (c->s.seg[SEG_SS].attr & SEGA_DB) ? 4 : 2;
 }
 void emu_push(struct emu_cpu *c, int size, uint64_t v);
@@ -547,7 +611,7 @@ static inline void set_rsp_sized(struct emu_cpu *c, uint64_t v)
 }
 
 /* ---- system state (ops_sys.c / excp.c) ---- */
-void emu_update_mode(struct emu_cpu *c); /* after CR0/EFER/CS changes */
+void emu_update_mode(struct emu_cpu *c);                     /* after CR0/EFER/CS changes */
 void emu_load_seg(struct emu_cpu *c, int seg, uint16_t sel); /* checks, may raise */
 /* Far transfers: check a code selector (ret: RETF/IRET rules), then load it. */
 uint64_t emu_check_code_desc(struct emu_cpu *c, uint16_t sel, int *new_cpl, bool ret);
@@ -561,8 +625,7 @@ static inline uint64_t emu_ea_off(struct emu_cpu *c, const struct insn *in)
         a += c->s.gpr[in->base];
     else if (in->base == EA_RIP)
         a += c->next_rip;
-    if (in->index < 16)
-        a += c->s.gpr[in->index] << in->scale;
+    if (in->index < 16) a += c->s.gpr[in->index] << in->scale;
     return a & szmask(in->asz);
 }
 /* Branch target: truncated to the operand size outside 64-bit mode; a
@@ -570,8 +633,7 @@ static inline uint64_t emu_ea_off(struct emu_cpu *c, const struct insn *in)
 static inline uint64_t branch_target(struct emu_cpu *c, const struct insn *in, uint64_t t)
 {
     if (c->mode == MODE_LONG64) {
-        if (unlikely(!canonical(t)))
-            emu_gp(c, 0);
+        if (unlikely(!canonical(t))) emu_gp(c, 0);
         return t;
     }
     return in->osz == 2 ? (t & 0xffff) : (uint32_t)t;
@@ -591,7 +653,7 @@ bool emu_io_allowed(struct emu_cpu *c, uint16_t port, int size);
 /* FXSAVE/FXRSTOR; rexw selects the 64-bit FIP/FDP format (FXSAVE64) */
 void emu_fxsave(struct emu_cpu *c, uint64_t lin, bool rexw);
 void emu_fxrstor(struct emu_cpu *c, uint64_t lin, bool rexw);
-void emu_fpu_reset(struct emu_cpu *c); /* FNINIT + MXCSR default */
+void emu_fpu_reset(struct emu_cpu *c);           /* FNINIT + MXCSR default */
 void emu_ldmxcsr(struct emu_cpu *c, uint32_t v); /* #GP on reserved bits */
 /* #NM / #UD checks common to SSE instructions */
 void emu_sse_check(struct emu_cpu *c);

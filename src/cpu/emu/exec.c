@@ -18,7 +18,10 @@ static void blocks_flush(struct emu_cpu *c)
     c->blk_used = 0;
 }
 
-static inline unsigned blk_hash(uint64_t gpa) { return (gpa ^ (gpa >> 12)) & (BLOCK_HASH_SIZE - 1); }
+static inline unsigned blk_hash(uint64_t gpa)
+{
+    return (gpa ^ (gpa >> 12)) & (BLOCK_HASH_SIZE - 1);
+}
 
 static void mark_code_page(struct emu_cpu *c, uint64_t gpa)
 {
@@ -41,12 +44,10 @@ static struct emu_block *decode_crossing(struct emu_cpu *c, uint64_t lin, const 
     uint64_t gpa2;
     int avail2;
     uint8_t *h2 = emu_fetch_ptr(c, lin + avail, &gpa2, &avail2);
-    if (!h2)
-        emu_gp(c, 0);
+    if (!h2) emu_gp(c, 0);
     memcpy(buf + avail, h2, need);
     int n = emu_decode(buf, 15, c->mode, &tmp.b.insn[0]);
-    if (n <= 0)
-        emu_gp(c, 0); /* longer than 15 bytes */
+    if (n <= 0) emu_gp(c, 0); /* longer than 15 bytes */
     static _Atomic uint32_t never_changes;
     tmp.b.ninsn = 1;
     tmp.b.gpa = ~0ull; /* marks it: never cached, never chained */
@@ -61,28 +62,24 @@ static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t 
     mark_code_page(c, gpa);
     uint32_t gen = atomic_load_explicit(&c->v.mem->code_gen[gpa >> 12], memory_order_acquire);
     size_t need = sizeof(struct emu_block) + BLOCK_MAX_INSNS * sizeof(struct insn);
-    if (c->blk_used + need > BLOCK_ARENA_SIZE)
-        blocks_flush(c);
+    if (c->blk_used + need > BLOCK_ARENA_SIZE) blocks_flush(c);
     struct emu_block *b = (struct emu_block *)(c->blk_arena + c->blk_used);
     int pos = 0, n = 0;
     while (n < BLOCK_MAX_INSNS) {
         struct insn *in = &b->insn[n];
         int len = emu_decode(h + pos, avail - pos, c->mode, in);
         if (len == 0) {
-            if (n == 0)
-                return decode_crossing(c, lin, h, avail);
+            if (n == 0) return decode_crossing(c, lin, h, avail);
             break;
         }
         if (len < 0) {
-            if (n == 0)
-                emu_gp(c, 0);
+            if (n == 0) emu_gp(c, 0);
             break;
         }
         in->fop = emu_threaded_op(in->fn);
         n++;
         pos += len;
-        if (emu_optab[in->map][in->opc].flags & OPF_BRANCH || pos >= avail)
-            break;
+        if (emu_optab[in->map][in->opc].flags & OPF_BRANCH || pos >= avail) break;
     }
     b->ninsn = (uint16_t)n;
     b->succ[0] = b->succ[1] = NULL;
@@ -99,8 +96,7 @@ static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t 
 
 static struct emu_block *block_lookup(struct emu_cpu *c)
 {
-    uint64_t lin = c->mode == MODE_LONG64 ? c->s.rip
-                                          : (uint32_t)(c->s.rip + c->s.seg[SEG_CS].base);
+    uint64_t lin = c->mode == MODE_LONG64 ? c->s.rip : (uint32_t)(c->s.rip + c->s.seg[SEG_CS].base);
     uint64_t gpa;
     int avail;
     uint8_t *h = emu_fetch_ptr(c, lin, &gpa, &avail);
@@ -118,8 +114,7 @@ static struct emu_block *block_lookup(struct emu_cpu *c)
             *pp = b->next; /* stale: unlink so chains of old versions never build up */
             continue;
         }
-        if (b->gpa == gpa && b->key == key)
-            return b;
+        if (b->gpa == gpa && b->key == key) return b;
         pp = &b->next;
     }
     return block_decode(c, lin, gpa, h, avail, key);
@@ -134,8 +129,8 @@ static inline bool block_current(struct emu_cpu *c, const struct emu_block *b)
  * key includes CPL because the fetch permission check depends on it. */
 static inline struct emu_block *block_find(struct emu_cpu *c)
 {
-    uint64_t rip = likely(c->mode == MODE_LONG64) ? c->s.rip
-                                                  : (uint32_t)(c->s.rip + c->s.seg[SEG_CS].base);
+    uint64_t rip =
+        likely(c->mode == MODE_LONG64) ? c->s.rip : (uint32_t)(c->s.rip + c->s.seg[SEG_CS].base);
     uint32_t key = (uint32_t)c->mode | (uint32_t)c->cpl << 8;
     struct emu_jc_entry *j = &c->jc[(rip ^ (rip >> 10)) & (JC_SIZE - 1)];
     if (likely(j->rip == rip && j->key == key && j->b) && likely(block_current(c, j->b)))
@@ -156,8 +151,7 @@ static inline struct emu_block *block_next(struct emu_cpu *c, struct emu_block *
     uint64_t rip = c->s.rip;
     for (int k = 0; k < 2; k++) {
         struct emu_block *n = b->succ[k];
-        if (b->succ_rip[k] == rip && b->succ_epoch[k] == c->chain_epoch && n &&
-            block_current(c, n))
+        if (b->succ_rip[k] == rip && b->succ_epoch[k] == c->chain_epoch && n && block_current(c, n))
             return n;
     }
     uint32_t epoch = c->chain_epoch;
@@ -188,8 +182,7 @@ __attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(s
     int i, n;
 #define DISPATCH()                                                                                 \
     do {                                                                                           \
-        if (unlikely(i >= n))                                                                      \
-            goto block_done;                                                                       \
+        if (unlikely(i >= n)) goto block_done;                                                     \
         in = &b->insn[i++];                                                                        \
         c->next_rip = c->s.rip + in->len;                                                          \
         goto *labels[in->fop];                                                                     \
@@ -197,8 +190,7 @@ __attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(s
 #define NEXT()                                                                                     \
     do {                                                                                           \
         c->s.rip = c->next_rip;                                                                    \
-        if (unlikely(c->exit_block))                                                               \
-            goto block_exit;                                                                       \
+        if (unlikely(c->exit_block)) goto block_exit;                                              \
         DISPATCH();                                                                                \
     } while (0)
 #define LABEL_BODY(name)                                                                           \
@@ -221,8 +213,7 @@ block_done:
     if (max < BLOCK_MAX_INSNS ||
         unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)))
         return;
-    if (unlikely(c->icount_limit) && c->icount >= c->icount_limit)
-        return; /* emu_run stops */
+    if (unlikely(c->icount_limit) && c->icount >= c->icount_limit) return; /* emu_run stops */
     b = block_next(c, b);
     goto block_start;
 #undef DISPATCH
@@ -266,8 +257,7 @@ static void do_sipi(struct emu_cpu *c, uint8_t vector)
 /* Handles posted requests at an instruction boundary. Returns true to leave run(). */
 static bool handle_requests(struct emu_cpu *c, uint32_t req)
 {
-    if (req & VCPU_REQ_FLUSH)
-        emu_handle_flush(c);
+    if (req & VCPU_REQ_FLUSH) emu_handle_flush(c);
     if (req & VCPU_REQ_STOP) {
         atomic_fetch_and(&c->v.requests, ~VCPU_REQ_STOP);
         c->stop_reason = VCPU_EXIT_STOP;
@@ -281,11 +271,9 @@ static bool handle_requests(struct emu_cpu *c, uint32_t req)
     }
     if (req & VCPU_REQ_SIPI) {
         atomic_fetch_and(&c->v.requests, ~VCPU_REQ_SIPI);
-        if (c->wait_sipi)
-            do_sipi(c, atomic_load(&c->v.sipi_vector));
+        if (c->wait_sipi) do_sipi(c, atomic_load(&c->v.sipi_vector));
     }
-    if (c->wait_sipi)
-        return false;
+    if (c->wait_sipi) return false;
     if ((req & VCPU_REQ_NMI) && !c->nmi_blocked) {
         atomic_fetch_and(&c->v.requests, ~VCPU_REQ_NMI);
         c->halted = false;
@@ -313,8 +301,7 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
         /* an exception (or a fatal condition) left an instruction */
         emu_mxcsr_guest(c); /* MXCSR: it may have left a stretch run under the host's */
         c->exit_block = false;
-        if (c->stop_run)
-            goto out;
+        if (c->stop_run) goto out;
         int vec = c->exc_vector;
         emu_deliver(c, vec, c->exc_err, c->exc_has_err, EV_EXC);
     }
@@ -324,11 +311,9 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
             emu_mxcsr_host(c); /* MXCSR: the host's for irq_ack (device code), INIT's reset */
             bool leave = handle_requests(c, req);
             emu_mxcsr_guest(c);
-            if (leave)
-                goto out;
+            if (leave) goto out;
         } else if (unlikely(req & (VCPU_REQ_FLUSH | VCPU_REQ_STOP))) {
-            if (handle_requests(c, req & (VCPU_REQ_FLUSH | VCPU_REQ_STOP)))
-                goto out;
+            if (handle_requests(c, req & (VCPU_REQ_FLUSH | VCPU_REQ_STOP))) goto out;
         }
         if (unlikely(c->wait_sipi)) {
             c->stop_reason = VCPU_EXIT_WAIT_SIPI;
@@ -354,8 +339,7 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
         } else {
             run_blocks(c, BLOCK_MAX_INSNS);
         }
-        if (unlikely(c->stop_run))
-            goto out;
+        if (unlikely(c->stop_run)) goto out;
         if (unlikely(c->icount_limit) && c->icount >= c->icount_limit) {
             c->stop_reason = VCPU_EXIT_STOP;
             goto out;
@@ -387,8 +371,7 @@ static struct vcpu *emu_create(struct guest_mem *mem, int id, const struct cpu_e
 {
     emu_tables_init();
     struct emu_cpu *c = aligned_alloc(64, (sizeof(*c) + 63) & ~63ul);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     memset(c, 0, sizeof(*c));
     c->blk_arena = mmap(NULL, BLOCK_ARENA_SIZE, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -448,6 +431,15 @@ const struct cpu_impl emu_cpu_impl = {
 };
 
 /* ---- emulator-specific accessors used by tests and the machine ---- */
-uint64_t emu_icount(struct vcpu *v) { return emu_of(v)->icount; }
-void emu_set_insn_limit(struct vcpu *v, uint64_t n) { emu_of(v)->icount_limit = n; }
-uint64_t emu_sample_rip(struct vcpu *v) { return *(volatile uint64_t *)&emu_of(v)->s.rip; }
+uint64_t emu_icount(struct vcpu *v)
+{
+    return emu_of(v)->icount;
+}
+void emu_set_insn_limit(struct vcpu *v, uint64_t n)
+{
+    emu_of(v)->icount_limit = n;
+}
+uint64_t emu_sample_rip(struct vcpu *v)
+{
+    return *(volatile uint64_t *)&emu_of(v)->s.rip;
+}

@@ -7,14 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define PTE_P   (1ull << 0)
-#define PTE_W   (1ull << 1)
-#define PTE_U   (1ull << 2)
-#define PTE_A   (1ull << 5)
-#define PTE_D   (1ull << 6)
-#define PTE_PS  (1ull << 7)
-#define PTE_G   (1ull << 8)
-#define PTE_NX  (1ull << 63)
+#define PTE_P     (1ull << 0)
+#define PTE_W     (1ull << 1)
+#define PTE_U     (1ull << 2)
+#define PTE_A     (1ull << 5)
+#define PTE_D     (1ull << 6)
+#define PTE_PS    (1ull << 7)
+#define PTE_G     (1ull << 8)
+#define PTE_NX    (1ull << 63)
 #define PHYS_BITS 40
 #define ADDR_MASK (((1ull << PHYS_BITS) - 1) & ~0xfffull)
 
@@ -30,8 +30,7 @@ void emu_tlb_flush(struct emu_cpu *c, bool include_global)
     for (int t = 0; t < 2; t++)
         for (unsigned i = 0; i < TLB_SIZE; i++) {
             struct tlb_entry *e = &c->tlb[t][i];
-            if (include_global || !e->global)
-                e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
+            if (include_global || !e->global) e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
         }
 }
 
@@ -57,16 +56,14 @@ static uint64_t *pte_ptr(struct emu_cpu *c, uint64_t gpa, bool *ok)
 {
     int err = 0;
     uint8_t *h = guest_mem_access(c->v.mem, gpa, MEM_WRITE, &err);
-    if (err)
-        machine_check(c, gpa, err);
+    if (err) machine_check(c, gpa, err);
     *ok = h != NULL;
     return (uint64_t *)h;
 }
 
 static void set_bits(struct emu_cpu *c, uint64_t *p, uint64_t old, uint64_t bits, int width)
 {
-    if ((old & bits) == bits)
-        return;
+    if ((old & bits) == bits) return;
     if (width == 8)
         __atomic_fetch_or(p, bits, __ATOMIC_SEQ_CST);
     else
@@ -78,7 +75,6 @@ struct walk {
     uint64_t page_sz; /* mapping size */
     bool writable, user, nx, global;
 };
-
 
 /* Page walk with protection checks; raises #PF. */
 static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct walk *w)
@@ -96,8 +92,8 @@ static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct wal
         levels = 2, width = 4, table = c->s.cr3 & 0xfffff000ull;
         lin = (uint32_t)lin;
     }
-    uint32_t pfec = (acc == ACC_W ? PFEC_W : 0) | (user ? PFEC_U : 0) |
-                    (acc == ACC_X && (nxe) ? PFEC_I : 0);
+    uint32_t pfec =
+        (acc == ACC_W ? PFEC_W : 0) | (user ? PFEC_U : 0) | (acc == ACC_X && (nxe) ? PFEC_I : 0);
     bool wr = true, us = true, nx = false;
     uint64_t *ptrs[4];
     uint64_t vals[4];
@@ -112,28 +108,22 @@ static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct wal
         }
         bool ok;
         uint64_t *p = pte_ptr(c, table + (uint64_t)idx * width, &ok);
-        if (!ok)
-            emu_page_fault(c, lin, pfec | PFEC_RSVD);
+        if (!ok) emu_page_fault(c, lin, pfec | PFEC_RSVD);
         uint64_t e = width == 8 ? __atomic_load_n(p, __ATOMIC_RELAXED)
                                 : __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED);
         ptrs[lvl - 1] = p;
         vals[lvl - 1] = e;
-        if (!(e & PTE_P))
-            emu_page_fault(c, lin, pfec);
+        if (!(e & PTE_P)) emu_page_fault(c, lin, pfec);
         uint64_t rsvd = 0;
         if (width == 8) {
             rsvd = ~((1ull << PHYS_BITS) - 1) & ~PTE_NX & ~(0x7ffull << 52);
-            if (!nxe)
-                rsvd |= PTE_NX;
-            if (!lma && lvl == 3)
-                rsvd |= 0x1e6ull | PTE_NX; /* PAE PDPTE: no W/U/A/D/PS */
-            if (lma && lvl == 4)
-                rsvd |= PTE_PS;
+            if (!nxe) rsvd |= PTE_NX;
+            if (!lma && lvl == 3) rsvd |= 0x1e6ull | PTE_NX; /* PAE PDPTE: no W/U/A/D/PS */
+            if (lma && lvl == 4) rsvd |= PTE_PS;
             if ((e & PTE_PS) && (lvl == 2 || lvl == 3))
                 rsvd |= ((1ull << (shift - 13)) - 1) << 13; /* large-page alignment */
         }
-        if (e & rsvd)
-            emu_page_fault(c, lin, pfec | PFEC_P | PFEC_RSVD);
+        if (e & rsvd) emu_page_fault(c, lin, pfec | PFEC_P | PFEC_RSVD);
         if (!(!lma && width == 8 && lvl == 3)) {
             wr = wr && (e & PTE_W);
             us = us && (e & PTE_U);
@@ -149,14 +139,10 @@ static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct wal
                 base = e & ADDR_MASK & ~(size - 1);
             /* protection */
             bool fault = false;
-            if (user && !us)
-                fault = true;
-            if (acc == ACC_W && !wr && (user || (c->s.cr0 & CR0_WP)))
-                fault = true;
-            if (acc == ACC_X && nx)
-                fault = true;
-            if (fault)
-                emu_page_fault(c, lin, pfec | PFEC_P);
+            if (user && !us) fault = true;
+            if (acc == ACC_W && !wr && (user || (c->s.cr0 & CR0_WP))) fault = true;
+            if (acc == ACC_X && nx) fault = true;
+            if (fault) emu_page_fault(c, lin, pfec | PFEC_P);
             for (int l = levels; l > lvl; l--)
                 if (!(!lma && width == 8 && l == 3))
                     set_bits(c, ptrs[l - 1], vals[l - 1], PTE_A, width);
@@ -175,10 +161,8 @@ static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct wal
 
 uint64_t emu_translate(struct emu_cpu *c, uint64_t lin, int acc, bool user)
 {
-    if (c->mode == MODE_LONG64 && !canonical(lin))
-        emu_gp(c, 0);
-    if (!(c->s.cr0 & CR0_PG))
-        return c->mode == MODE_LONG64 ? lin : (uint32_t)lin;
+    if (c->mode == MODE_LONG64 && !canonical(lin)) emu_gp(c, 0);
+    if (!(c->s.cr0 & CR0_PG)) return c->mode == MODE_LONG64 ? lin : (uint32_t)lin;
     struct walk w;
     walk(c, lin, acc, user, &w);
     return w.gpa;
@@ -190,8 +174,7 @@ static uint8_t *tlb_fill(struct emu_cpu *c, uint64_t lin, int acc, bool user, ui
 {
     bool paging = c->s.cr0 & CR0_PG;
     struct walk w = {0};
-    if (c->mode == MODE_LONG64 && !canonical(lin))
-        emu_gp(c, 0);
+    if (c->mode == MODE_LONG64 && !canonical(lin)) emu_gp(c, 0);
     if (paging) {
         walk(c, lin, acc, user, &w);
     } else {
@@ -201,10 +184,8 @@ static uint8_t *tlb_fill(struct emu_cpu *c, uint64_t lin, int acc, bool user, ui
     *gpa_out = w.gpa;
     int err = 0;
     uint8_t *host = guest_mem_access(c->v.mem, w.gpa, acc == ACC_W ? MEM_WRITE : MEM_READ, &err);
-    if (err)
-        machine_check(c, w.gpa, err);
-    if (!host)
-        return NULL;
+    if (err) machine_check(c, w.gpa, err);
+    if (!host) return NULL;
     struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
     uint64_t vpage = lin & ~0xfffull;
     {
@@ -228,20 +209,24 @@ static uint8_t *tlb_fill(struct emu_cpu *c, uint64_t lin, int acc, bool user, ui
     return host;
 }
 
-static bool is_user_access(struct emu_cpu *c) { return c->cpl == 3; }
+static bool is_user_access(struct emu_cpu *c)
+{
+    return c->cpl == 3;
+}
 
 static uint64_t mmio(struct emu_cpu *c, uint64_t gpa, int size, bool write, uint64_t val)
 {
-    struct cpu_io io = {.kind = CPU_IO_MMIO, .write = write, .size = (uint8_t)size,
-                        .addr = gpa, .data = write ? val : 0};
+    struct cpu_io io = {.kind = CPU_IO_MMIO,
+                        .write = write,
+                        .size = (uint8_t)size,
+                        .addr = gpa,
+                        .data = write ? val : 0};
     atomic_store_explicit(&c->v.in_guest, 0, memory_order_seq_cst);
     bool guest_csr = emu_mxcsr_host(c); /* MXCSR: device code runs under the host's */
     c->v.ops->io(c->v.ctx, &io);
-    if (guest_csr)
-        emu_mxcsr_guest(c);
+    if (guest_csr) emu_mxcsr_guest(c);
     atomic_store_explicit(&c->v.in_guest, 1, memory_order_seq_cst);
-    if (atomic_load(&c->v.requests) & VCPU_REQ_FLUSH)
-        emu_handle_flush(c);
+    if (atomic_load(&c->v.requests) & VCPU_REQ_FLUSH) emu_handle_flush(c);
     return io.data & szmask(size);
 }
 
@@ -249,15 +234,13 @@ static uint64_t read_one_page(struct emu_cpu *c, uint64_t lin, int size, int acc
 {
     uint64_t gpa;
     uint8_t *h = tlb_fill(c, lin, acc, user, &gpa);
-    if (h)
-        return load_host(h, size);
+    if (h) return load_host(h, size);
     return mmio(c, gpa, size, false, 0);
 }
 
 static uint64_t read_sized(struct emu_cpu *c, uint64_t lin, int size, int acc, bool user)
 {
-    if ((lin & 0xfff) + size <= 4096)
-        return read_one_page(c, lin, size, acc, user);
+    if ((lin & 0xfff) + size <= 4096) return read_one_page(c, lin, size, acc, user);
     /* split across pages: translate both before reading so a fault on the
      * second page happens before any MMIO side effect */
     int n1 = 4096 - (lin & 0xfff);
@@ -313,10 +296,8 @@ static void write_sized(struct emu_cpu *c, uint64_t lin, int size, uint64_t val,
                 mmio(c, g2 + i - n1, 1, true, b);
         }
     }
-    if (h1)
-        emu_code_written(c, g1, n1);
-    if (h2)
-        emu_code_written(c, g2, size - n1);
+    if (h1) emu_code_written(c, g1, n1);
+    if (h2) emu_code_written(c, g2, size - n1);
 }
 
 void emu_write_slow(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
@@ -337,8 +318,7 @@ void emu_write_sys(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
 
 void *emu_ptr_rmw(struct emu_cpu *c, uint64_t lin, int size)
 {
-    if ((lin & 0xfff) + size > 4096)
-        return NULL;
+    if ((lin & 0xfff) + size > 4096) return NULL;
     struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
     uint8_t *h;
     uint64_t gpa;
@@ -347,8 +327,7 @@ void *emu_ptr_rmw(struct emu_cpu *c, uint64_t lin, int size)
         gpa = e->gpa | (lin & 0xfff);
     } else {
         h = tlb_fill(c, lin, ACC_W, is_user_access(c), &gpa);
-        if (!h)
-            return NULL;
+        if (!h) return NULL;
     }
     emu_code_written(c, gpa, size);
     return h;
@@ -362,8 +341,7 @@ uint64_t emu_ea_general(struct emu_cpu *c, const struct insn *in)
         a += c->s.gpr[in->base];
     else if (in->base == EA_RIP)
         a += c->next_rip;
-    if (in->index < 16)
-        a += c->s.gpr[in->index] << in->scale;
+    if (in->index < 16) a += c->s.gpr[in->index] << in->scale;
     if (in->asz == 4)
         a = (uint32_t)a;
     else if (in->asz == 2)
@@ -381,8 +359,7 @@ uint64_t emu_ea_general(struct emu_cpu *c, const struct insn *in)
 void *emu_ptr_read(struct emu_cpu *c, uint64_t lin)
 {
     struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
-    if (e->tag_r == (lin & ~0xfffull))
-        return (uint8_t *)(uintptr_t)(lin + e->addend);
+    if (e->tag_r == (lin & ~0xfffull)) return (uint8_t *)(uintptr_t)(lin + e->addend);
     uint64_t gpa;
     return tlb_fill(c, lin, ACC_R, is_user_access(c), &gpa);
 }
@@ -391,19 +368,16 @@ void emu_read_bytes(struct emu_cpu *c, uint64_t lin, void *dst, int n, int acc)
 {
     uint8_t *d = dst;
     for (int i = 0; i < n; i++)
-        d[i] = (uint8_t)(acc == ACC_R ? vm_read(c, lin + i, 1)
-                                      : emu_read_slow(c, lin + i, 1, acc));
+        d[i] = (uint8_t)(acc == ACC_R ? vm_read(c, lin + i, 1) : emu_read_slow(c, lin + i, 1, acc));
 }
 
 void emu_probe_write(struct emu_cpu *c, uint64_t lin, int n)
 {
-    if (n <= 0)
-        return;
+    if (n <= 0) return;
     uint64_t g, last = lin + n - 1;
     tlb_fill(c, lin, ACC_W, is_user_access(c), &g);
     /* a fault on the second page reports its first byte in CR2 */
-    if ((lin ^ last) >> 12)
-        tlb_fill(c, last & ~0xfffull, ACC_W, is_user_access(c), &g);
+    if ((lin ^ last) >> 12) tlb_fill(c, last & ~0xfffull, ACC_W, is_user_access(c), &g);
 }
 
 void emu_write_bytes(struct emu_cpu *c, uint64_t lin, const void *src, int n)

@@ -22,11 +22,11 @@ static const emu_handler byte_mi_tab[8] = {alu0_mi_byte, alu1_mi_byte, alu2_mi_b
 
 static emu_handler sel_shift(const struct insn *in)
 {
-    if (in->mod != 3 || in->osz == 2)
-        return NULL;
+    if (in->mod != 3 || in->osz == 2) return NULL;
     bool q = in->osz == 8;
     switch (in->reg & 7) {
-    case 4: case 6: return q ? shift4_ri8 : shift4_ri4;
+    case 4:
+    case 6: return q ? shift4_ri8 : shift4_ri4;
     case 5: return q ? shift5_ri8 : shift5_ri4;
     case 7: return q ? shift7_ri8 : shift7_ri4;
     }
@@ -35,54 +35,55 @@ static emu_handler sel_shift(const struct insn *in)
 
 static emu_handler sel_imul(const struct insn *in)
 {
-    if (in->osz == 2)
-        return NULL;
-    if (in->osz == 8)
-        return in->mod == 3 ? imul_reg8 : imul_mem8;
+    if (in->osz == 2) return NULL;
+    if (in->osz == 8) return in->mod == 3 ? imul_reg8 : imul_mem8;
     return in->mod == 3 ? imul_reg4 : imul_mem4;
 }
 
 static emu_handler sel_mov_byte(const struct insn *in)
 {
-    if (in->mod == 3)
-        return NULL;
+    if (in->mod == 3) return NULL;
     bool low = (in->pfx & PFX_REX) || in->reg < 4;
-    if (in->opc == 0x88)
-        return low ? mov_st_mem_lowbyte : mov_st_mem_byte;
+    if (in->opc == 0x88) return low ? mov_st_mem_lowbyte : mov_st_mem_byte;
     return low ? mov_ld_mem_lowbyte : mov_ld_mem_byte;
 }
 
 enum { F_MR_REG, F_MR_MEM, F_RM_MEM, F_RI_REG, F_RI_MEM, F_RR_REV, F_COUNT };
 
 #define ALU_ROW(OP, SZ)                                                                            \
-    {alu##OP##_mr_reg##SZ, alu##OP##_mr_mem##SZ, alu##OP##_rm_mem##SZ, alu##OP##_ri_reg##SZ,      \
-     alu##OP##_ri_mem##SZ, alu##OP##_rr_rev##SZ}
+    {                                                                                              \
+        alu##OP##_mr_reg##SZ, alu##OP##_mr_mem##SZ, alu##OP##_rm_mem##SZ, alu##OP##_ri_reg##SZ,    \
+            alu##OP##_ri_mem##SZ, alu##OP##_rr_rev##SZ                                             \
+    }
 
-#define ALU_SIZES(OP) {ALU_ROW(OP, 2), ALU_ROW(OP, 4), ALU_ROW(OP, 8)}
+#define ALU_SIZES(OP)                                                                              \
+    {                                                                                              \
+        ALU_ROW(OP, 2), ALU_ROW(OP, 4), ALU_ROW(OP, 8)                                             \
+    }
 
 static const emu_handler alu_tab[8][3][F_COUNT] = {
     ALU_SIZES(0), ALU_SIZES(1), ALU_SIZES(2), ALU_SIZES(3),
     ALU_SIZES(4), ALU_SIZES(5), ALU_SIZES(6), ALU_SIZES(7),
 };
 
-static int size_slot(int osz) { return osz == 2 ? 0 : osz == 4 ? 1 : 2; }
+static int size_slot(int osz)
+{
+    return osz == 2 ? 0 : osz == 4 ? 1 : 2;
+}
 
 static emu_handler sel_alu(const struct insn *in)
 {
     int op, form;
-    if (in->map != MAP_1B)
-        return NULL;
+    if (in->map != MAP_1B) return NULL;
     if (in->opc < 0x40) {
-        if (!(in->opc & 1))
-            return NULL; /* byte forms */
+        if (!(in->opc & 1)) return NULL; /* byte forms */
         op = in->opc >> 3;
         if ((in->opc & 7) == 1)
             form = in->mod == 3 ? F_MR_REG : F_MR_MEM;
         else
             form = in->mod == 3 ? F_RR_REV : F_RM_MEM;
     } else {
-        if (in->opc == 0x80)
-            return in->mod == 3 ? NULL : byte_mi_tab[in->reg & 7];
+        if (in->opc == 0x80) return in->mod == 3 ? NULL : byte_mi_tab[in->reg & 7];
         op = in->reg & 7;
         form = in->mod == 3 ? F_RI_REG : F_RI_MEM;
     }
@@ -97,7 +98,10 @@ static emu_handler sel_test(const struct insn *in)
     return test_tab[size_slot(in->osz)][in->mod == 3];
 }
 
-#define MOV_ROW(SZ) {mov_st_reg##SZ, mov_st_mem##SZ, mov_ld_mem##SZ, mov_imm_reg##SZ, mov_imm_mem##SZ}
+#define MOV_ROW(SZ)                                                                                \
+    {                                                                                              \
+        mov_st_reg##SZ, mov_st_mem##SZ, mov_ld_mem##SZ, mov_imm_reg##SZ, mov_imm_mem##SZ           \
+    }
 
 static const emu_handler mov_tab[3][5] = {MOV_ROW(2), MOV_ROW(4), MOV_ROW(8)};
 
@@ -114,8 +118,7 @@ static emu_handler sel_mov(const struct insn *in)
 
 static emu_handler sel_movx(const struct insn *in)
 {
-    if (in->mod == 3 || in->osz == 2)
-        return NULL;
+    if (in->mod == 3 || in->osz == 2) return NULL;
     bool q = in->osz == 8;
     switch (in->opc) {
     case 0xb6: return q ? movzx8_mem8 : movzx8_mem4;
@@ -125,15 +128,26 @@ static emu_handler sel_movx(const struct insn *in)
     }
 }
 
-#define CC_ROW(N) N##0, N##1, N##2, N##3, N##4, N##5, N##6, N##7, N##8, N##9, N##10, N##11, N##12, N##13, N##14, N##15
+#define CC_ROW(N)                                                                                  \
+    N##0, N##1, N##2, N##3, N##4, N##5, N##6, N##7, N##8, N##9, N##10, N##11, N##12, N##13, N##14, \
+        N##15
 
 static const emu_handler jcc_tab[16] = {CC_ROW(jcc)};
 
-#define CMOV_ROW(S) {cmov0##S, cmov1##S, cmov2##S, cmov3##S, cmov4##S, cmov5##S, cmov6##S, cmov7##S, cmov8##S, cmov9##S, cmov10##S, cmov11##S, cmov12##S, cmov13##S, cmov14##S, cmov15##S}
+#define CMOV_ROW(S)                                                                                \
+    {                                                                                              \
+        cmov0##S, cmov1##S, cmov2##S, cmov3##S, cmov4##S, cmov5##S, cmov6##S, cmov7##S, cmov8##S,  \
+            cmov9##S, cmov10##S, cmov11##S, cmov12##S, cmov13##S, cmov14##S, cmov15##S             \
+    }
 
 static const emu_handler cmov_tab[2][16] = {CMOV_ROW(_reg4), CMOV_ROW(_reg8)};
 
-#define SET_ROW {setcc0_reg, setcc1_reg, setcc2_reg, setcc3_reg, setcc4_reg, setcc5_reg, setcc6_reg, setcc7_reg, setcc8_reg, setcc9_reg, setcc10_reg, setcc11_reg, setcc12_reg, setcc13_reg, setcc14_reg, setcc15_reg}
+#define SET_ROW                                                                                    \
+    {                                                                                              \
+        setcc0_reg, setcc1_reg, setcc2_reg, setcc3_reg, setcc4_reg, setcc5_reg, setcc6_reg,        \
+            setcc7_reg, setcc8_reg, setcc9_reg, setcc10_reg, setcc11_reg, setcc12_reg,             \
+            setcc13_reg, setcc14_reg, setcc15_reg                                                  \
+    }
 
 static const emu_handler setcc_tab[16] = SET_ROW;
 
@@ -144,8 +158,7 @@ static emu_handler sel_jcc(const struct insn *in)
 
 static emu_handler sel_cmov(const struct insn *in)
 {
-    if (in->mod != 3 || in->osz == 2)
-        return NULL;
+    if (in->mod != 3 || in->osz == 2) return NULL;
     return cmov_tab[in->osz == 8][in->opc & 15];
 }
 
@@ -156,8 +169,7 @@ static emu_handler sel_setcc(const struct insn *in)
 
 static emu_handler sel_stack(const struct insn *in)
 {
-    if (in->osz != 8 || in->asz != 8)
-        return NULL;
+    if (in->osz != 8 || in->asz != 8) return NULL;
     switch (in->opc) {
     case 0xe8: return call_rel64;
     case 0xc3: return ret64;
@@ -167,8 +179,7 @@ static emu_handler sel_stack(const struct insn *in)
 
 static emu_handler sel_lea(const struct insn *in)
 {
-    if (in->mod == 3 || in->asz != 8)
-        return NULL;
+    if (in->mod == 3 || in->asz != 8) return NULL;
     return in->osz == 8 ? lea64 : in->osz == 4 ? lea32 : NULL;
 }
 
@@ -178,8 +189,7 @@ static const emu_handler threaded[] = {EMU_THREADED_OPS(FN_ENTRY)};
 uint8_t emu_threaded_op(emu_handler fn)
 {
     for (unsigned i = 0; i < sizeof(threaded) / sizeof(threaded[0]); i++)
-        if (threaded[i] == fn)
-            return (uint8_t)(i + 1);
+        if (threaded[i] == fn) return (uint8_t)(i + 1);
     return 0;
 }
 

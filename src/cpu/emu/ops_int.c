@@ -43,10 +43,30 @@ static uint64_t pzs(uint64_t r, int size)
 static uint64_t cas(void *p, int size, uint64_t *expected, uint64_t desired)
 {
     switch (size) {
-    case 1: { uint8_t e = (uint8_t)*expected; bool ok = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
-    case 2: { uint16_t e = (uint16_t)*expected; bool ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
-    case 4: { uint32_t e = (uint32_t)*expected; bool ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
-    default: return __atomic_compare_exchange_n((uint64_t *)p, expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    case 1: {
+        uint8_t e = (uint8_t)*expected;
+        bool ok = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)desired, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        *expected = e;
+        return ok;
+    }
+    case 2: {
+        uint16_t e = (uint16_t)*expected;
+        bool ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)desired, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        *expected = e;
+        return ok;
+    }
+    case 4: {
+        uint32_t e = (uint32_t)*expected;
+        bool ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)desired, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        *expected = e;
+        return ok;
+    }
+    default:
+        return __atomic_compare_exchange_n((uint64_t *)p, expected, desired, false,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     }
 }
 
@@ -61,8 +81,7 @@ static uint64_t locked_rmw(struct emu_cpu *c, uint64_t ea, int size, rmw_fn fn, 
         uint64_t old = load_host(p, size);
         for (;;) {
             uint64_t nv = fn(c, old, arg);
-            if (cas(p, size, &old, nv))
-                return old;
+            if (cas(p, size, &old, nv)) return old;
         }
     }
     /* split or MMIO: serialise against other split locks */
@@ -74,7 +93,10 @@ static uint64_t locked_rmw(struct emu_cpu *c, uint64_t ea, int size, rmw_fn fn, 
     return old;
 }
 
-struct alu_arg { int op, size; uint64_t b; };
+struct alu_arg {
+    int op, size;
+    uint64_t b;
+};
 static uint64_t alu_rmw(struct emu_cpu *c, uint64_t old, const void *a)
 {
     const struct alu_arg *x = a;
@@ -87,8 +109,7 @@ static void alu_rm(struct emu_cpu *c, const struct insn *in, int op, int size, u
     if (in->mod == 3) {
         uint64_t a = reg_read(c, in->rm, size, in->pfx & PFX_REX);
         uint64_t r = alu(c, op, size, a, b);
-        if (op != 7)
-            reg_write(c, in->rm, size, in->pfx & PFX_REX, r);
+        if (op != 7) reg_write(c, in->rm, size, in->pfx & PFX_REX, r);
         return;
     }
     uint64_t ea = emu_ea(c, in);
@@ -99,8 +120,7 @@ static void alu_rm(struct emu_cpu *c, const struct insn *in, int op, int size, u
     }
     uint64_t a = vm_read(c, ea, size);
     uint64_t r = alu(c, op, size, a, b);
-    if (op != 7)
-        vm_write(c, ea, size, r);
+    if (op != 7) vm_write(c, ea, size, r);
 }
 
 static void op_alu_rm_r(struct emu_cpu *c, const struct insn *in) /* 00,01,08,09.. */
@@ -113,16 +133,14 @@ static void op_alu_r_rm(struct emu_cpu *c, const struct insn *in) /* 02,03,0A,0B
 {
     int size = BSZ(in), op = in->opc >> 3;
     uint64_t r = alu(c, op, size, greg_read(c, in, size), rm_read(c, in, size));
-    if (op != 7)
-        greg_write(c, in, size, r);
+    if (op != 7) greg_write(c, in, size, r);
 }
 
 static void op_alu_acc_imm(struct emu_cpu *c, const struct insn *in) /* 04,05,0C,0D.. */
 {
     int size = BSZ(in), op = in->opc >> 3;
     uint64_t r = alu(c, op, size, reg_read(c, RAX, size, false), in->imm);
-    if (op != 7)
-        reg_write(c, RAX, size, false, r);
+    if (op != 7) reg_write(c, RAX, size, false, r);
 }
 
 static void op_grp1(struct emu_cpu *c, const struct insn *in) /* 80,81,83 */
@@ -179,7 +197,8 @@ static void incdec_rm(struct emu_cpu *c, const struct insn *in, int size, bool d
 static void op_incdec_r(struct emu_cpu *c, const struct insn *in) /* 40-4F outside 64-bit */
 {
     int r = in->opc & 7;
-    reg_write(c, r, in->osz, false, incdec(c, in->osz, reg_read(c, r, in->osz, false), in->opc & 8));
+    reg_write(c, r, in->osz, false,
+              incdec(c, in->osz, reg_read(c, r, in->osz, false), in->opc & 8));
 }
 
 /* ---- NOT/NEG ---- */
@@ -240,46 +259,41 @@ static void mul1(struct emu_cpu *c, int size, uint64_t src, bool sign)
 static void div1(struct emu_cpu *c, int size, uint64_t src, bool sign)
 {
     src &= szmask(size);
-    if (!src)
-        emu_raise(c, EXC_DE, 0, false);
+    if (!src) emu_raise(c, EXC_DE, 0, false);
     uint64_t q, r;
     if (size == 8) {
         unsigned __int128 n = ((unsigned __int128)c->s.gpr[RDX] << 64) | c->s.gpr[RAX];
         if (sign) {
             __int128 sn = (__int128)n, sd = (int64_t)src;
             /* -2^127 / -1 overflows (and would trap on the host): #DE */
-            if (sd == -1 && n == (unsigned __int128)1 << 127)
-                emu_raise(c, EXC_DE, 0, false);
+            if (sd == -1 && n == (unsigned __int128)1 << 127) emu_raise(c, EXC_DE, 0, false);
             __int128 sq = sn / sd, sr = sn % sd;
-            if (sq > INT64_MAX || sq < INT64_MIN)
-                emu_raise(c, EXC_DE, 0, false);
+            if (sq > INT64_MAX || sq < INT64_MIN) emu_raise(c, EXC_DE, 0, false);
             q = (uint64_t)sq;
             r = (uint64_t)sr;
         } else {
             unsigned __int128 uq = n / src;
-            if (uq >> 64)
-                emu_raise(c, EXC_DE, 0, false);
+            if (uq >> 64) emu_raise(c, EXC_DE, 0, false);
             q = (uint64_t)uq;
             r = (uint64_t)(n % src);
         }
     } else {
         int bits = size * 8;
-        uint64_t n = size == 1 ? reg_read(c, RAX, 2, false)
-                               : (reg_read(c, RDX, size, false) << bits) | reg_read(c, RAX, size, false);
+        uint64_t n = size == 1
+                         ? reg_read(c, RAX, 2, false)
+                         : (reg_read(c, RDX, size, false) << bits) | reg_read(c, RAX, size, false);
         if (sign) {
             int64_t sn = (int64_t)(n << (64 - 2 * bits)) >> (64 - 2 * bits);
             int64_t sd = (int64_t)sext(src, size);
             /* 128-bit so that INT64_MIN / -1 (EDX:EAX = 2^63, divisor -1) cannot trap */
             __int128 sq = (__int128)sn / sd, sr = (__int128)sn % sd;
             int64_t lim = (int64_t)1 << (bits - 1);
-            if (sq >= lim || sq < -lim)
-                emu_raise(c, EXC_DE, 0, false);
+            if (sq >= lim || sq < -lim) emu_raise(c, EXC_DE, 0, false);
             q = (uint64_t)sq & szmask(size);
             r = (uint64_t)sr & szmask(size);
         } else {
             uint64_t uq = n / src;
-            if (uq >> bits)
-                emu_raise(c, EXC_DE, 0, false);
+            if (uq >> bits) emu_raise(c, EXC_DE, 0, false);
             q = uq;
             r = n % src;
         }
@@ -296,8 +310,10 @@ static void op_grp3(struct emu_cpu *c, const struct insn *in) /* F6, F7 */
 {
     int size = in->opc == 0xf6 ? 1 : in->osz;
     switch (in->reg & 7) {
-    case 0: case 1: alu(c, 4, size, rm_read(c, in, size), in->imm); break;
-    case 2: case 3: {
+    case 0:
+    case 1: alu(c, 4, size, rm_read(c, in, size), in->imm); break;
+    case 2:
+    case 3: {
         bool neg = (in->reg & 7) == 3;
         if (in->mod != 3 && (in->pfx & PFX_LOCK)) {
             locked_rmw(c, emu_ea(c, in), size, neg ? neg_rmw : not_rmw, &size);
@@ -318,7 +334,8 @@ static void op_grp3(struct emu_cpu *c, const struct insn *in) /* F6, F7 */
 
 static void op_imul_r_rm(struct emu_cpu *c, const struct insn *in) /* 0F AF */
 {
-    greg_write(c, in, in->osz, imul2(c, in->osz, greg_read(c, in, in->osz), rm_read(c, in, in->osz)));
+    greg_write(c, in, in->osz,
+               imul2(c, in->osz, greg_read(c, in, in->osz), rm_read(c, in, in->osz)));
 }
 
 static void op_imul_r_rm_imm(struct emu_cpu *c, const struct insn *in) /* 69, 6B */
@@ -333,8 +350,7 @@ static uint64_t rotate(struct emu_cpu *c, int op, int size, uint64_t a, unsigned
     int bits = size * 8;
     uint64_t m = szmask(size), r = a, msb = 1ull << (bits - 1);
     cnt &= size == 8 ? 63 : 31;
-    if (!cnt)
-        return a;
+    if (!cnt) return a;
     uint64_t f = emu_rflags(c), cf = f & FL_CF, of;
     switch (op) {
     case 0: { /* ROL */
@@ -378,15 +394,16 @@ static uint64_t rotate(struct emu_cpu *c, int op, int size, uint64_t a, unsigned
 
 static uint64_t shift(struct emu_cpu *c, int op, int size, uint64_t a, unsigned cnt)
 {
-    if (op < 4)
-        return rotate(c, op, size, a, cnt);
+    if (op < 4) return rotate(c, op, size, a, cnt);
     return emu_shift(c, op, size, a, cnt);
 }
 
 static void op_shift(struct emu_cpu *c, const struct insn *in) /* C0 C1 D0-D3 */
 {
     int size = (in->opc & 1) ? in->osz : 1;
-    unsigned cnt = in->opc <= 0xc1 ? (unsigned)in->imm : in->opc <= 0xd1 ? 1 : (unsigned)c->s.gpr[RCX] & 0xff;
+    unsigned cnt = in->opc <= 0xc1   ? (unsigned)in->imm
+                   : in->opc <= 0xd1 ? 1
+                                     : (unsigned)c->s.gpr[RCX] & 0xff;
     if (in->mod == 3) {
         uint64_t a = reg_read(c, in->rm, size, in->pfx & PFX_REX);
         reg_write(c, in->rm, size, in->pfx & PFX_REX, shift(c, in->reg & 7, size, a, cnt));
@@ -432,7 +449,10 @@ static void op_shld_shrd(struct emu_cpu *c, const struct insn *in) /* 0F A4 A5 A
 
 /* ---- bit tests ---- */
 
-struct bt_arg { int op; uint64_t mask; };
+struct bt_arg {
+    int op;
+    uint64_t mask;
+};
 static uint64_t bt_rmw(struct emu_cpu *c, uint64_t old, const void *a)
 {
     const struct bt_arg *x = a;
@@ -453,16 +473,14 @@ static void bit_op(struct emu_cpu *c, const struct insn *in, int op, uint64_t of
         unsigned bit = off & (bits - 1);
         x = (struct bt_arg){op, 1ull << bit};
         old = reg_read(c, in->rm, size, false);
-        if (op)
-            reg_write(c, in->rm, size, false, bt_rmw(c, old, &x));
+        if (op) reg_write(c, in->rm, size, false, bt_rmw(c, old, &x));
     } else {
         uint64_t ea = emu_ea(c, in);
         int64_t soff = imm ? (int64_t)(off & (bits - 1)) : (int64_t)sext(off, size);
         int64_t word = soff >> (size == 2 ? 4 : size == 4 ? 5 : 6);
         unsigned bit = (unsigned)(soff & (bits - 1));
         ea += (uint64_t)(word * size);
-        if (in->asz == 4 && c->mode != MODE_LONG64)
-            ea = (uint32_t)ea;
+        if (in->asz == 4 && c->mode != MODE_LONG64) ea = (uint32_t)ea;
         if (c->mode == MODE_LONG64 && in->seg == SEG_SS && !canonical(ea))
             emu_raise(c, EXC_SS, 0, true); /* the offset moved a stack reference out */
         x = (struct bt_arg){op, 1ull << bit};
@@ -487,8 +505,7 @@ static void op_bt_r(struct emu_cpu *c, const struct insn *in) /* 0F A3 AB B3 BB 
 static void op_grp8(struct emu_cpu *c, const struct insn *in) /* 0F BA */
 {
     int r = in->reg & 7;
-    if (r < 4)
-        emu_ud(c);
+    if (r < 4) emu_ud(c);
     bit_op(c, in, r - 4, in->imm & 0xff, true);
 }
 
@@ -521,8 +538,7 @@ static void op_mov_r_rm(struct emu_cpu *c, const struct insn *in) /* 8A 8B */
 
 static void op_mov_rm_imm(struct emu_cpu *c, const struct insn *in) /* C6 C7 */
 {
-    if (in->reg & 7)
-        emu_ud(c);
+    if (in->reg & 7) emu_ud(c);
     rm_write(c, in, in->opc == 0xc6 ? 1 : in->osz, in->imm);
 }
 
@@ -547,8 +563,7 @@ static void op_mov_moffs(struct emu_cpu *c, const struct insn *in) /* A0-A3 */
 
 static void op_lea(struct emu_cpu *c, const struct insn *in) /* 8D */
 {
-    if (in->mod == 3)
-        emu_ud(c);
+    if (in->mod == 3) emu_ud(c);
     greg_write(c, in, in->osz, emu_ea_off(c, in));
 }
 
@@ -565,8 +580,7 @@ static void op_movsx(struct emu_cpu *c, const struct insn *in) /* 0F BE BF */
 
 static void op_movsxd(struct emu_cpu *c, const struct insn *in) /* 63 in 64-bit mode */
 {
-    if (c->mode != MODE_LONG64)
-        emu_ud(c); /* ARPL is not supported */
+    if (c->mode != MODE_LONG64) emu_ud(c); /* ARPL is not supported */
     if (in->osz == 8)
         greg_write(c, in, 8, sext(rm_read(c, in, 4), 4));
     else
@@ -657,8 +671,7 @@ static void op_cmpxchg(struct emu_cpu *c, const struct insn *in) /* 0F B0 B1 */
     if (in->mod == 3) {
         old = reg_read(c, in->rm, size, in->pfx & PFX_REX);
         eq = old == acc;
-        if (eq)
-            reg_write(c, in->rm, size, in->pfx & PFX_REX, src);
+        if (eq) reg_write(c, in->rm, size, in->pfx & PFX_REX, src);
     } else {
         uint64_t ea = emu_ea(c, in);
         void *p = emu_ptr_rmw(c, ea, size);
@@ -674,8 +687,7 @@ static void op_cmpxchg(struct emu_cpu *c, const struct insn *in) /* 0F B0 B1 */
         }
     }
     alu(c, 7, size, acc, old);
-    if (!eq)
-        reg_write(c, RAX, size, false, old);
+    if (!eq) reg_write(c, RAX, size, false, old);
 }
 
 static uint64_t xadd_rmw(struct emu_cpu *c, uint64_t old, const void *a)
@@ -723,12 +735,10 @@ static void op_grp9(struct emu_cpu *c, const struct insn *in) /* 0F C7 */
     uint64_t ea = emu_ea(c, in);
     bool eq;
     if (in->osz == 8) {
-        if (ea & 15)
-            emu_gp(c, 0);
+        if (ea & 15) emu_gp(c, 0);
         uint64_t lo = c->s.gpr[RAX], hi = c->s.gpr[RDX];
         void *p = emu_ptr_rmw(c, ea, 16 - 8); /* 16-byte aligned: never splits */
-        if (!p)
-            emu_gp(c, 0);
+        if (!p) emu_gp(c, 0);
         eq = cas16(p, &lo, &hi, c->s.gpr[RBX], c->s.gpr[RCX]);
         if (!eq) {
             c->s.gpr[RAX] = lo;
@@ -778,8 +788,7 @@ static void op_push_imm(struct emu_cpu *c, const struct insn *in) /* 68 6A */
 
 static void op_pop_rm(struct emu_cpu *c, const struct insn *in) /* 8F /0 */
 {
-    if (in->reg & 7)
-        emu_ud(c);
+    if (in->reg & 7) emu_ud(c);
     uint64_t v = emu_stack_peek(c, in->osz, 0);
     uint64_t old_rsp = c->s.gpr[RSP];
     /* the address is computed with RSP already incremented */
@@ -806,8 +815,7 @@ static void op_popa(struct emu_cpu *c, const struct insn *in) /* 61 */
 {
     for (int r = 7; r >= 0; r--) {
         uint64_t v = emu_pop(c, in->osz);
-        if (r != RSP)
-            reg_write(c, r, in->osz, false, v);
+        if (r != RSP) reg_write(c, r, in->osz, false, v);
     }
 }
 
@@ -847,12 +855,9 @@ static void op_popf(struct emu_cpu *c, const struct insn *in) /* 9D */
     uint64_t v = emu_pop(c, in->osz);
     uint64_t mask = FL_ARITH | FL_TF | FL_DF | FL_NT | FL_AC | FL_ID;
     int iopl = (int)((emu_rflags(c) >> 12) & 3);
-    if (c->cpl == 0)
-        mask |= FL_IOPL;
-    if (c->cpl <= iopl)
-        mask |= FL_IF;
-    if (in->osz == 2)
-        mask &= 0xffff;
+    if (c->cpl == 0) mask |= FL_IOPL;
+    if (c->cpl <= iopl) mask |= FL_IF;
+    if (in->osz == 2) mask &= 0xffff;
     emu_flags_sync(c);
     c->s.rflags = (c->s.rflags & ~mask) | (v & mask) | FL_1;
     c->exit_block = true; /* IF or TF may have changed */
@@ -886,8 +891,7 @@ static void op_flagop(struct emu_cpu *c, const struct insn *in) /* F5 F8 F9 FC F
 
 static void op_jcc8(struct emu_cpu *c, const struct insn *in) /* 70-7F, 0F 80-8F */
 {
-    if (emu_cond(c, in->opc & 15))
-        c->next_rip = branch_target(c, in, c->next_rip + in->imm);
+    if (emu_cond(c, in->opc & 15)) c->next_rip = branch_target(c, in, c->next_rip + in->imm);
 }
 
 static void op_jmp_rel(struct emu_cpu *c, const struct insn *in) /* E9 EB */
@@ -925,8 +929,7 @@ static void op_loop(struct emu_cpu *c, const struct insn *in) /* E0-E3 */
         else if (in->opc == 0xe1)
             take = take && emu_cond(c, 4);
     }
-    if (take)
-        c->next_rip = branch_target(c, in, c->next_rip + in->imm);
+    if (take) c->next_rip = branch_target(c, in, c->next_rip + in->imm);
 }
 
 /* Far transfer to sel:off (JMP/CALL); call pushes the return address. */
@@ -992,8 +995,7 @@ static void op_retf(struct emu_cpu *c, const struct insn *in) /* CA CB */
 
 static void op_grp4(struct emu_cpu *c, const struct insn *in) /* FE */
 {
-    if ((in->reg & 7) > 1)
-        emu_ud(c);
+    if ((in->reg & 7) > 1) emu_ud(c);
     incdec_rm(c, in, 1, in->reg & 1);
 }
 
@@ -1001,7 +1003,8 @@ static void op_grp5(struct emu_cpu *c, const struct insn *in) /* FF */
 {
     int r = in->reg & 7;
     switch (r) {
-    case 0: case 1: incdec_rm(c, in, in->osz, r & 1); break;
+    case 0:
+    case 1: incdec_rm(c, in, in->osz, r & 1); break;
     case 2: {
         uint64_t t = branch_target(c, in, rm_read(c, in, in->osz));
         emu_push(c, in->osz, c->next_rip);
@@ -1013,9 +1016,9 @@ static void op_grp5(struct emu_cpu *c, const struct insn *in) /* FF */
         c->next_rip = branch_target(c, in, rm_read(c, in, in->osz));
         c->exit_block = true;
         break;
-    case 3: case 5: {
-        if (in->mod == 3)
-            emu_ud(c);
+    case 3:
+    case 5: {
+        if (in->mod == 3) emu_ud(c);
         uint64_t ea = emu_ea(c, in);
         int osz = in->osz;
         uint64_t off = vm_read(c, ea, osz);

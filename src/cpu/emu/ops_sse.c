@@ -7,10 +7,8 @@
 
 void emu_sse_check(struct emu_cpu *c)
 {
-    if ((c->s.cr0 & CR0_EM) || !(c->s.cr4 & CR4_OSFXSR))
-        emu_ud(c);
-    if (c->s.cr0 & CR0_TS)
-        emu_raise(c, EXC_NM, 0, false);
+    if ((c->s.cr0 & CR0_EM) || !(c->s.cr4 & CR4_OSFXSR)) emu_ud(c);
+    if (c->s.cr0 & CR0_TS) emu_raise(c, EXC_NM, 0, false);
 }
 
 _Noreturn void sse_check_fail(struct emu_cpu *c, const struct insn *in)
@@ -22,12 +20,9 @@ _Noreturn void sse_check_fail(struct emu_cpu *c, const struct insn *in)
 
 void mmx_check_slow(struct emu_cpu *c, const struct insn *in)
 {
-    if (c->s.cr0 & CR0_EM)
-        emu_ud(c);
-    if (c->s.cr0 & CR0_TS)
-        emu_raise(c, EXC_NM, 0, false);
-    if ((c->s.fpu.fsw & FSW_ES) && (c->s.cr0 & CR0_NE))
-        emu_raise(c, EXC_MF, 0, false);
+    if (c->s.cr0 & CR0_EM) emu_ud(c);
+    if (c->s.cr0 & CR0_TS) emu_raise(c, EXC_NM, 0, false);
+    if ((c->s.fpu.fsw & FSW_ES) && (c->s.cr0 & CR0_NE)) emu_raise(c, EXC_MF, 0, false);
 }
 
 /* ---- MMX tags ---- */
@@ -38,10 +33,8 @@ static unsigned fx_tag(const uint8_t *r)
     uint64_t m;
     memcpy(&m, r, 8);
     unsigned e = (r[8] | r[9] << 8) & 0x7fff;
-    if (e == 0x7fff)
-        return 2;
-    if (e == 0)
-        return m ? 2 : 1;
+    if (e == 0x7fff) return 2;
+    if (e == 0) return m ? 2 : 1;
     return (m >> 63) ? 0 : 2;
 }
 
@@ -71,8 +64,7 @@ void mem_read128_slow(struct emu_cpu *c, uint64_t ea, void *dst)
 static void probe_split_write(struct emu_cpu *c, uint64_t lin, int n)
 {
     uint64_t next = (lin | 0xfff) + 1;
-    if (c->mode != MODE_LONG64)
-        next = (uint32_t)next;
+    if (c->mode != MODE_LONG64) next = (uint32_t)next;
     if ((lin & 0xfff) + (uint64_t)n > 4096) {
         emu_translate(c, lin, ACC_W, c->cpl == 3);
         emu_translate(c, next, ACC_W, c->cpl == 3);
@@ -125,40 +117,60 @@ __thread uint32_t mxcsr_saved;
 
 void emu_ldmxcsr(struct emu_cpu *c, uint32_t v)
 {
-    if (v & ~MXCSR_VALID)
-        emu_gp(c, 0);
+    if (v & ~MXCSR_VALID) emu_gp(c, 0);
     c->s.fpu.mxcsr = v;
     mxcsr_reload(c);
 }
 
 /* ---- FXSAVE / FXRSTOR ---- */
 
-#define FX_SIZE 512
+#define FX_SIZE   512
 #define FX_USED64 416 /* through XMM15; bytes 416..511 are never written */
 #define FX_USED32 288 /* through XMM7 outside 64-bit mode */
 
 static void fx_check(struct emu_cpu *c, uint64_t lin)
 {
-    if (c->s.cr0 & (CR0_EM | CR0_TS))
-        emu_raise(c, EXC_NM, 0, false);
-    if (lin & 15)
-        emu_gp(c, 0);
+    if (c->s.cr0 & (CR0_EM | CR0_TS)) emu_raise(c, EXC_NM, 0, false);
+    if (lin & 15) emu_gp(c, 0);
 }
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static void put16(uint8_t *p, uint16_t v)
+{
+    memcpy(p, &v, 2);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+static uint16_t get16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 static void fx_build(struct emu_cpu *c, uint8_t *b, bool rexw, int nxmm)
 {
     const struct x86_fpu *f = &c->s.fpu;
     uint8_t abridged = 0;
     for (int i = 0; i < 8; i++)
-        if (((f->ftw >> (2 * i)) & 3) != 3)
-            abridged |= (uint8_t)(1u << i);
+        if (((f->ftw >> (2 * i)) & 3) != 3) abridged |= (uint8_t)(1u << i);
     put16(b + 0, f->fcw);
     put16(b + 2, f->fsw);
     b[4] = abridged;
@@ -199,8 +211,7 @@ void emu_fxrstor(struct emu_cpu *c, uint64_t lin, bool rexw)
     uint8_t b[FX_SIZE] __attribute__((aligned(16)));
     block_read(c, lin, b, FX_SIZE);
     uint32_t mxcsr = get32(b + 24);
-    if (mxcsr & ~MXCSR_VALID)
-        emu_gp(c, 0);
+    if (mxcsr & ~MXCSR_VALID) emu_gp(c, 0);
 
     struct x86_fpu *f = &c->s.fpu;
     bool long64 = c->mode == MODE_LONG64;
@@ -211,7 +222,7 @@ void emu_fxrstor(struct emu_cpu *c, uint64_t lin, bool rexw)
     if (fsw & ~f->fcw & 0x3f)
         f->fsw = fsw | FSW_ES | FSW_B;
     else
-        f->fsw = fsw & (uint16_t)~(FSW_ES | FSW_B);
+        f->fsw = fsw & (uint16_t) ~(FSW_ES | FSW_B);
     f->fop = get16(b + 6) & 0x7ff;
     if (rexw && long64) {
         f->fip = get64(b + 8);

@@ -29,97 +29,97 @@
 #define HOST_POST "\n\tstmxcsr %[out]\n\tldmxcsr %[save]"
 
 /* insn xmm_s, xmm_d */
-#define HOP_XX(name, text)                                                                  \
-    SSE_INLINE void fast_##name(struct fpio *io)                                            \
-    {                                                                                       \
-        __asm__ volatile(text " %[b], %[a]" : [a] "+x"(io->d) : [b] "x"(io->s));            \
-    }                                                                                       \
-    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
-    {                                                                                       \
-        uint32_t save, out;                                                                 \
-        __m128i a = io->d;                                                                  \
-        __asm__ volatile(HOST_PRE text " %[b], %[a]" HOST_POST                              \
-                         : [a] "+x"(a), [save] "=m"(save), [out] "=m"(out)                  \
-                         : [b] "x"(io->s), [csr] "m"(csr));                                 \
-        io->d = a;                                                                          \
-        return out;                                                                         \
+#define HOP_XX(name, text)                                                                         \
+    SSE_INLINE void fast_##name(struct fpio *io)                                                   \
+    {                                                                                              \
+        __asm__ volatile(text " %[b], %[a]" : [a] "+x"(io->d) : [b] "x"(io->s));                   \
+    }                                                                                              \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                                     \
+    {                                                                                              \
+        uint32_t save, out;                                                                        \
+        __m128i a = io->d;                                                                         \
+        __asm__ volatile(HOST_PRE text " %[b], %[a]" HOST_POST                                     \
+                         : [a] "+x"(a), [save] "=m"(save), [out] "=m"(out)                         \
+                         : [b] "x"(io->s), [csr] "m"(csr));                                        \
+        io->d = a;                                                                                 \
+        return out;                                                                                \
     }
 
 /* insn $imm, xmm_s, xmm_d */
-#define HOP_XXI(name, text, imm)                                                            \
-    SSE_INLINE void fast_##name(struct fpio *io)                                            \
-    {                                                                                       \
-        __asm__ volatile(text " $" #imm ", %[b], %[a]" : [a] "+x"(io->d) : [b] "x"(io->s)); \
-    }                                                                                       \
-    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
-    {                                                                                       \
-        uint32_t save, out;                                                                 \
-        __m128i a = io->d;                                                                  \
-        __asm__ volatile(HOST_PRE text " $" #imm ", %[b], %[a]" HOST_POST                   \
-                         : [a] "+x"(a), [save] "=m"(save), [out] "=m"(out)                  \
-                         : [b] "x"(io->s), [csr] "m"(csr));                                 \
-        io->d = a;                                                                          \
-        return out;                                                                         \
+#define HOP_XXI(name, text, imm)                                                                   \
+    SSE_INLINE void fast_##name(struct fpio *io)                                                   \
+    {                                                                                              \
+        __asm__ volatile(text " $" #imm ", %[b], %[a]" : [a] "+x"(io->d) : [b] "x"(io->s));        \
+    }                                                                                              \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                                     \
+    {                                                                                              \
+        uint32_t save, out;                                                                        \
+        __m128i a = io->d;                                                                         \
+        __asm__ volatile(HOST_PRE text " $" #imm ", %[b], %[a]" HOST_POST                          \
+                         : [a] "+x"(a), [save] "=m"(save), [out] "=m"(out)                         \
+                         : [b] "x"(io->s), [csr] "m"(csr));                                        \
+        io->d = a;                                                                                 \
+        return out;                                                                                \
     }
 
 /* insn gpr, xmm_d (CVTSI2SS/SD); mod is "k" or "q" */
-#define HOP_GX(name, text, mod)                                                             \
-    SSE_INLINE void fast_##name(struct fpio *io)                                            \
-    {                                                                                       \
-        __asm__ volatile(text " %" mod "[g], %[a]" : [a] "+x"(io->d) : [g] "r"(io->g));     \
-    }                                                                                       \
-    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
-    {                                                                                       \
-        uint32_t save, out;                                                                 \
-        __m128i a = io->d;                                                                  \
-        __asm__ volatile(HOST_PRE text " %" mod "[g], %[a]" HOST_POST                       \
-                         : [a] "+x"(a), [save] "=m"(save), [out] "=m"(out)                  \
-                         : [g] "r"(io->g), [csr] "m"(csr));                                 \
-        io->d = a;                                                                          \
-        return out;                                                                         \
+#define HOP_GX(name, text, mod)                                                                    \
+    SSE_INLINE void fast_##name(struct fpio *io)                                                   \
+    {                                                                                              \
+        __asm__ volatile(text " %" mod "[g], %[a]" : [a] "+x"(io->d) : [g] "r"(io->g));            \
+    }                                                                                              \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                                     \
+    {                                                                                              \
+        uint32_t save, out;                                                                        \
+        __m128i a = io->d;                                                                         \
+        __asm__ volatile(HOST_PRE text " %" mod "[g], %[a]" HOST_POST                              \
+                         : [a] "+x"(a), [save] "=m"(save), [out] "=m"(out)                         \
+                         : [g] "r"(io->g), [csr] "m"(csr));                                        \
+        io->d = a;                                                                                 \
+        return out;                                                                                \
     }
 
 /* insn xmm_s, gpr (CVT[T]SS2SI/SD2SI); a 32-bit result is zero-extended (the
  * 32-bit register write does it) */
-#define HOP_XG(name, text, mod)                                                             \
-    SSE_INLINE void fast_##name(struct fpio *io)                                            \
-    {                                                                                       \
-        uint64_t g;                                                                         \
-        __asm__ volatile(text " %[b], %" mod "[g]" : [g] "=r"(g) : [b] "x"(io->s));         \
-        io->g = g;                                                                          \
-    }                                                                                       \
-    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
-    {                                                                                       \
-        uint32_t save, out;                                                                 \
-        uint64_t g = 0;                                                                     \
-        __asm__ volatile(HOST_PRE text " %[b], %" mod "[g]" HOST_POST                       \
-                         : [g] "+r"(g), [save] "=m"(save), [out] "=m"(out)                  \
-                         : [b] "x"(io->s), [csr] "m"(csr));                                 \
-        io->g = g;                                                                          \
-        return out;                                                                         \
+#define HOP_XG(name, text, mod)                                                                    \
+    SSE_INLINE void fast_##name(struct fpio *io)                                                   \
+    {                                                                                              \
+        uint64_t g;                                                                                \
+        __asm__ volatile(text " %[b], %" mod "[g]" : [g] "=r"(g) : [b] "x"(io->s));                \
+        io->g = g;                                                                                 \
+    }                                                                                              \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                                     \
+    {                                                                                              \
+        uint32_t save, out;                                                                        \
+        uint64_t g = 0;                                                                            \
+        __asm__ volatile(HOST_PRE text " %[b], %" mod "[g]" HOST_POST                              \
+                         : [g] "+r"(g), [save] "=m"(save), [out] "=m"(out)                         \
+                         : [b] "x"(io->s), [csr] "m"(csr));                                        \
+        io->g = g;                                                                                 \
+        return out;                                                                                \
     }
 
 /* COMIS/UCOMIS: EFLAGS ZF, PF, CF */
 #define CMPFL_SET(io) ((io)->flags = (zf ? FL_ZF : 0) | (pf ? FL_PF : 0) | (cf ? FL_CF : 0))
-#define HOP_CMPFL(name, text)                                                               \
-    SSE_INLINE void fast_##name(struct fpio *io)                                            \
-    {                                                                                       \
-        bool zf, pf, cf;                                                                    \
-        __asm__ volatile(text " %[b], %[a]"                                                 \
-                         : "=@ccz"(zf), "=@ccp"(pf), "=@ccc"(cf)                            \
-                         : [a] "x"(io->d), [b] "x"(io->s));                                 \
-        CMPFL_SET(io);                                                                      \
-    }                                                                                       \
-    static uint32_t host_##name(struct fpio *io, uint32_t csr)                              \
-    {                                                                                       \
-        uint32_t save, out;                                                                 \
-        bool zf, pf, cf;                                                                    \
-        __asm__ volatile(HOST_PRE text " %[b], %[a]" HOST_POST                              \
-                         : "=@ccz"(zf), "=@ccp"(pf), "=@ccc"(cf), [save] "=m"(save),        \
-                           [out] "=m"(out)                                                  \
-                         : [a] "x"(io->d), [b] "x"(io->s), [csr] "m"(csr));                 \
-        CMPFL_SET(io);                                                                      \
-        return out;                                                                         \
+#define HOP_CMPFL(name, text)                                                                      \
+    SSE_INLINE void fast_##name(struct fpio *io)                                                   \
+    {                                                                                              \
+        bool zf, pf, cf;                                                                           \
+        __asm__ volatile(text " %[b], %[a]"                                                        \
+                         : "=@ccz"(zf), "=@ccp"(pf), "=@ccc"(cf)                                   \
+                         : [a] "x"(io->d), [b] "x"(io->s));                                        \
+        CMPFL_SET(io);                                                                             \
+    }                                                                                              \
+    static uint32_t host_##name(struct fpio *io, uint32_t csr)                                     \
+    {                                                                                              \
+        uint32_t save, out;                                                                        \
+        bool zf, pf, cf;                                                                           \
+        __asm__ volatile(HOST_PRE text " %[b], %[a]" HOST_POST                                     \
+                         : "=@ccz"(zf), "=@ccp"(pf),                                               \
+                           "=@ccc"(cf), [save] "=m"(save), [out] "=m"(out)                         \
+                         : [a] "x"(io->d), [b] "x"(io->s), [csr] "m"(csr));                        \
+        CMPFL_SET(io);                                                                             \
+        return out;                                                                                \
     }
 
 /* ---- the unmasked-exception path ---- */
@@ -182,27 +182,39 @@ void fp_exec_slow(struct emu_cpu *c, fp_hostfn f, struct fpio *io)
 
 /* ---- arithmetic: xmm op= xmm/m ---- */
 
-#define FP_ARITH(c, in, src, name)                                                          \
-    do {                                                                                    \
-        struct fpio io = {.d = xmm_get(c, in->reg), .s = (src)};                            \
-        FP_EXEC(c, name, &io);                                                              \
-        xmm_set(c, in->reg, io.d);                                                          \
+#define FP_ARITH(c, in, src, name)                                                                 \
+    do {                                                                                           \
+        struct fpio io = {.d = xmm_get(c, in->reg), .s = (src)};                                   \
+        FP_EXEC(c, name, &io);                                                                     \
+        xmm_set(c, in->reg, io.d);                                                                 \
     } while (0)
 
 /* Handlers for the forms of one mnemonic: packed (m128, aligned), scalar (m32/m64) */
-#define FP_PS(op, name)                                                                     \
-    HOP_XX(name, #name)                                                                     \
-    H(op) { sse_enter(c, in); FP_ARITH(c, in, src128(c, in), name); }
-#define FP_S32(op, name)                                                                    \
-    HOP_XX(name, #name)                                                                     \
-    H(op) { sse_enter(c, in); FP_ARITH(c, in, src32(c, in), name); }
-#define FP_S64(op, name)                                                                    \
-    HOP_XX(name, #name)                                                                     \
-    H(op) { sse_enter(c, in); FP_ARITH(c, in, src64(c, in), name); }
-#define FP_ALL4(m)                                                                          \
-    FP_PS(op_##m##ps, m##ps)                                                                \
-    FP_PS(op_##m##pd, m##pd)                                                                \
-    FP_S32(op_##m##ss, m##ss)                                                               \
+#define FP_PS(op, name)                                                                            \
+    HOP_XX(name, #name)                                                                            \
+    H(op)                                                                                          \
+    {                                                                                              \
+        sse_enter(c, in);                                                                          \
+        FP_ARITH(c, in, src128(c, in), name);                                                      \
+    }
+#define FP_S32(op, name)                                                                           \
+    HOP_XX(name, #name)                                                                            \
+    H(op)                                                                                          \
+    {                                                                                              \
+        sse_enter(c, in);                                                                          \
+        FP_ARITH(c, in, src32(c, in), name);                                                       \
+    }
+#define FP_S64(op, name)                                                                           \
+    HOP_XX(name, #name)                                                                            \
+    H(op)                                                                                          \
+    {                                                                                              \
+        sse_enter(c, in);                                                                          \
+        FP_ARITH(c, in, src64(c, in), name);                                                       \
+    }
+#define FP_ALL4(m)                                                                                 \
+    FP_PS(op_##m##ps, m##ps)                                                                       \
+    FP_PS(op_##m##pd, m##pd)                                                                       \
+    FP_S32(op_##m##ss, m##ss)                                                                      \
     FP_S64(op_##m##sd, m##sd)
 
 FP_ALL4(add)
@@ -218,53 +230,53 @@ FP_PS(op_rcpps, rcpps)
 FP_S32(op_rcpss, rcpss)
 
 /* conversions between FP formats and packed dwords, all xmm to xmm */
-FP_S64(op_cvtps2pd, cvtps2pd)   /* 0F 5A: reads m64 */
-FP_PS(op_cvtpd2ps, cvtpd2ps)    /* 66 0F 5A */
-FP_S32(op_cvtss2sd, cvtss2sd)   /* F3 0F 5A */
-FP_S64(op_cvtsd2ss, cvtsd2ss)   /* F2 0F 5A */
-FP_PS(op_cvtdq2ps, cvtdq2ps)    /* 0F 5B */
-FP_PS(op_cvtps2dq, cvtps2dq)    /* 66 0F 5B */
-FP_PS(op_cvttps2dq, cvttps2dq)  /* F3 0F 5B */
-FP_PS(op_cvttpd2dq, cvttpd2dq)  /* 66 0F E6 */
-FP_S64(op_cvtdq2pd, cvtdq2pd)   /* F3 0F E6: reads m64 */
-FP_PS(op_cvtpd2dq, cvtpd2dq)    /* F2 0F E6 */
+FP_S64(op_cvtps2pd, cvtps2pd)  /* 0F 5A: reads m64 */
+FP_PS(op_cvtpd2ps, cvtpd2ps)   /* 66 0F 5A */
+FP_S32(op_cvtss2sd, cvtss2sd)  /* F3 0F 5A */
+FP_S64(op_cvtsd2ss, cvtsd2ss)  /* F2 0F 5A */
+FP_PS(op_cvtdq2ps, cvtdq2ps)   /* 0F 5B */
+FP_PS(op_cvtps2dq, cvtps2dq)   /* 66 0F 5B */
+FP_PS(op_cvttps2dq, cvttps2dq) /* F3 0F 5B */
+FP_PS(op_cvttpd2dq, cvttpd2dq) /* 66 0F E6 */
+FP_S64(op_cvtdq2pd, cvtdq2pd)  /* F3 0F E6: reads m64 */
+FP_PS(op_cvtpd2dq, cvtpd2dq)   /* F2 0F E6 */
 
 /* ---- CMPPS/PD/SS/SD: predicate in imm8[2:0] ---- */
 
-#define HOP_CMP8(form)                                                                      \
-    HOP_XXI(cmp##form##0, "cmp" #form, 0)                                                   \
-    HOP_XXI(cmp##form##1, "cmp" #form, 1)                                                   \
-    HOP_XXI(cmp##form##2, "cmp" #form, 2)                                                   \
-    HOP_XXI(cmp##form##3, "cmp" #form, 3)                                                   \
-    HOP_XXI(cmp##form##4, "cmp" #form, 4)                                                   \
-    HOP_XXI(cmp##form##5, "cmp" #form, 5)                                                   \
-    HOP_XXI(cmp##form##6, "cmp" #form, 6)                                                   \
-    HOP_XXI(cmp##form##7, "cmp" #form, 7)                                                   \
-    static const fp_hostfn cmp_##form[8] = {                                                \
-        host_cmp##form##0, host_cmp##form##1, host_cmp##form##2, host_cmp##form##3,         \
-        host_cmp##form##4, host_cmp##form##5, host_cmp##form##6, host_cmp##form##7};        \
-    SSE_INLINE void fast_cmp##form(struct fpio *io, unsigned pred)                          \
-    {                                                                                       \
-        switch (pred & 7) {                                                                 \
-        case 0: fast_cmp##form##0(io); break;                                               \
-        case 1: fast_cmp##form##1(io); break;                                               \
-        case 2: fast_cmp##form##2(io); break;                                               \
-        case 3: fast_cmp##form##3(io); break;                                               \
-        case 4: fast_cmp##form##4(io); break;                                               \
-        case 5: fast_cmp##form##5(io); break;                                               \
-        case 6: fast_cmp##form##6(io); break;                                               \
-        default: fast_cmp##form##7(io); break;                                              \
-        }                                                                                   \
-    }                                                                                       \
-    H(op_cmp##form)                                                                         \
-    {                                                                                       \
-        sse_enter(c, in);                                                                   \
-        struct fpio io = {.d = xmm_get(c, in->reg), .s = CMP_SRC_##form(c, in)};            \
-        if (likely(fp_masked(c)))                                                           \
-            fast_cmp##form(&io, (unsigned)in->imm);                                         \
-        else                                                                                \
-            fp_exec_copy(c, cmp_##form[in->imm & 7], &io);                                  \
-        xmm_set(c, in->reg, io.d);                                                          \
+#define HOP_CMP8(form)                                                                             \
+    HOP_XXI(cmp##form##0, "cmp" #form, 0)                                                          \
+    HOP_XXI(cmp##form##1, "cmp" #form, 1)                                                          \
+    HOP_XXI(cmp##form##2, "cmp" #form, 2)                                                          \
+    HOP_XXI(cmp##form##3, "cmp" #form, 3)                                                          \
+    HOP_XXI(cmp##form##4, "cmp" #form, 4)                                                          \
+    HOP_XXI(cmp##form##5, "cmp" #form, 5)                                                          \
+    HOP_XXI(cmp##form##6, "cmp" #form, 6)                                                          \
+    HOP_XXI(cmp##form##7, "cmp" #form, 7)                                                          \
+    static const fp_hostfn cmp_##form[8] = {                                                       \
+        host_cmp##form##0, host_cmp##form##1, host_cmp##form##2, host_cmp##form##3,                \
+        host_cmp##form##4, host_cmp##form##5, host_cmp##form##6, host_cmp##form##7};               \
+    SSE_INLINE void fast_cmp##form(struct fpio *io, unsigned pred)                                 \
+    {                                                                                              \
+        switch (pred & 7) {                                                                        \
+        case 0: fast_cmp##form##0(io); break;                                                      \
+        case 1: fast_cmp##form##1(io); break;                                                      \
+        case 2: fast_cmp##form##2(io); break;                                                      \
+        case 3: fast_cmp##form##3(io); break;                                                      \
+        case 4: fast_cmp##form##4(io); break;                                                      \
+        case 5: fast_cmp##form##5(io); break;                                                      \
+        case 6: fast_cmp##form##6(io); break;                                                      \
+        default: fast_cmp##form##7(io); break;                                                     \
+        }                                                                                          \
+    }                                                                                              \
+    H(op_cmp##form)                                                                                \
+    {                                                                                              \
+        sse_enter(c, in);                                                                          \
+        struct fpio io = {.d = xmm_get(c, in->reg), .s = CMP_SRC_##form(c, in)};                   \
+        if (likely(fp_masked(c)))                                                                  \
+            fast_cmp##form(&io, (unsigned)in->imm);                                                \
+        else                                                                                       \
+            fp_exec_copy(c, cmp_##form[in->imm & 7], &io);                                         \
+        xmm_set(c, in->reg, io.d);                                                                 \
     }
 
 #define CMP_SRC_ps src128
@@ -284,18 +296,34 @@ HOP_CMPFL(ucomiss, "ucomiss")
 HOP_CMPFL(comisd, "comisd")
 HOP_CMPFL(ucomisd, "ucomisd")
 
-#define FP_COMI(c, in, src, name)                                                           \
-    do {                                                                                    \
-        struct fpio io = {.d = xmm_get(c, in->reg), .s = (src)};                            \
-        FP_EXEC(c, name, &io);                                                              \
-        emu_flags_sync(c);                                                                  \
-        c->s.rflags = (c->s.rflags & ~(uint64_t)FL_ARITH) | io.flags;                       \
+#define FP_COMI(c, in, src, name)                                                                  \
+    do {                                                                                           \
+        struct fpio io = {.d = xmm_get(c, in->reg), .s = (src)};                                   \
+        FP_EXEC(c, name, &io);                                                                     \
+        emu_flags_sync(c);                                                                         \
+        c->s.rflags = (c->s.rflags & ~(uint64_t)FL_ARITH) | io.flags;                              \
     } while (0)
 
-H(op_comiss) { sse_enter(c, in); FP_COMI(c, in, src32(c, in), comiss); }
-H(op_ucomiss) { sse_enter(c, in); FP_COMI(c, in, src32(c, in), ucomiss); }
-H(op_comisd) { sse_enter(c, in); FP_COMI(c, in, src64(c, in), comisd); }
-H(op_ucomisd) { sse_enter(c, in); FP_COMI(c, in, src64(c, in), ucomisd); }
+H(op_comiss)
+{
+    sse_enter(c, in);
+    FP_COMI(c, in, src32(c, in), comiss);
+}
+H(op_ucomiss)
+{
+    sse_enter(c, in);
+    FP_COMI(c, in, src32(c, in), ucomiss);
+}
+H(op_comisd)
+{
+    sse_enter(c, in);
+    FP_COMI(c, in, src64(c, in), comisd);
+}
+H(op_ucomisd)
+{
+    sse_enter(c, in);
+    FP_COMI(c, in, src64(c, in), ucomisd);
+}
 
 /* ---- conversions with general-purpose registers ---- */
 
@@ -304,20 +332,26 @@ HOP_GX(cvtsi2ss64, "cvtsi2ssq", "q")
 HOP_GX(cvtsi2sd32, "cvtsi2sdl", "k")
 HOP_GX(cvtsi2sd64, "cvtsi2sdq", "q")
 
-#define FP_FROM_GPR(c, in, name)                                                            \
-    do {                                                                                    \
-        sse_enter(c, in);                                                                   \
-        bool w = in->rex & 8;                                                               \
-        struct fpio io = {.d = xmm_get(c, in->reg), .g = rm_read(c, in, w ? 8 : 4)};        \
-        if (w)                                                                              \
-            FP_EXEC(c, name##64, &io);                                                      \
-        else                                                                                \
-            FP_EXEC(c, name##32, &io);                                                      \
-        xmm_set(c, in->reg, io.d);                                                          \
+#define FP_FROM_GPR(c, in, name)                                                                   \
+    do {                                                                                           \
+        sse_enter(c, in);                                                                          \
+        bool w = in->rex & 8;                                                                      \
+        struct fpio io = {.d = xmm_get(c, in->reg), .g = rm_read(c, in, w ? 8 : 4)};               \
+        if (w)                                                                                     \
+            FP_EXEC(c, name##64, &io);                                                             \
+        else                                                                                       \
+            FP_EXEC(c, name##32, &io);                                                             \
+        xmm_set(c, in->reg, io.d);                                                                 \
     } while (0)
 
-H(op_cvtsi2ss) { FP_FROM_GPR(c, in, cvtsi2ss); }
-H(op_cvtsi2sd) { FP_FROM_GPR(c, in, cvtsi2sd); }
+H(op_cvtsi2ss)
+{
+    FP_FROM_GPR(c, in, cvtsi2ss);
+}
+H(op_cvtsi2sd)
+{
+    FP_FROM_GPR(c, in, cvtsi2sd);
+}
 
 HOP_XG(cvtss2si32, "cvtss2si", "k")
 HOP_XG(cvtss2si64, "cvtss2si", "q")
@@ -328,22 +362,34 @@ HOP_XG(cvtsd2si64, "cvtsd2si", "q")
 HOP_XG(cvttsd2si32, "cvttsd2si", "k")
 HOP_XG(cvttsd2si64, "cvttsd2si", "q")
 
-#define FP_TO_GPR(c, in, src, name)                                                         \
-    do {                                                                                    \
-        sse_enter(c, in);                                                                   \
-        bool w = in->rex & 8;                                                               \
-        struct fpio io = {.s = (src)};                                                      \
-        if (w)                                                                              \
-            FP_EXEC(c, name##64, &io);                                                      \
-        else                                                                                \
-            FP_EXEC(c, name##32, &io);                                                      \
-        reg_write(c, in->reg, w ? 8 : 4, false, io.g);                                      \
+#define FP_TO_GPR(c, in, src, name)                                                                \
+    do {                                                                                           \
+        sse_enter(c, in);                                                                          \
+        bool w = in->rex & 8;                                                                      \
+        struct fpio io = {.s = (src)};                                                             \
+        if (w)                                                                                     \
+            FP_EXEC(c, name##64, &io);                                                             \
+        else                                                                                       \
+            FP_EXEC(c, name##32, &io);                                                             \
+        reg_write(c, in->reg, w ? 8 : 4, false, io.g);                                             \
     } while (0)
 
-H(op_cvtss2si) { FP_TO_GPR(c, in, src32(c, in), cvtss2si); }
-H(op_cvttss2si) { FP_TO_GPR(c, in, src32(c, in), cvttss2si); }
-H(op_cvtsd2si) { FP_TO_GPR(c, in, src64(c, in), cvtsd2si); }
-H(op_cvttsd2si) { FP_TO_GPR(c, in, src64(c, in), cvttsd2si); }
+H(op_cvtss2si)
+{
+    FP_TO_GPR(c, in, src32(c, in), cvtss2si);
+}
+H(op_cvttss2si)
+{
+    FP_TO_GPR(c, in, src32(c, in), cvttss2si);
+}
+H(op_cvtsd2si)
+{
+    FP_TO_GPR(c, in, src64(c, in), cvtsd2si);
+}
+H(op_cvttsd2si)
+{
+    FP_TO_GPR(c, in, src64(c, in), cvttsd2si);
+}
 
 /* ---- conversions with MMX registers ---- */
 
@@ -364,8 +410,7 @@ static uint64_t pi_src(struct emu_cpu *c, const struct insn *in)
 H(op_cvtpi2ps) /* 0F 2A: two dwords to the low two floats, upper half kept */
 {
     uint64_t v = pi_src(c, in);
-    if (in->mod == 3)
-        mmx_transition(c);
+    if (in->mod == 3) mmx_transition(c);
     __m128i old = xmm_get(c, in->reg);
     struct fpio io = {.d = old, .s = q2x(v)}; /* zero upper lanes convert exactly */
     FP_EXEC(c, cvtdq2ps, &io);
@@ -375,8 +420,7 @@ H(op_cvtpi2ps) /* 0F 2A: two dwords to the low two floats, upper half kept */
 H(op_cvtpi2pd) /* 66 0F 2A: exact, never raises */
 {
     uint64_t v = pi_src(c, in);
-    if (in->mod == 3)
-        mmx_transition(c);
+    if (in->mod == 3) mmx_transition(c);
     struct fpio io = {.s = q2x(v)};
     FP_EXEC(c, cvtdq2pd, &io);
     xmm_set(c, in->reg, io.d);
@@ -384,31 +428,43 @@ H(op_cvtpi2pd) /* 66 0F 2A: exact, never raises */
 
 /* Packed FP to two dwords in an MMX register; f works on all lanes, so the
  * unused source lanes are zero (which converts without flags). */
-#define FP_TO_MMX(c, in, src, name)                                                         \
-    do {                                                                                    \
-        struct fpio io = {.s = (src)};                                                      \
-        mmx_transition(c);                                                                  \
-        FP_EXEC(c, name, &io);                                                              \
-        mmx_set(c, in->reg, x2q(io.d));                                                     \
+#define FP_TO_MMX(c, in, src, name)                                                                \
+    do {                                                                                           \
+        struct fpio io = {.s = (src)};                                                             \
+        mmx_transition(c);                                                                         \
+        FP_EXEC(c, name, &io);                                                                     \
+        mmx_set(c, in->reg, x2q(io.d));                                                            \
     } while (0)
 
-H(op_cvtps2pi) { sse_mmx_enter(c, in); FP_TO_MMX(c, in, _mm_move_epi64(src64(c, in)), cvtps2dq); }
-H(op_cvttps2pi) { sse_mmx_enter(c, in); FP_TO_MMX(c, in, _mm_move_epi64(src64(c, in)), cvttps2dq); }
-H(op_cvtpd2pi) { sse_mmx_enter(c, in); FP_TO_MMX(c, in, src128(c, in), cvtpd2dq); }
-H(op_cvttpd2pi) { sse_mmx_enter(c, in); FP_TO_MMX(c, in, src128(c, in), cvttpd2dq); }
+H(op_cvtps2pi)
+{
+    sse_mmx_enter(c, in);
+    FP_TO_MMX(c, in, _mm_move_epi64(src64(c, in)), cvtps2dq);
+}
+H(op_cvttps2pi)
+{
+    sse_mmx_enter(c, in);
+    FP_TO_MMX(c, in, _mm_move_epi64(src64(c, in)), cvttps2dq);
+}
+H(op_cvtpd2pi)
+{
+    sse_mmx_enter(c, in);
+    FP_TO_MMX(c, in, src128(c, in), cvtpd2dq);
+}
+H(op_cvttpd2pi)
+{
+    sse_mmx_enter(c, in);
+    FP_TO_MMX(c, in, src128(c, in), cvttpd2dq);
+}
 
 /* ---- registration ---- */
 
 static void reg4(uint8_t opc, emu_handler none, emu_handler p66, emu_handler f3, emu_handler f2)
 {
-    if (none)
-        emu_register(MAP_0F, opc, MP_NONE, none);
-    if (p66)
-        emu_register(MAP_0F, opc, MP_66, p66);
-    if (f3)
-        emu_register(MAP_0F, opc, MP_F3, f3);
-    if (f2)
-        emu_register(MAP_0F, opc, MP_F2, f2);
+    if (none) emu_register(MAP_0F, opc, MP_NONE, none);
+    if (p66) emu_register(MAP_0F, opc, MP_66, p66);
+    if (f3) emu_register(MAP_0F, opc, MP_F3, f3);
+    if (f2) emu_register(MAP_0F, opc, MP_F2, f2);
 }
 
 void sse_fp_init(void)

@@ -8,18 +8,19 @@
 
 /* GPR operand size of MOVD/MOVQ-style forms: REX.W selects 64 bits; a 66 prefix
  * is a mandatory prefix here, not an operand-size override. */
-static inline int gpr_size(const struct insn *in) { return (in->rex & 8) ? 8 : 4; }
+static inline int gpr_size(const struct insn *in)
+{
+    return (in->rex & 8) ? 8 : 4;
+}
 
 /* mod == 3 is #UD for memory-only forms (MOVLPS m64, MOVNT*, ...) */
 static inline void need_mem(struct emu_cpu *c, const struct insn *in)
 {
-    if (in->mod == 3)
-        emu_ud(c);
+    if (in->mod == 3) emu_ud(c);
 }
 static inline void need_reg(struct emu_cpu *c, const struct insn *in)
 {
-    if (in->mod != 3)
-        emu_ud(c);
+    if (in->mod != 3) emu_ud(c);
 }
 
 /* ---- whole-register moves ---- */
@@ -251,11 +252,10 @@ H(op_movnti) /* 0F C3: MOVNTI m32/64, r32/64 (a GPR store: no SSE state checks) 
 
 /* Stores the bytes of v whose mask byte has its top bit set to seg:rDI. Both
  * ends of the selected range are checked first so a fault stores nothing. */
-static void masked_store(struct emu_cpu *c, const struct insn *in, const uint8_t *v,
-                         unsigned mask, int n)
+static void masked_store(struct emu_cpu *c, const struct insn *in, const uint8_t *v, unsigned mask,
+                         int n)
 {
-    if (!mask)
-        return;
+    if (!mask) return;
     uint64_t lin = emu_lin(c, in->seg, c->s.gpr[RDI] & szmask(in->asz));
     int first = __builtin_ctz(mask), last = 31 - __builtin_clz(mask);
     uint64_t a = lin + (uint64_t)first, b = lin + (uint64_t)last;
@@ -263,8 +263,7 @@ static void masked_store(struct emu_cpu *c, const struct insn *in, const uint8_t
         a = (uint32_t)a;
         b = (uint32_t)b;
     }
-    if ((a ^ b) >> 12)
-        emu_translate(c, b, ACC_W, c->cpl == 3);
+    if ((a ^ b) >> 12) emu_translate(c, b, ACC_W, c->cpl == 3);
     for (int i = first; i < n; i++)
         if (mask & (1u << i)) {
             uint64_t p = lin + (uint64_t)i;
@@ -332,8 +331,7 @@ H(op_pmovmskb_m) /* 0F D7 */
 /* PINSRW source: low word of a GPR or m16 */
 static inline uint16_t pinsrw_src(struct emu_cpu *c, const struct insn *in)
 {
-    if (in->mod == 3)
-        return (uint16_t)c->s.gpr[in->rm];
+    if (in->mod == 3) return (uint16_t)c->s.gpr[in->rm];
     return (uint16_t)vm_read(c, emu_ea(c, in), 2);
 }
 
@@ -399,12 +397,12 @@ H(op_shufpd)
 
 /* Two-operand forms computed by one host SSE2 integer operation (bit-exact, no
  * MXCSR involvement) */
-#define XOP(name, expr)                                                                     \
-    H(name)                                                                                 \
-    {                                                                                       \
-        sse_enter(c, in);                                                                   \
-        __m128i b = src128(c, in), a = xmm_get(c, in->reg);                                 \
-        xmm_set(c, in->reg, (expr));                                                        \
+#define XOP(name, expr)                                                                            \
+    H(name)                                                                                        \
+    {                                                                                              \
+        sse_enter(c, in);                                                                          \
+        __m128i b = src128(c, in), a = xmm_get(c, in->reg);                                        \
+        xmm_set(c, in->reg, (expr));                                                               \
     }
 
 XOP(op_unpcklps, _mm_unpacklo_epi32(a, b))

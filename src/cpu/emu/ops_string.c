@@ -21,13 +21,15 @@ static inline int64_t step(struct emu_cpu *c, int size)
     return (emu_rflags(c) & FL_DF) ? -size : size;
 }
 
-static inline int opsize(const struct insn *in) { return (in->opc & 1) ? in->osz : 1; }
+static inline int opsize(const struct insn *in)
+{
+    return (in->opc & 1) ? in->osz : 1;
+}
 
 /* Host pointer for n bytes at lin for a plain RAM access, or NULL (MMIO or split). */
 static uint8_t *run_ptr(struct emu_cpu *c, uint64_t lin, uint64_t n, bool write)
 {
-    if ((lin & 0xfff) + n > 4096)
-        return NULL;
+    if ((lin & 0xfff) + n > 4096) return NULL;
     return write ? emu_ptr_rmw(c, lin, (int)n) : emu_ptr_read(c, lin);
 }
 
@@ -52,21 +54,16 @@ static bool fast_movs(struct emu_cpu *c, const struct insn *in, int size, uint64
     int asz = in->asz;
     uint64_t si = idx_get(c, RSI, asz), di = idx_get(c, RDI, asz);
     uint64_t src = emu_lin(c, in->seg, si), dst = emu_lin(c, SEG_ES, di);
-    if ((src & (size - 1)) || (dst & (size - 1)))
-        return false;
+    if ((src & (size - 1)) || (dst & (size - 1))) return false;
     uint64_t n = run_len(src, size, *cnt);
     n = run_len(dst, size, n);
-    if (n < 2)
-        return false;
+    if (n < 2) return false;
     uint8_t *s = run_ptr(c, src, n * size, false);
-    if (!s)
-        return false;
+    if (!s) return false;
     uint8_t *d = run_ptr(c, dst, n * size, true);
-    if (!d)
-        return false;
+    if (!d) return false;
     /* overlapping forward copies replicate bytes element by element: slow path */
-    if (d < s + n * size && s < d + n * size)
-        return false;
+    if (d < s + n * size && s < d + n * size) return false;
     memcpy(d, s, n * size);
     idx_set(c, RSI, asz, si + n * size);
     idx_set(c, RDI, asz, di + n * size);
@@ -78,14 +75,11 @@ static bool fast_stos(struct emu_cpu *c, const struct insn *in, int size, uint64
 {
     int asz = in->asz;
     uint64_t di = idx_get(c, RDI, asz), dst = emu_lin(c, SEG_ES, di);
-    if (dst & (size - 1))
-        return false;
+    if (dst & (size - 1)) return false;
     uint64_t n = run_len(dst, size, *cnt);
-    if (n < 2)
-        return false;
+    if (n < 2) return false;
     uint8_t *d = run_ptr(c, dst, n * size, true);
-    if (!d)
-        return false;
+    if (!d) return false;
     uint64_t v = c->s.gpr[RAX];
     if (size == 1)
         memset(d, (int)(v & 0xff), n);
@@ -114,11 +108,9 @@ static void op_movs(struct emu_cpu *c, const struct insn *in)
         idx_set(c, RSI, asz, si + d);
         idx_set(c, RDI, asz, di + d);
         cnt--;
-        if (rep)
-            idx_set(c, RCX, asz, cnt);
+        if (rep) idx_set(c, RCX, asz, cnt);
     }
-    if (rep)
-        rep_continue(c, cnt, false);
+    if (rep) rep_continue(c, cnt, false);
 }
 
 static void op_stos(struct emu_cpu *c, const struct insn *in)
@@ -136,11 +128,9 @@ static void op_stos(struct emu_cpu *c, const struct insn *in)
         vm_write(c, emu_lin(c, SEG_ES, di), size, c->s.gpr[RAX]);
         idx_set(c, RDI, asz, di + d);
         cnt--;
-        if (rep)
-            idx_set(c, RCX, asz, cnt);
+        if (rep) idx_set(c, RCX, asz, cnt);
     }
-    if (rep)
-        rep_continue(c, cnt, false);
+    if (rep) rep_continue(c, cnt, false);
 }
 
 static void op_lods(struct emu_cpu *c, const struct insn *in)
@@ -154,11 +144,9 @@ static void op_lods(struct emu_cpu *c, const struct insn *in)
         reg_write(c, RAX, size, false, vm_read(c, emu_lin(c, in->seg, si), size));
         idx_set(c, RSI, asz, si + d);
         cnt--;
-        if (rep)
-            idx_set(c, RCX, asz, cnt);
+        if (rep) idx_set(c, RCX, asz, cnt);
     }
-    if (rep)
-        rep_continue(c, cnt, false);
+    if (rep) rep_continue(c, cnt, false);
 }
 
 /* CMPS and SCAS: REPE stops on ZF=0, REPNE on ZF=1. */
@@ -196,16 +184,14 @@ static void op_cmps_scas(struct emu_cpu *c, const struct insn *in)
             stop = repe ? !zf : zf;
         }
     }
-    if (rep)
-        rep_continue(c, cnt, stop);
+    if (rep) rep_continue(c, cnt, stop);
 }
 
 static void op_ins(struct emu_cpu *c, const struct insn *in)
 {
     int size = opsize(in), asz = in->asz;
     uint16_t port = (uint16_t)c->s.gpr[RDX];
-    if (!emu_io_allowed(c, port, size))
-        emu_gp(c, 0);
+    if (!emu_io_allowed(c, port, size)) emu_gp(c, 0);
     bool rep = in->pfx & (PFX_REP | PFX_REPNE);
     uint64_t cnt = rep ? idx_get(c, RCX, asz) : 1;
     int64_t d = step(c, size);
@@ -216,19 +202,16 @@ static void op_ins(struct emu_cpu *c, const struct insn *in)
         vm_write(c, lin, size, v);
         idx_set(c, RDI, asz, di + d);
         cnt--;
-        if (rep)
-            idx_set(c, RCX, asz, cnt);
+        if (rep) idx_set(c, RCX, asz, cnt);
     }
-    if (rep)
-        rep_continue(c, cnt, false);
+    if (rep) rep_continue(c, cnt, false);
 }
 
 static void op_outs(struct emu_cpu *c, const struct insn *in)
 {
     int size = opsize(in), asz = in->asz;
     uint16_t port = (uint16_t)c->s.gpr[RDX];
-    if (!emu_io_allowed(c, port, size))
-        emu_gp(c, 0);
+    if (!emu_io_allowed(c, port, size)) emu_gp(c, 0);
     bool rep = in->pfx & (PFX_REP | PFX_REPNE);
     uint64_t cnt = rep ? idx_get(c, RCX, asz) : 1;
     int64_t d = step(c, size);
@@ -238,11 +221,9 @@ static void op_outs(struct emu_cpu *c, const struct insn *in)
         emu_io(c, true, port, size, &v);
         idx_set(c, RSI, asz, si + d);
         cnt--;
-        if (rep)
-            idx_set(c, RCX, asz, cnt);
+        if (rep) idx_set(c, RCX, asz, cnt);
     }
-    if (rep)
-        rep_continue(c, cnt, false);
+    if (rep) rep_continue(c, cnt, false);
 }
 
 void emu_ops_string_init(void)

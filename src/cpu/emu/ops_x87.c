@@ -14,11 +14,9 @@ uint16_t x87_tag_of(const uint8_t *r)
     memcpy(&m, r, 8);
     memcpy(&se, r + 8, 2);
     int e = se & 0x7fff;
-    if (e == 0x7fff)
-        return TAG_SPECIAL; /* infinities, NaNs, pseudo-NaNs */
-    if (e == 0)
-        return m ? TAG_SPECIAL : TAG_ZERO; /* denormals and pseudo-denormals */
-    return (m >> 63) ? TAG_VALID : TAG_SPECIAL; /* unnormals lack the integer bit */
+    if (e == 0x7fff) return TAG_SPECIAL;           /* infinities, NaNs, pseudo-NaNs */
+    if (e == 0) return m ? TAG_SPECIAL : TAG_ZERO; /* denormals and pseudo-denormals */
+    return (m >> 63) ? TAG_VALID : TAG_SPECIAL;    /* unnormals lack the integer bit */
 }
 
 /* The hardware keeps only "empty or not" per register and derives the 2-bit tag
@@ -28,8 +26,7 @@ uint16_t x87_retag(const struct x86_fpu *f, uint16_t ftw)
     uint16_t out = 0;
     for (int i = 0; i < 8; i++) {
         unsigned t = (ftw >> (2 * i)) & 3;
-        if (t != TAG_EMPTY)
-            t = x87_tag_of(f->st[i]);
+        if (t != TAG_EMPTY) t = x87_tag_of(f->st[i]);
         out |= (uint16_t)(t << (2 * i));
     }
     return out;
@@ -52,17 +49,22 @@ void emu_fpu_reset(struct emu_cpu *c)
 }
 
 /* Reserved FCW bits read back as the hardware forces them: bit 6 set, 13..15 clear. */
-static uint16_t fcw_sanitize(uint16_t v) { return (v & 0x1f3f) | 0x40; }
+static uint16_t fcw_sanitize(uint16_t v)
+{
+    return (v & 0x1f3f) | 0x40;
+}
 
 /* ---- exception checks ---- */
 
 void emu_x87_check(struct emu_cpu *c)
 {
-    if (c->s.cr0 & (CR0_EM | CR0_TS))
-        emu_raise(c, EXC_NM, 0, false);
+    if (c->s.cr0 & (CR0_EM | CR0_TS)) emu_raise(c, EXC_NM, 0, false);
 }
 
-static bool x87_pending(const struct x86_fpu *f) { return f->fsw & ~f->fcw & FSW_EXC; }
+static bool x87_pending(const struct x86_fpu *f)
+{
+    return f->fsw & ~f->fcw & FSW_EXC;
+}
 
 /* Entry of a "waiting" instruction: an unmasked exception left by an earlier
  * instruction is reported now, before this one does anything. With CR0.NE=0 the
@@ -71,8 +73,7 @@ static bool x87_pending(const struct x86_fpu *f) { return f->fsw & ~f->fcw & FSW
 static void x87_wait(struct emu_cpu *c)
 {
     emu_x87_check(c);
-    if (x87_pending(&c->s.fpu))
-        emu_raise(c, EXC_MF, 0, false);
+    if (x87_pending(&c->s.fpu)) emu_raise(c, EXC_MF, 0, false);
 }
 
 /* Non-control instructions record where they are, as the hardware does for the
@@ -97,15 +98,33 @@ struct x87_env {
     uint64_t fip, fdp;
 };
 
-static inline void put16(uint8_t *p, uint32_t v) { store_host(p, 2, v); }
-static inline void put32(uint8_t *p, uint32_t v) { store_host(p, 4, v); }
-static inline uint16_t get16(const uint8_t *p) { return (uint16_t)load_host(p, 2); }
-static inline uint32_t get32(const uint8_t *p) { return (uint32_t)load_host(p, 4); }
+static inline void put16(uint8_t *p, uint32_t v)
+{
+    store_host(p, 2, v);
+}
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    store_host(p, 4, v);
+}
+static inline uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)load_host(p, 2);
+}
+static inline uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)load_host(p, 4);
+}
 
 /* Real-address and virtual-8086 mode use the formats with linear pointers. */
-static bool env_real(struct emu_cpu *c) { return c->mode == MODE_REAL || (c->s.rflags & FL_VM); }
+static bool env_real(struct emu_cpu *c)
+{
+    return c->mode == MODE_REAL || (c->s.rflags & FL_VM);
+}
 
-static int env_size(const struct insn *in) { return in->osz == 2 ? 14 : 28; }
+static int env_size(const struct insn *in)
+{
+    return in->osz == 2 ? 14 : 28;
+}
 
 /* Real-mode formats: 16 low bits in one field, the high bits at bit 12 of the next. */
 static void env_pack_real(const struct x86_fpu *f, uint16_t tw, uint8_t *b, bool o16)
@@ -328,19 +347,16 @@ static uint64_t x87_run(struct emu_cpu *c, const void *stub, struct x87_fastop f
     uint8_t *buf = st ? st->buf : NULL;
     struct x87_fast_io io;
     if (x87_fast_run(f, &io, fop, stub, buf, cf)) {
-        if (st && st->size)
-            write_operand(c, st->ea, st->size, buf);
+        if (st && st->size) write_operand(c, st->ea, st->size, buf);
         x87_fast_commit(f, &io, fop);
         return io.rflags;
     }
     struct x87_result r;
     /* the destination faults first, even when an unmasked exception then
      * suppresses the store */
-    if (st && st->size)
-        emu_probe_write(c, st->ea, st->size);
+    if (st && st->size) emu_probe_write(c, st->ea, st->size);
     uint64_t fl = x87_host_run(f, &r, stub, buf, cf);
-    if (st && st->size && store_done(f, &r))
-        write_operand(c, st->ea, st->size, buf);
+    if (st && st->size && store_done(f, &r)) write_operand(c, st->ea, st->size, buf);
     x87_commit(f, &r);
     return fl;
 }
@@ -351,19 +367,16 @@ static bool reg_form_valid(int esc, int modrm)
     int row = (modrm >> 3) & 7, i = modrm & 7;
     switch (esc) {
     case 1:
-        if (row == 2)
-            return i == 0;                       /* FNOP */
-        if (row == 4)
-            return i != 2 && i != 3 && i < 6;    /* FCHS FABS FTST FXAM */
-        if (row == 5)
-            return i != 7;                       /* constants */
+        if (row == 2) return i == 0;                    /* FNOP */
+        if (row == 4) return i != 2 && i != 3 && i < 6; /* FCHS FABS FTST FXAM */
+        if (row == 5) return i != 7;                    /* constants */
         return true;
-    case 2: return row < 4 || modrm == 0xe9;     /* FCMOVcc, FUCOMPP */
+    case 2: return row < 4 || modrm == 0xe9; /* FCMOVcc, FUCOMPP */
     case 3: return row < 4 || row == 5 || row == 6 || (row == 4 && i <= 4);
     case 5: return row < 6;
-    case 6: return row != 3 || i == 1;           /* FCOMPP */
+    case 6: return row != 3 || i == 1; /* FCOMPP */
     case 7: return row < 4 || row == 5 || row == 6 || modrm == 0xe0;
-    default: return true;                        /* D8, DC */
+    default: return true; /* D8, DC */
     }
 }
 
@@ -383,8 +396,7 @@ static const void *fcmov_stub(struct emu_cpu *c, int esc, int modrm, bool *cf)
 static void x87_reg_form(struct emu_cpu *c, const struct insn *in)
 {
     int esc = in->opc & 7, m = in->modrm;
-    if (!reg_form_valid(esc, m))
-        emu_ud(c);
+    if (!reg_form_valid(esc, m)) emu_ud(c);
     if (esc == 3 && m <= 0xe4 && m >= 0xe0) {
         emu_x87_check(c);
         op_db_control(c, m);
@@ -397,8 +409,8 @@ static void x87_reg_form(struct emu_cpu *c, const struct insn *in)
     }
     x87_wait(c);
     bool cf = false;
-    const void *stub = (esc == 2 || esc == 3) && m < 0xe0 ? fcmov_stub(c, esc, m, &cf)
-                                                          : x87_reg_stub(esc, m);
+    const void *stub =
+        (esc == 2 || esc == 3) && m < 0xe0 ? fcmov_stub(c, esc, m, &cf) : x87_reg_stub(esc, m);
     uint64_t fl = x87_run(c, stub, x87_fast_reg(esc, m), cf, NULL);
     if (is_fcomi(esc, m)) {
         emu_flags_sync(c);
@@ -414,19 +426,31 @@ enum { M_UD, M_LD, M_ST, M_CTL };
 struct memform {
     uint8_t kind, size;
 };
-#define LD(n) {M_LD, n}
-#define ST(n) {M_ST, n}
-#define CTL {M_CTL, 0}
-#define UD {M_UD, 0}
+#define LD(n)                                                                                      \
+    {                                                                                              \
+        M_LD, n                                                                                    \
+    }
+#define ST(n)                                                                                      \
+    {                                                                                              \
+        M_ST, n                                                                                    \
+    }
+#define CTL                                                                                        \
+    {                                                                                              \
+        M_CTL, 0                                                                                   \
+    }
+#define UD                                                                                         \
+    {                                                                                              \
+        M_UD, 0                                                                                    \
+    }
 static const struct memform memforms[8][8] = {
-    {LD(4), LD(4), LD(4), LD(4), LD(4), LD(4), LD(4), LD(4)},         /* D8 m32real */
-    {LD(4), UD, ST(4), ST(4), CTL, CTL, CTL, CTL},                     /* D9 */
-    {LD(4), LD(4), LD(4), LD(4), LD(4), LD(4), LD(4), LD(4)},         /* DA m32int */
-    {LD(4), UD, ST(4), ST(4), UD, LD(10), UD, ST(10)},                 /* DB */
-    {LD(8), LD(8), LD(8), LD(8), LD(8), LD(8), LD(8), LD(8)},         /* DC m64real */
-    {LD(8), UD, ST(8), ST(8), CTL, UD, CTL, CTL},                      /* DD */
-    {LD(2), LD(2), LD(2), LD(2), LD(2), LD(2), LD(2), LD(2)},         /* DE m16int */
-    {LD(2), UD, ST(2), ST(2), LD(10), LD(8), ST(10), ST(8)},           /* DF */
+    {LD(4), LD(4), LD(4), LD(4), LD(4), LD(4), LD(4), LD(4)}, /* D8 m32real */
+    {LD(4), UD, ST(4), ST(4), CTL, CTL, CTL, CTL},            /* D9 */
+    {LD(4), LD(4), LD(4), LD(4), LD(4), LD(4), LD(4), LD(4)}, /* DA m32int */
+    {LD(4), UD, ST(4), ST(4), UD, LD(10), UD, ST(10)},        /* DB */
+    {LD(8), LD(8), LD(8), LD(8), LD(8), LD(8), LD(8), LD(8)}, /* DC m64real */
+    {LD(8), UD, ST(8), ST(8), CTL, UD, CTL, CTL},             /* DD */
+    {LD(2), LD(2), LD(2), LD(2), LD(2), LD(2), LD(2), LD(2)}, /* DE m16int */
+    {LD(2), UD, ST(2), ST(2), LD(10), LD(8), ST(10), ST(8)},  /* DF */
 };
 #undef LD
 #undef ST
@@ -461,13 +485,11 @@ static void read_operand(struct emu_cpu *c, uint64_t ea, int size, uint8_t *buf)
         emu_read_bytes(c, ea, buf, size, ACC_R);
 }
 
-
 static void x87_mem_form(struct emu_cpu *c, const struct insn *in)
 {
     int esc = in->opc & 7, digit = in->reg & 7;
     struct memform mf = memforms[esc][digit];
-    if (mf.kind == M_UD)
-        emu_ud(c);
+    if (mf.kind == M_UD) emu_ud(c);
     if (mf.kind == M_CTL) {
         x87_mem_control(c, in, esc, digit);
         return;
@@ -475,8 +497,7 @@ static void x87_mem_form(struct emu_cpu *c, const struct insn *in)
     x87_wait(c);
     uint64_t ea = emu_ea(c, in);
     uint8_t buf[16] __attribute__((aligned(16))) = {0};
-    if (mf.kind == M_LD)
-        read_operand(c, ea, mf.size, buf);
+    if (mf.kind == M_LD) read_operand(c, ea, mf.size, buf);
     struct x87_store st = {mf.kind == M_ST ? mf.size : 0, ea, buf};
     x87_run(c, x87_mem_stub(esc, digit), x87_fast_mem(esc, digit), false, &st);
     x87_note(c, in);
@@ -484,8 +505,7 @@ static void x87_mem_form(struct emu_cpu *c, const struct insn *in)
 
 static void op_esc(struct emu_cpu *c, const struct insn *in) /* D8..DF */
 {
-    if (in->pfx & PFX_LOCK)
-        emu_ud(c);
+    if (in->pfx & PFX_LOCK) emu_ud(c);
     if (in->mod == 3)
         x87_reg_form(c, in);
     else
@@ -495,10 +515,8 @@ static void op_esc(struct emu_cpu *c, const struct insn *in) /* D8..DF */
 /* FWAIT only cares about CR0.TS when CR0.MP says the FPU state may be foreign. */
 static void op_fwait(struct emu_cpu *c, const struct insn *in) /* 9B */
 {
-    if ((c->s.cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
-        emu_raise(c, EXC_NM, 0, false);
-    if (x87_pending(&c->s.fpu))
-        emu_raise(c, EXC_MF, 0, false);
+    if ((c->s.cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS)) emu_raise(c, EXC_NM, 0, false);
+    if (x87_pending(&c->s.fpu)) emu_raise(c, EXC_MF, 0, false);
 }
 
 void emu_ops_x87_init(void)

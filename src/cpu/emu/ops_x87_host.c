@@ -128,7 +128,7 @@ __asm__(".pushsection .text\n"
         ".popsection\n");
 
 __attribute__((visibility("hidden"))) uint64_t unum_x87_exec(uint8_t *img, const void *stub,
-                                                            void *mem, uint64_t cf);
+                                                             void *mem, uint64_t cf);
 __attribute__((visibility("hidden"))) void unum_x87_fast(struct x87_fast_io *io);
 __attribute__((visibility("hidden"))) extern const uint8_t unum_x87_reg_stubs[];
 __attribute__((visibility("hidden"))) extern const uint8_t unum_x87_mem_stubs[];
@@ -138,10 +138,19 @@ const void *x87_reg_stub(int esc, int modrm)
     return unum_x87_reg_stubs + ((esc << 6) | (modrm & 0x3f)) * 8;
 }
 
-const void *x87_mem_stub(int esc, int digit) { return unum_x87_mem_stubs + (esc * 8 + digit) * 8; }
+const void *x87_mem_stub(int esc, int digit)
+{
+    return unum_x87_mem_stubs + (esc * 8 + digit) * 8;
+}
 
-static inline void put16(uint8_t *p, uint16_t v) { store_host(p, 2, v); }
-static inline uint16_t get16(const uint8_t *p) { return (uint16_t)load_host(p, 2); }
+static inline void put16(uint8_t *p, uint16_t v)
+{
+    store_host(p, 2, v);
+}
+static inline uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)load_host(p, 2);
+}
 
 /* FNSAVE image of f; the registers are stored in stack order ST(0)..ST(7). */
 static void image_build(const struct x86_fpu *f, uint8_t *img)
@@ -166,8 +175,8 @@ static void image_result(const struct x86_fpu *f, const uint8_t *img, struct x87
         memcpy(res->st[(top + i) & 7], img + 28 + 10 * i, 10);
 }
 
-uint64_t x87_host_run(const struct x86_fpu *f, struct x87_result *res, const void *stub,
-                      void *mem, bool cf)
+uint64_t x87_host_run(const struct x86_fpu *f, struct x87_result *res, const void *stub, void *mem,
+                      bool cf)
 {
     uint8_t img[X87_IMG_SIZE] __attribute__((aligned(16)));
     image_build(f, img);
@@ -188,4 +197,7 @@ _Static_assert(offsetof(struct x87_fast_io, cf) == 32, "io layout");
 _Static_assert(offsetof(struct x87_fast_io, rflags) == 40, "io layout");
 _Static_assert(offsetof(struct x87_fast_io, st) == 48, "io layout");
 
-void x87_fast_exec(struct x87_fast_io *io) { unum_x87_fast(io); }
+void x87_fast_exec(struct x87_fast_io *io)
+{
+    unum_x87_fast(io);
+}

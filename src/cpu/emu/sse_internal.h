@@ -37,31 +37,27 @@ void mmx_check_slow(struct emu_cpu *c, const struct insn *in); /* raises, or ret
  * prefix never gets here: the decoder turns it into #UD for these opcodes.) */
 SSE_INLINE void sse_enter(struct emu_cpu *c, const struct insn *in)
 {
-    if (unlikely((c->s.cr0 & (CR0_EM | CR0_TS)) || !(c->s.cr4 & CR4_OSFXSR)))
-        sse_check_fail(c, in);
+    if (unlikely((c->s.cr0 & (CR0_EM | CR0_TS)) || !(c->s.cr4 & CR4_OSFXSR))) sse_check_fail(c, in);
 }
 
 /* Instructions on MMX registers: CR0.EM -> #UD, CR0.TS -> #NM, pending x87
  * exception -> #MF (CR0.NE; with NE clear the legacy FERR# path is not modelled). */
 SSE_INLINE void mmx_enter(struct emu_cpu *c, const struct insn *in)
 {
-    if (unlikely((c->s.cr0 & (CR0_EM | CR0_TS)) || (c->s.fpu.fsw & FSW_ES)))
-        mmx_check_slow(c, in);
+    if (unlikely((c->s.cr0 & (CR0_EM | CR0_TS)) || (c->s.fpu.fsw & FSW_ES))) mmx_check_slow(c, in);
 }
 
 /* SSE instruction that also names an MMX register (CVTPI2PS, MOVQ2DQ, ...) */
 SSE_INLINE void sse_mmx_enter(struct emu_cpu *c, const struct insn *in)
 {
     sse_enter(c, in);
-    if (unlikely(c->s.fpu.fsw & FSW_ES) && (c->s.cr0 & CR0_NE))
-        emu_raise(c, EXC_MF, 0, false);
+    if (unlikely(c->s.fpu.fsw & FSW_ES) && (c->s.cr0 & CR0_NE)) emu_raise(c, EXC_MF, 0, false);
 }
 
 /* Misaligned 16-byte operand of a legacy SSE instruction -> #GP(0) */
 SSE_INLINE void check_align16(struct emu_cpu *c, uint64_t ea)
 {
-    if (unlikely(ea & 15))
-        emu_gp(c, 0);
+    if (unlikely(ea & 15)) emu_gp(c, 0);
 }
 
 /* ---- XMM registers ---- */
@@ -94,8 +90,8 @@ SSE_INLINE void mem_write128(struct emu_cpu *c, uint64_t ea, __m128i v)
 {
     struct tlb_entry *e = &c->tlb_cur[(ea >> 12) & (TLB_SIZE - 1)];
     if (likely(e->tag_w == (ea & ~0xfffull) && (ea & 0xfff) <= 0xff0 &&
-               !(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12],
-                                      memory_order_relaxed) & MEM_PF_CODE))) {
+               !(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12], memory_order_relaxed) &
+                 MEM_PF_CODE))) {
         _mm_storeu_si128((__m128i *)(uintptr_t)(ea + e->addend), v);
         return;
     }
@@ -106,30 +102,26 @@ SSE_INLINE void mem_write128(struct emu_cpu *c, uint64_t ea, __m128i v)
  * (#GP(0) otherwise, as every legacy-SSE m128 but the MOVU* forms) */
 SSE_INLINE __m128i src128(struct emu_cpu *c, const struct insn *in)
 {
-    if (in->mod == 3)
-        return xmm_get(c, in->rm);
+    if (in->mod == 3) return xmm_get(c, in->rm);
     uint64_t ea = emu_ea(c, in);
     check_align16(c, ea);
     return mem_read128(c, ea);
 }
 SSE_INLINE __m128i src128u(struct emu_cpu *c, const struct insn *in)
 {
-    if (in->mod == 3)
-        return xmm_get(c, in->rm);
+    if (in->mod == 3) return xmm_get(c, in->rm);
     return mem_read128(c, emu_ea(c, in));
 }
 /* Scalar source: low 32 or 64 bits of an XMM register or m32/m64 (upper lanes of
  * a memory operand read as zero) */
 SSE_INLINE __m128i src32(struct emu_cpu *c, const struct insn *in)
 {
-    if (in->mod == 3)
-        return xmm_get(c, in->rm);
+    if (in->mod == 3) return xmm_get(c, in->rm);
     return _mm_cvtsi32_si128((int)vm_read(c, emu_ea(c, in), 4));
 }
 SSE_INLINE __m128i src64(struct emu_cpu *c, const struct insn *in)
 {
-    if (in->mod == 3)
-        return xmm_get(c, in->rm);
+    if (in->mod == 3) return xmm_get(c, in->rm);
     return _mm_cvtsi64_si128((long long)vm_read(c, emu_ea(c, in), 8));
 }
 
@@ -152,8 +144,7 @@ SSE_INLINE void mmx_transition(struct emu_cpu *c)
 {
     uint16_t t = c->s.fpu.ftw;
     c->s.fpu.fsw &= (uint16_t)~FSW_TOP;
-    if (unlikely(t & (t >> 1) & 0x5555))
-        mmx_tags_fill(c);
+    if (unlikely(t & (t >> 1) & 0x5555)) mmx_tags_fill(c);
 }
 /* Writes MMi with exponent/sign all ones, as hardware does: the register's class
  * becomes "special" (tag 2) */
@@ -169,13 +160,18 @@ SSE_INLINE void mmx_set(struct emu_cpu *c, int r, uint64_t v)
 /* 64-bit MMX source operand: MMX register or m64 */
 SSE_INLINE uint64_t mmx_src(struct emu_cpu *c, const struct insn *in)
 {
-    if (in->mod == 3)
-        return mmx_get(c, in->rm);
+    if (in->mod == 3) return mmx_get(c, in->rm);
     return vm_read(c, emu_ea(c, in), 8);
 }
 
-SSE_INLINE __m128i q2x(uint64_t v) { return _mm_cvtsi64_si128((long long)v); }
-SSE_INLINE uint64_t x2q(__m128i v) { return (uint64_t)_mm_cvtsi128_si64(v); }
+SSE_INLINE __m128i q2x(uint64_t v)
+{
+    return _mm_cvtsi64_si128((long long)v);
+}
+SSE_INLINE uint64_t x2q(__m128i v)
+{
+    return (uint64_t)_mm_cvtsi128_si64(v);
+}
 
 /* ---- the guest MXCSR on the host ("lazy host MXCSR") ----
  * While a vCPU thread runs guest code the host MXCSR belongs to the guest: it
@@ -211,17 +207,22 @@ SSE_INLINE uint32_t host_stmxcsr(void)
     __asm__ volatile("stmxcsr %0" : "=m"(v) : : "memory");
     return v;
 }
-SSE_INLINE void host_ldmxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v) : "memory"); }
+SSE_INLINE void host_ldmxcsr(uint32_t v)
+{
+    __asm__ volatile("ldmxcsr %0" : : "m"(v) : "memory");
+}
 
 /* The host MXCSR of the guest's MXCSR g */
-SSE_INLINE uint32_t mxcsr_live(uint32_t g) { return (g & MXCSR_VALID) | MXCSR_MASKS; }
+SSE_INLINE uint32_t mxcsr_live(uint32_t g)
+{
+    return (g & MXCSR_VALID) | MXCSR_MASKS;
+}
 
 /* Hands the host MXCSR back to the host: s.fpu.mxcsr gets the accumulated flags.
  * Returns whether c held it (false: nothing done). */
 SSE_INLINE bool emu_mxcsr_host(struct emu_cpu *c)
 {
-    if (mxcsr_owner != c)
-        return false;
+    if (mxcsr_owner != c) return false;
     c->s.fpu.mxcsr |= host_stmxcsr() & MXCSR_FLAGS;
     host_ldmxcsr(mxcsr_saved);
     mxcsr_owner = NULL;
@@ -231,8 +232,7 @@ SSE_INLINE bool emu_mxcsr_host(struct emu_cpu *c)
 /* Gives the host MXCSR to c's guest (idempotent) */
 SSE_INLINE void emu_mxcsr_guest(struct emu_cpu *c)
 {
-    if (mxcsr_owner == c)
-        return;
+    if (mxcsr_owner == c) return;
     if (unlikely(mxcsr_owner))
         emu_mxcsr_host(mxcsr_owner); /* another vCPU on this thread: not expected */
     mxcsr_saved = host_stmxcsr();
@@ -243,15 +243,13 @@ SSE_INLINE void emu_mxcsr_guest(struct emu_cpu *c)
 /* Brings s.fpu.mxcsr up to date (before reading it) */
 SSE_INLINE void mxcsr_sync(struct emu_cpu *c)
 {
-    if (mxcsr_owner == c)
-        c->s.fpu.mxcsr |= host_stmxcsr() & MXCSR_FLAGS;
+    if (mxcsr_owner == c) c->s.fpu.mxcsr |= host_stmxcsr() & MXCSR_FLAGS;
 }
 
 /* After s.fpu.mxcsr was written: the host follows */
 SSE_INLINE void mxcsr_reload(struct emu_cpu *c)
 {
-    if (mxcsr_owner == c)
-        host_ldmxcsr(mxcsr_live(c->s.fpu.mxcsr));
+    if (mxcsr_owner == c) host_ldmxcsr(mxcsr_live(c->s.fpu.mxcsr));
 }
 
 /* The guest's MXCSR (STMXCSR) */
@@ -297,12 +295,12 @@ SSE_INLINE void fp_exec_copy(struct emu_cpu *c, fp_hostfn f, struct fpio *io)
 }
 
 /* Runs host operation `name` (fast_name / host_name) for the guest */
-#define FP_EXEC(c, name, io)                                                                \
-    do {                                                                                    \
-        if (likely(fp_masked(c)))                                                           \
-            fast_##name(io);                                                                \
-        else                                                                                \
-            fp_exec_copy(c, host_##name, io);                                               \
+#define FP_EXEC(c, name, io)                                                                       \
+    do {                                                                                           \
+        if (likely(fp_masked(c)))                                                                  \
+            fast_##name(io);                                                                       \
+        else                                                                                       \
+            fp_exec_copy(c, host_##name, io);                                                      \
     } while (0)
 
 #endif

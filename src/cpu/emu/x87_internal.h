@@ -36,14 +36,16 @@ enum { TAG_VALID = 0, TAG_ZERO = 1, TAG_SPECIAL = 2, TAG_EMPTY = 3 };
 /* Size of the FNSAVE image in the 32-bit protected-mode format the host uses. */
 #define X87_IMG_SIZE 108
 
-static inline int x87_top(const struct x86_fpu *f) { return (f->fsw >> 11) & 7; }
+static inline int x87_top(const struct x86_fpu *f)
+{
+    return (f->fsw >> 11) & 7;
+}
 
 /* ES and B follow the flags: set exactly when an exception flag is unmasked (the
  * hardware recomputes them on FLDCW, FLDENV, FRSTOR and FNSTENV). */
 static inline uint16_t x87_fsw_sync_es(uint16_t fsw, uint16_t fcw)
 {
-    if (fsw & ~fcw & FSW_EXC)
-        return fsw | FSW_ES | FSW_B;
+    if (fsw & ~fcw & FSW_EXC) return fsw | FSW_ES | FSW_B;
     return fsw & ~(FSW_ES | FSW_B);
 }
 
@@ -71,8 +73,8 @@ struct x87_result {
  * the instruction (FCOMI and friends). f is not
  * modified: the caller commits *res with x87_commit once nothing can fault any
  * more (a store to guest memory). */
-uint64_t x87_host_run(const struct x86_fpu *f, struct x87_result *res, const void *stub,
-                      void *mem, bool cf);
+uint64_t x87_host_run(const struct x86_fpu *f, struct x87_result *res, const void *stub, void *mem,
+                      bool cf);
 
 /* The fast path loads only the registers an instruction reads (FLD m80), runs it
  * with every exception masked and stores what is left on the stack (FSTP m80):
@@ -84,12 +86,12 @@ struct x87_fast_io {
     uint16_t host_fcw; /* scratch: the host's FCW */
     uint16_t fsw;      /* out: host FSW after the instruction */
     uint16_t pad;
-    uint32_t nin;      /* in: ST(0)..ST(nin-1) in st[] */
-    uint32_t nout;     /* out count: ST(0)..ST(nout-1) stored to st[] */
+    uint32_t nin;  /* in: ST(0)..ST(nin-1) in st[] */
+    uint32_t nout; /* out count: ST(0)..ST(nout-1) stored to st[] */
     const void *stub;
     void *mem;
-    uint64_t cf;       /* host CF for the stub (FCMOVcc) */
-    uint64_t rflags;   /* out: host RFLAGS after the instruction */
+    uint64_t cf;     /* host CF for the stub (FCMOVcc) */
+    uint64_t rflags; /* out: host RFLAGS after the instruction */
     uint8_t st[8][10];
 };
 void x87_fast_exec(struct x87_fast_io *io);
