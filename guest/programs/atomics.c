@@ -36,15 +36,13 @@ static void *worker(void *arg)
     int bad = 0;
     for (uint64_t i = 0; i < iterations; i++) {
         uint64_t old = __atomic_fetch_add(&atomic_counter, 1, __ATOMIC_SEQ_CST);
-        if (i > 0 && old <= prev)
-            bad = 1;
+        if (i > 0 && old <= prev) bad = 1;
         prev = old;
         pthread_mutex_lock(&lock);
         locked_counter++;
         pthread_mutex_unlock(&lock);
     }
-    if (bad)
-        __atomic_store_n(&order_errors, 1, __ATOMIC_SEQ_CST);
+    if (bad) __atomic_store_n(&order_errors, 1, __ATOMIC_SEQ_CST);
     return NULL;
 }
 
@@ -53,8 +51,7 @@ static int parse_u64(const char *s, uint64_t *out)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *end || s[0] == '-')
-        return -1;
+    if (errno || end == s || *end || s[0] == '-') return -1;
     *out = v;
     return 0;
 }
@@ -92,8 +89,7 @@ int main(int argc, char **argv)
     printf("atomics: threads=%" PRIu64 " iterations=%" PRIu64 "\n", nthreads, iterations);
     printf("atomic_fetch_add total: %" PRIu64 " expected: %" PRIu64 "%s\n", atomic_counter,
            expected, order_errors ? " (non-increasing fetch_add results seen)" : "");
-    printf("mutex total:            %" PRIu64 " expected: %" PRIu64 "\n", locked_counter,
-           expected);
+    printf("mutex total:            %" PRIu64 " expected: %" PRIu64 "\n", locked_counter, expected);
     printf("atomics: %s\n", ok ? "OK" : "FAIL");
     free(tids);
     return ok ? 0 : 1;
