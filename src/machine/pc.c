@@ -274,7 +274,8 @@ static void bus_eoi(void *opaque, uint8_t vector)
 static void pic_intr(void *opaque, int level)
 {
     struct pc *pc = opaque;
-    lapic_set_lint(pc->cpus[0].lapic, 0, level);
+    if (pc->cpus) /* the PIC starts masked; vCPUs come after the devices */
+        lapic_set_lint(pc->cpus[0].lapic, 0, level);
 }
 
 /* ---- vCPU exits ---- */
@@ -404,6 +405,10 @@ static char *kernel_cmdline(const struct pc_config *cfg)
     return s;
 }
 
+/* The I/O APIC's ID follows the local APICs' (0..n-1) in its 4-bit register, as on
+ * real boards; MADT and device must agree. */
+static int pc_ioapic_id(const struct pc *pc) { return pc->ncpus & 0xf; }
+
 static void build_e820(const struct pc *pc, struct boot_layout *l)
 {
     uint64_t mem = pc->cfg.memory;
@@ -420,6 +425,7 @@ static void build_acpi(struct pc *pc, struct boot_layout *l)
 {
     struct acpi_config ac;
     acpi_config_defaults(&ac);
+    ac.ioapic_id = (uint8_t)pc_ioapic_id(pc);
     struct acpi_cpu *cpus = calloc((size_t)pc->ncpus, sizeof(*cpus));
     for (int i = 0; i < pc->ncpus; i++)
         cpus[i] = (struct acpi_cpu){.apic_id = (uint32_t)i, .node = 0, .present = true};
@@ -446,7 +452,7 @@ static void create_devices(struct pc *pc)
     router_init(&pc->router);
     if (timer_service_start(&pc->timers) < 0) die("cannot start the timer thread");
     pc->apic_bus = (struct apic_bus){.deliver = bus_deliver, .eoi = bus_eoi, .opaque = pc};
-    pc->ioapic = ioapic_create(pc->ncpus, &pc->apic_bus);
+    pc->ioapic = ioapic_create(pc_ioapic_id(pc), &pc->apic_bus);
     pc->pic = pic_create(pic_intr, pc);
     if (!pc->ioapic || !pc->pic) die("cannot create the interrupt controllers");
     pic_register(pc->pic, &pc->router);
