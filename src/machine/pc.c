@@ -103,7 +103,8 @@ static void guest_reset(void *opaque)
     pthread_mutex_lock(&pc->con_lock);
     int status = pc->con.status >= 0 ? pc->con.status : 125;
     pthread_mutex_unlock(&pc->con_lock);
-    if (status == 125) fprintf(stderr, "unum: the guest reset the machine\n");
+    if (status == 125 && atomic_load(&pc->exit_status) == EXIT_RUNNING)
+        fprintf(stderr, "unum: the guest reset the machine\n");
     pc_stop(pc, status);
 }
 
