@@ -19,7 +19,7 @@ static void usage_main(FILE *f)
     fputs("usage: unum <command> [options]\n"
           "\n"
           "unum runs one virtual machine whose vCPUs, memory and devices may span several\n"
-          "computers. This build provides the x86-64 emulator and its test machine.\n"
+          "computers. This build runs one node: the x86-64 emulator and a PC platform.\n"
           "\n"
           "commands:\n"
           "  run         boot a guest (default: the built Debian kernel and initramfs)\n"
@@ -32,7 +32,7 @@ static void usage_main(FILE *f)
 
 static void usage_testguest(FILE *f)
 {
-    fputs("usage: unum testguest [--cpus N] [--memory SIZE] [--max-insns N] IMAGE\n"
+    fputs("usage: unum testguest [--cpus N] [--memory SIZE] IMAGE\n"
           "\n"
           "Loads IMAGE (a flat binary) at guest-physical 1 MiB and starts every vCPU there in\n"
           "flat 32-bit protected mode with EDI = vCPU index, ESI = vCPU count, EDX = memory\n"
