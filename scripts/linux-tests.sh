@@ -66,6 +66,12 @@ got=$(cut -d' ' -f1 <<<"$out")
 [ "$rc" -eq 0 ] && [ "$got" = "$want" ] && ok "seq | sort -n | md5sum = host ($want)" ||
     bad "pipeline" "rc=$rc got '$got' want '$want'" "$out"
 
+# --- no terminal: stdin is the script ---
+out=$(echo 'echo piped-$((6*7)); exit 4' | timeout "$LIMIT" "$UNUM" run --memory 256M 2>&1)
+rc=$?
+[ "$rc" -eq 4 ] && [ "$out" = piped-42 ] && ok "stdin as the script: output and status 4" ||
+    bad "stdin as the script" "rc=$rc" "$out"
+
 # --- interactive console in a pseudo-terminal ---
 o=$(timeout "$LIMIT" python3 tests/linux/interactive.py "$UNUM" 2>&1)
 grep -q '^PASS' <<<"$o" && ok "${o#PASS }" || bad "interactive console" "" "$o"

@@ -54,7 +54,8 @@ static void usage_run(FILE *f)
           "Boots one VM on this node. With -- CMD the guest runs CMD with /bin/sh -c, its\n"
           "output appears here and unum exits with CMD's status (125 if the VM stopped\n"
           "without one). Without CMD: an interactive shell on the serial console (the\n"
-          "terminal is put in raw mode; Ctrl-A x quits).\n"
+          "terminal is put in raw mode; Ctrl-A x quits); when stdin is not a terminal it\n"
+          "is read as the script to run instead.\n"
           "\n"
           "  --cpus N        vCPUs (1..64, default 1)\n"
           "  --memory SIZE   guest RAM, e.g. 256M, 2G (default 256M)\n"
@@ -94,6 +95,27 @@ static char *join_args(int argc, char **argv)
     return s;
 }
 
+/* Without a terminal there is nobody to type into the guest's shell: the input
+ * is the script to run (empty input: nothing to do). */
+static char *read_script(FILE *f)
+{
+    size_t cap = 4096, len = 0, n;
+    char *s = malloc(cap);
+    while (s && (n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len == cap - 1)
+            s = realloc(s, cap *= 2);
+    }
+    if (!s)
+        die("out of memory reading the guest command from stdin");
+    s[len] = 0;
+    if (!len) {
+        free(s);
+        return strdup("true");
+    }
+    return s;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     struct pc_config cfg = {.cpus = 1, .memory = 256ull << 20, .append = ""};
@@ -126,7 +148,10 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
         die("run: unexpected argument '%s' (put the guest command after --)", argv[optind]);
-    if (optind < argc) cfg.command = join_args(argc - optind, argv + optind);
+    if (optind < argc)
+        cfg.command = join_args(argc - optind, argv + optind);
+    else if (!isatty(STDIN_FILENO))
+        cfg.command = read_script(stdin); /* `echo CMD | unum run`: stdin is the script */
     char *kernel = cfg.kernel ? NULL : asset_path("vmlinuz");
     /* uncompressed: the guest spends no time inflating it */
     char *initrd = cfg.initrd ? NULL : asset_path("initrd.cpio");
