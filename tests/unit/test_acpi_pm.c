@@ -11,20 +11,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/fake_dev.h"
 #include "devices/acpi_pm.h"
 #include "devices/timer.h"
 #include "machine/router.h"
-
-struct fake_irq {
-    _Atomic int level, edges;
-};
-
-static void fake_set(void *opaque, int pin, int level)
-{
-    struct fake_irq *f = opaque;
-    if (level && !f->level) f->edges++;
-    f->level = level;
-}
 
 struct fixture {
     struct timer_service ts;
@@ -48,7 +38,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     assert_int_equal(timer_service_start(&f->ts), 0);
     router_init(&f->r);
-    struct irq_line line = {.set = fake_set, .opaque = &f->sci, .pin = ACPI_SCI_IRQ};
+    struct irq_line line = {.set = fake_irq_set, .opaque = &f->sci, .pin = ACPI_SCI_IRQ};
     acpi_pm_init(&f->pm, &f->ts, &line, on_power_off, on_reset, f);
     assert_int_equal(acpi_pm_register(&f->pm, &f->r), 0);
     assert_int_equal(acpi_pm_register_rcr(&f->pm, &f->r), 0);
@@ -67,16 +57,12 @@ static int teardown(void **state)
 
 static uint32_t in(struct fixture *f, uint16_t port, int size)
 {
-    struct cpu_io io = {.kind = CPU_IO_PIO, .size = (uint8_t)size, .addr = port};
-    router_dispatch(&f->r, &io);
-    return (uint32_t)io.data;
+    return (uint32_t)pio_in(&f->r, port, size);
 }
 
 static void out(struct fixture *f, uint16_t port, int size, uint32_t v)
 {
-    struct cpu_io io = {
-        .kind = CPU_IO_PIO, .write = true, .size = (uint8_t)size, .addr = port, .data = v};
-    router_dispatch(&f->r, &io);
+    pio_out(&f->r, port, size, v);
 }
 
 static void sleep_ms(int ms)

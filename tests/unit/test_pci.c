@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "common/fake_dev.h"
 #include "devices/acpi_pm.h"
 #include "devices/pci.h"
 #include "machine/router.h"
@@ -54,16 +55,12 @@ static int teardown(void **state)
 
 static uint32_t in(struct fixture *f, uint16_t port, int size)
 {
-    struct cpu_io io = {.kind = CPU_IO_PIO, .size = (uint8_t)size, .addr = port};
-    router_dispatch(&f->r, &io);
-    return (uint32_t)io.data;
+    return (uint32_t)pio_in(&f->r, port, size);
 }
 
 static void out(struct fixture *f, uint16_t port, int size, uint32_t v)
 {
-    struct cpu_io io = {
-        .kind = CPU_IO_PIO, .write = true, .size = (uint8_t)size, .addr = port, .data = v};
-    router_dispatch(&f->r, &io);
+    pio_out(&f->r, port, size, v);
 }
 
 static uint32_t cfg(unsigned bus, unsigned dev, unsigned fn, unsigned reg)

@@ -12,20 +12,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/fake_dev.h"
 #include "devices/pit.h"
 #include "devices/timer.h"
 #include "machine/router.h"
-
-struct fake_irq {
-    _Atomic int level, edges;
-};
-
-static void fake_set(void *opaque, int pin, int level)
-{
-    struct fake_irq *f = opaque;
-    if (level && !f->level) f->edges++;
-    f->level = level;
-}
 
 struct fixture {
     struct timer_service ts;
@@ -39,7 +29,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     assert_int_equal(timer_service_start(&f->ts), 0);
     router_init(&f->r);
-    struct irq_line line = {.set = fake_set, .opaque = &f->irq, .pin = 0};
+    struct irq_line line = {.set = fake_irq_set, .opaque = &f->irq, .pin = 0};
     pit_init(&f->p, &f->ts, &line);
     assert_int_equal(pit_register(&f->p, &f->r), 0);
     *state = f;
@@ -57,15 +47,12 @@ static int teardown(void **state)
 
 static uint8_t in(struct fixture *f, uint16_t port)
 {
-    struct cpu_io io = {.kind = CPU_IO_PIO, .size = 1, .addr = port};
-    router_dispatch(&f->r, &io);
-    return (uint8_t)io.data;
+    return (uint8_t)pio_in(&f->r, port, 1);
 }
 
 static void out(struct fixture *f, uint16_t port, uint8_t v)
 {
-    struct cpu_io io = {.kind = CPU_IO_PIO, .write = true, .size = 1, .addr = port, .data = v};
-    router_dispatch(&f->r, &io);
+    pio_out(&f->r, port, 1, v);
 }
 
 static void sleep_ms(int ms)

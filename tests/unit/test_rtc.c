@@ -12,20 +12,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/fake_dev.h"
 #include "devices/rtc.h"
 #include "devices/timer.h"
 #include "machine/router.h"
-
-struct fake_irq {
-    _Atomic int level, edges;
-};
-
-static void fake_set(void *opaque, int pin, int level)
-{
-    struct fake_irq *f = opaque;
-    if (level && !f->level) f->edges++;
-    f->level = level;
-}
 
 struct fixture {
     struct timer_service ts;
@@ -39,7 +29,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     assert_int_equal(timer_service_start(&f->ts), 0);
     router_init(&f->r);
-    struct irq_line line = {.set = fake_set, .opaque = &f->irq, .pin = 8};
+    struct irq_line line = {.set = fake_irq_set, .opaque = &f->irq, .pin = 8};
     rtc_init(&f->rtc, &f->ts, &line);
     assert_int_equal(rtc_register(&f->rtc, &f->r), 0);
     *state = f;

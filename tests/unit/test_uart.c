@@ -13,22 +13,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/fake_dev.h"
 #include "devices/timer.h"
 #include "devices/uart.h"
 #include "machine/router.h"
 
 #define BASE 0x3F8
-
-struct fake_irq {
-    _Atomic int level, edges;
-};
-
-static void fake_set(void *opaque, int pin, int level)
-{
-    struct fake_irq *f = opaque;
-    if (level && !f->level) f->edges++;
-    f->level = level;
-}
 
 struct sink {
     pthread_mutex_t lock; /* the timer thread's flushes race with the test reading */
@@ -79,7 +69,7 @@ static int setup(void **state)
     pthread_mutex_init(&f->out.lock, NULL);
     assert_int_equal(timer_service_start(&f->ts), 0);
     router_init(&f->r);
-    struct irq_line line = {.set = fake_set, .opaque = &f->irq, .pin = 4};
+    struct irq_line line = {.set = fake_irq_set, .opaque = &f->irq, .pin = 4};
     uart_init(&f->u, &f->ts, &line, sink_tx, &f->out);
     uart_set_rx_ready(&f->u, on_rx_ready, f);
     assert_int_equal(uart_register(&f->u, &f->r, BASE, "com1"), 0);
