@@ -554,6 +554,8 @@ static inline uint64_t seg_base(struct emu_cpu *c, int seg)
 /* Linear address of the ModRM memory operand: the common 64-bit shapes inline,
  * everything else (segments, 16/32-bit addressing, RIP-relative, #SS) out of line. */
 uint64_t emu_ea_general(struct emu_cpu *c, const struct insn *in);
+/* Linear address of a ModRM operand's offset (segment base, #SS checks). */
+uint64_t emu_ea_linear(struct emu_cpu *c, const struct insn *in, uint64_t off);
 static inline __attribute__((always_inline)) uint64_t emu_ea(struct emu_cpu *c,
                                                              const struct insn *in)
 {

@@ -334,26 +334,21 @@ void *emu_ptr_rmw(struct emu_cpu *c, uint64_t lin, int size)
 }
 
 /* Linear address of a ModRM memory operand in the less common shapes. */
-uint64_t emu_ea_general(struct emu_cpu *c, const struct insn *in)
+uint64_t emu_ea_linear(struct emu_cpu *c, const struct insn *in, uint64_t off)
 {
-    uint64_t a = (uint64_t)in->disp;
-    if (in->base < 16)
-        a += c->s.gpr[in->base];
-    else if (in->base == EA_RIP)
-        a += c->next_rip;
-    if (in->index < 16) a += c->s.gpr[in->index] << in->scale;
-    if (in->asz == 4)
-        a = (uint32_t)a;
-    else if (in->asz == 2)
-        a = (uint16_t)a;
     if (c->mode == MODE_LONG64) {
         if (in->seg >= SEG_FS && in->seg <= SEG_GS)
-            a += c->s.seg[in->seg].base;
-        else if (in->seg == SEG_SS && unlikely(!canonical(a)))
+            off += c->s.seg[in->seg].base;
+        else if (in->seg == SEG_SS && unlikely(!canonical(off)))
             emu_raise(c, EXC_SS, 0, true); /* stack references fault with #SS */
-        return a;
+        return off;
     }
-    return (uint32_t)(a + c->s.seg[in->seg].base);
+    return (uint32_t)(off + c->s.seg[in->seg].base);
+}
+
+uint64_t emu_ea_general(struct emu_cpu *c, const struct insn *in)
+{
+    return emu_ea_linear(c, in, emu_ea_off(c, in));
 }
 
 void *emu_ptr_read(struct emu_cpu *c, uint64_t lin)

@@ -796,10 +796,10 @@ static void op_pop_rm(struct emu_cpu *c, const struct insn *in) /* 8F /0 */
     if (in->mod == 3) {
         reg_write(c, in->rm, in->osz, false, v);
     } else {
-        uint64_t ea = emu_ea(c, in);
+        uint64_t off = emu_ea_off(c, in);
         uint64_t new_rsp = c->s.gpr[RSP];
-        c->s.gpr[RSP] = old_rsp; /* a fault must leave RSP unchanged */
-        vm_write(c, ea, in->osz, v);
+        c->s.gpr[RSP] = old_rsp; /* a fault (#SS, #GP, #PF) must leave RSP unchanged */
+        vm_write(c, emu_ea_linear(c, in, off), in->osz, v);
         c->s.gpr[RSP] = new_rsp;
     }
 }
