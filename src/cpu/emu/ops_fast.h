@@ -266,26 +266,25 @@ H(lea32)
 
 /* The handlers the run loop inlines, each behind its own indirect jump (threaded
  * dispatch); everything else goes through a call. Order defines insn.fop - 1. */
+/* clang-format off */
 #define EMU_THREADED_OPS(X)                                                                        \
-    X(mov_ld_mem8)                                                                                 \
-    X(mov_ld_mem4) X(mov_st_mem8) X(mov_st_mem4) X(mov_st_reg8) X(mov_st_reg4) X(mov_imm_reg4)     \
-        X(mov_imm_reg8) X(movzx8_mem4) X(movzx8_mem8) X(movzx16_mem4) X(mov_st_mem_lowbyte)        \
-            X(mov_ld_mem_lowbyte) X(alu0_ri_reg8) X(alu0_ri_reg4) X(alu5_ri_reg8) X(alu5_ri_reg4)  \
-                X(alu7_ri_reg8) X(alu7_ri_reg4) X(alu4_ri_reg4) X(alu4_ri_reg8) X(alu7_mr_reg8)    \
-                    X(alu7_mr_reg4) X(alu0_mr_reg8) X(alu0_mr_reg4) X(alu5_mr_reg8)                \
-                        X(alu5_mr_reg4) X(alu6_mr_reg4) X(alu6_mr_reg8) X(alu1_mr_reg8)            \
-                            X(alu4_mr_reg8) X(alu4_mr_reg4) X(alu1_mr_reg4) X(alu0_rm_mem8)        \
-                                X(alu0_rm_mem4) X(alu7_rm_mem8) X(alu7_rm_mem4) X(alu7_mi_byte)    \
-                                    X(alu7_ri_mem8) X(alu7_ri_mem4) X(test_reg4) X(test_reg8)      \
-                                        X(jcc0) X(jcc1) X(jcc2) X(jcc3) X(jcc4) X(jcc5) X(jcc6)    \
-                                            X(jcc7) X(jcc8) X(jcc9) X(jcc10) X(jcc11) X(jcc12)     \
-                                                X(jcc13) X(jcc14) X(jcc15) X(lea64) X(lea32)       \
-                                                    X(imul_reg8) X(imul_reg4) X(shift4_ri8)        \
-                                                        X(shift5_ri8) X(shift4_ri4) X(shift5_ri4)  \
-                                                            X(shift7_ri8) X(push_r64) X(pop_r64)   \
-                                                                X(call_rel64) X(ret64)             \
-                                                                    X(alu0_acc8) X(alu7_acc8)      \
-                                                                        X(alu7_acc4) X(alu4_acc4)
+    X(mov_ld_mem8) X(mov_ld_mem4) X(mov_st_mem8) X(mov_st_mem4) X(mov_st_reg8) X(mov_st_reg4)      \
+    X(mov_imm_reg4) X(mov_imm_reg8) X(movzx8_mem4) X(movzx8_mem8) X(movzx16_mem4)                 \
+    X(mov_st_mem_lowbyte) X(mov_ld_mem_lowbyte)                                                    \
+    X(alu0_ri_reg8) X(alu0_ri_reg4) X(alu5_ri_reg8) X(alu5_ri_reg4) X(alu7_ri_reg8)               \
+    X(alu7_ri_reg4) X(alu4_ri_reg4) X(alu4_ri_reg8)                                                \
+    X(alu7_mr_reg8) X(alu7_mr_reg4) X(alu0_mr_reg8) X(alu0_mr_reg4) X(alu5_mr_reg8)               \
+    X(alu5_mr_reg4) X(alu6_mr_reg4) X(alu6_mr_reg8) X(alu1_mr_reg8) X(alu4_mr_reg8)               \
+    X(alu4_mr_reg4) X(alu1_mr_reg4)                                                                \
+    X(alu0_rm_mem8) X(alu0_rm_mem4) X(alu7_rm_mem8) X(alu7_rm_mem4) X(alu7_mi_byte)               \
+    X(alu7_ri_mem8) X(alu7_ri_mem4) X(test_reg4) X(test_reg8)                                      \
+    X(jcc0) X(jcc1) X(jcc2) X(jcc3) X(jcc4) X(jcc5) X(jcc6) X(jcc7)                                \
+    X(jcc8) X(jcc9) X(jcc10) X(jcc11) X(jcc12) X(jcc13) X(jcc14) X(jcc15)                          \
+    X(lea64) X(lea32) X(imul_reg8) X(imul_reg4)                                                    \
+    X(shift4_ri8) X(shift5_ri8) X(shift4_ri4) X(shift5_ri4) X(shift7_ri8)                          \
+    X(push_r64) X(pop_r64) X(call_rel64) X(ret64)                                                  \
+    X(alu0_acc8) X(alu7_acc8) X(alu7_acc4) X(alu4_acc4)
+/* clang-format on */
 
 /* insn.fop for a handler (0: not threaded); filled in by block decoding */
 uint8_t emu_threaded_op(emu_handler fn);
