@@ -44,6 +44,8 @@ struct lapic {
     uint64_t tsc_hz;
     int (*extint_ack)(void *);
     void *extint_opaque;
+    void (*logical_hook)(void *, int, uint32_t, uint32_t);
+    void *logical_opaque;
 
     uint64_t base; /* IA32_APIC_BASE */
     uint32_t tpr, ldr, dfr, svr, icr_lo, icr_hi;
@@ -340,6 +342,15 @@ uint64_t lapic_base(struct lapic *l)
     return b;
 }
 
+void lapic_set_logical_hook(struct lapic *l, void (*fn)(void *, int, uint32_t, uint32_t),
+                            void *opaque)
+{
+    pthread_mutex_lock(&l->lock);
+    l->logical_hook = fn;
+    l->logical_opaque = opaque;
+    pthread_mutex_unlock(&l->lock);
+}
+
 void lapic_set_extint_ack(struct lapic *l, int (*ack)(void *), void *opaque)
 {
     pthread_mutex_lock(&l->lock);
@@ -428,7 +439,7 @@ void lapic_mmio_write(void *dev, uint64_t offset, int size, uint64_t value)
     unsigned r = (unsigned)(offset >> 4);
     uint32_t val = (uint32_t)value;
     struct apic_msg msg;
-    bool send = false;
+    bool send = false, logical = false;
     int eoi_level = -1;
     pthread_mutex_lock(&l->lock);
     switch (r) {
@@ -445,8 +456,14 @@ void lapic_mmio_write(void *dev, uint64_t offset, int size, uint64_t value)
         }
         break;
     }
-    case 0x0d: l->ldr = val & 0xff000000u; break;
-    case 0x0e: l->dfr = val | 0x0fffffffu; break;
+    case 0x0d:
+        l->ldr = val & 0xff000000u;
+        logical = true;
+        break;
+    case 0x0e:
+        l->dfr = val | 0x0fffffffu;
+        logical = true;
+        break;
     case 0x0f:
         l->svr = val & 0x3ff;
         if (!(l->svr & SVR_ENABLE)) {
@@ -474,8 +491,11 @@ void lapic_mmio_write(void *dev, uint64_t offset, int size, uint64_t value)
     case 0x3e: l->divide = val & 0xb; break;
     default: break; /* read-only and reserved registers */
     }
+    uint32_t ldr = l->ldr, dfr = l->dfr;
+    void (*hook)(void *, int, uint32_t, uint32_t) = logical ? l->logical_hook : NULL;
     pthread_mutex_unlock(&l->lock);
     /* outside the lock: the bus may come back to this LAPIC */
+    if (hook) hook(l->logical_opaque, l->v ? l->v->id : l->id, ldr, dfr);
     if (send && l->bus.deliver) l->bus.deliver(l->bus.opaque, &msg);
     if (eoi_level >= 0 && l->bus.eoi) l->bus.eoi(l->bus.opaque, (uint8_t)eoi_level);
 }

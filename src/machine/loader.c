@@ -166,6 +166,17 @@ static void entry_state(struct x86_state *s, uint64_t entry)
     s->rflags = FL_1;
 }
 
+/* Takes write access to [gpa, gpa+len) before the loader writes it through host
+ * pointers: on a cluster some of it is homed on other nodes. */
+static int claim(struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+    for (uint64_t p = gpa & GUEST_PAGE_MASK; p < gpa + len; p += GUEST_PAGE_SIZE) {
+        int err = 0;
+        if (!guest_mem_access(mem, p, MEM_WRITE, &err)) return err ? err : -EFAULT;
+    }
+    return 0;
+}
+
 int linux_load(struct guest_mem *mem, const struct linux_image *img, const uint8_t *initrd,
                size_t initrd_size, const char *cmdline, const struct boot_layout *layout,
                struct x86_state *s, const char **why)
@@ -183,6 +194,10 @@ int linux_load(struct guest_mem *mem, const struct linux_image *img, const uint8
     if (clen > cmax || clen >= BOOT_CMDLINE_MAX) {
         *why = "kernel command line too long";
         return -E2BIG;
+    }
+    if (claim(mem, 0, 0x100000) < 0 || claim(mem, kaddr, ksize) < 0) {
+        *why = "cannot take hold of guest memory";
+        return -EIO;
     }
     memcpy(ram + kaddr, img->data + img->setup_size, ksize);
     memcpy(ram + BOOT_CMDLINE_GPA, cmdline, clen + 1);
@@ -202,6 +217,10 @@ int linux_load(struct guest_mem *mem, const struct linux_image *img, const uint8
         if (max < initrd_size || at < kaddr + img->init_size) {
             *why = "guest memory too small for kernel and initrd";
             return -ENOMEM;
+        }
+        if (claim(mem, at, initrd_size) < 0) {
+            *why = "cannot take hold of guest memory";
+            return -EIO;
         }
         memcpy(ram + at, initrd, initrd_size);
         wr32(bp + HDR_RAMDISK_IMG, (uint32_t)at);

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/config.h"
+#include "cluster/node.h"
 #include "cpu/cpu.h"
 #include "cpu/emu/emu_api.h"
 #include "devices/acpi_pm.h"
@@ -41,9 +43,11 @@ struct pc;
 
 struct pc_vcpu {
     struct pc *pc;
-    int id;
-    struct vcpu *v;
-    struct lapic *lapic;
+    int id;       /* global vCPU index = APIC ID */
+    int node;     /* the node running it */
+    struct vcpu *v;       /* NULL for a vCPU on another node */
+    struct lapic *lapic;  /* NULL for a vCPU on another node */
+    uint32_t ldr, dfr;    /* another node's vCPU: its logical destination */
     pthread_t thread;
 };
 
@@ -75,16 +79,29 @@ struct pc {
     pthread_mutex_t con_lock;
     _Atomic int exit_status;
     uint64_t start_ns;
+    /* cluster */
+    struct node *node;    /* NULL on a single node */
+    int self, platform;   /* node ids (0, 0 on a single node) */
+    bool is_platform;     /* this node has the platform devices */
 };
+
+static bool vcpu_local(const struct pc *pc, int i) { return pc->cpus[i].v != NULL; }
 
 /* ---- stopping ---- */
 
-static void pc_stop(struct pc *pc, int status)
+static void pc_stop_local(struct pc *pc, int status)
 {
     int expected = EXIT_RUNNING;
     atomic_compare_exchange_strong(&pc->exit_status, &expected, status);
     for (int i = 0; i < pc->ncpus; i++)
-        vcpu_request_stop(pc->cpus[i].v);
+        if (vcpu_local(pc, i)) vcpu_request_stop(pc->cpus[i].v);
+}
+
+/* Stops the VM: this node's vCPUs and, on a cluster, every other node's. */
+static void pc_stop(struct pc *pc, int status)
+{
+    pc_stop_local(pc, status);
+    if (pc->node) node_stop_all(pc->node, atomic_load(&pc->exit_status));
 }
 
 static void guest_power_off(void *opaque)
@@ -244,39 +261,107 @@ static struct irq_line isa_line(struct pc *pc, int irq)
     return (struct irq_line){.set = isa_irq, .opaque = pc, .pin = irq};
 }
 
+/* Does a message address another node's vCPU? (lapic_match's rules, with the
+ * logical destination that vCPU's node published.) */
+static bool remote_match(const struct pc_vcpu *pv, const struct apic_msg *m)
+{
+    switch (m->shorthand) {
+    case APIC_SH_SELF: return m->src == pv->id;
+    case APIC_SH_ALL: return true;
+    case APIC_SH_OTHERS: return m->src != pv->id;
+    default: break;
+    }
+    unsigned dest = m->dest & 0xff;
+    if (dest == 0xff) return true;
+    if (!m->logical) return dest == (unsigned)pv->id;
+    unsigned ldr = pv->ldr >> 24;
+    switch (pv->dfr >> 28) {
+    case 0xf: return (ldr & dest) != 0;
+    case 0x0: return ((dest >> 4) == 0xf || (dest >> 4) == (ldr >> 4)) && (ldr & dest & 0xf);
+    default: return false;
+    }
+}
+
 static void bus_deliver(void *opaque, const struct apic_msg *m)
 {
     struct pc *pc = opaque;
-    if (m->delivery == APIC_DM_LOWEST && m->shorthand == APIC_SH_NONE) {
-        struct lapic *best = NULL;
-        int best_prio = 1 << 30;
-        for (int i = 0; i < pc->ncpus; i++) {
-            struct lapic *l = pc->cpus[i].lapic;
-            if (!lapic_match(l, m)) continue;
-            int p = lapic_priority(l);
-            if (p < best_prio) {
-                best = l;
-                best_prio = p;
+    bool lowest = m->delivery == APIC_DM_LOWEST && m->shorthand == APIC_SH_NONE;
+    uint64_t remote[CLUSTER_MAX_NODES] = {0};
+    struct lapic *best = NULL;
+    int best_prio = 1 << 30, first_remote = -1;
+    for (int i = 0; i < pc->ncpus; i++) {
+        struct pc_vcpu *pv = &pc->cpus[i];
+        if (!vcpu_local(pc, i)) {
+            if (remote_match(pv, m)) {
+                if (first_remote < 0) first_remote = i;
+                if (!lowest) remote[pv->node] |= 1ull << i;
             }
+            continue;
         }
-        if (best) lapic_accept(best, m);
-        return;
+        if (!lapic_match(pv->lapic, m)) continue;
+        if (!lowest) {
+            lapic_accept(pv->lapic, m);
+            continue;
+        }
+        int p = lapic_priority(pv->lapic);
+        if (p < best_prio) {
+            best = pv->lapic;
+            best_prio = p;
+        }
     }
-    for (int i = 0; i < pc->ncpus; i++)
-        if (lapic_match(pc->cpus[i].lapic, m)) lapic_accept(pc->cpus[i].lapic, m);
+    /* lowest priority: a local winner avoids a network hop; otherwise the first
+     * matching vCPU elsewhere (remote priorities are not known here) */
+    if (lowest && best) lapic_accept(best, m);
+    if (lowest && !best && first_remote >= 0)
+        remote[pc->cpus[first_remote].node] |= 1ull << first_remote;
+    for (int k = 0; pc->node && k < CLUSTER_MAX_NODES; k++)
+        if (remote[k]) node_send_apic(pc->node, k, m, remote[k]);
+}
+
+/* An APIC message from another node for vCPUs of this one. */
+static void node_apic_in(void *ctx, const struct apic_msg *m, uint64_t mask)
+{
+    struct pc *pc = ctx;
+    for (int i = 0; i < pc->ncpus && i < 64; i++)
+        if ((mask >> i) & 1 && vcpu_local(pc, i)) lapic_accept(pc->cpus[i].lapic, m);
+}
+
+static void node_apic_logical(void *ctx, int vcpu, uint32_t ldr, uint32_t dfr)
+{
+    struct pc *pc = ctx;
+    if (vcpu < pc->ncpus && !vcpu_local(pc, vcpu)) {
+        pc->cpus[vcpu].ldr = ldr;
+        pc->cpus[vcpu].dfr = dfr;
+    }
+}
+
+static void lapic_logical_changed(void *ctx, int vcpu, uint32_t ldr, uint32_t dfr)
+{
+    struct pc *pc = ctx;
+    if (pc->node) node_send_apic_logical(pc->node, vcpu, ldr, dfr);
 }
 
 static void bus_eoi(void *opaque, uint8_t vector)
 {
     struct pc *pc = opaque;
-    ioapic_eoi(pc->ioapic, vector);
+    if (pc->is_platform)
+        ioapic_eoi(pc->ioapic, vector);
+    else if (pc->node)
+        node_send_eoi(pc->node, vector);
+}
+
+static void node_eoi_in(void *ctx, uint8_t vector)
+{
+    struct pc *pc = ctx;
+    if (pc->ioapic) ioapic_eoi(pc->ioapic, vector);
 }
 
 static void pic_intr(void *opaque, int level)
 {
     struct pc *pc = opaque;
-    if (pc->cpus) /* the PIC starts masked; vCPUs come after the devices */
-        lapic_set_lint(pc->cpus[0].lapic, 0, level);
+    /* the PIC starts masked; vCPUs come after the devices. vCPU 0 (whose LINT0
+     * the 8259 drives) runs on the platform node, as the PIC does. */
+    if (pc->cpus && pc->cpus[0].lapic) lapic_set_lint(pc->cpus[0].lapic, 0, level);
 }
 
 /* ---- vCPU exits ---- */
@@ -354,6 +439,7 @@ static void *profile_thread(void *arg)
         uint64_t t = clock_ns() - pc->start_ns;
         for (int i = 0; i < pc->ncpus; i++) {
             struct vcpu *v = pc->cpus[i].v;
+            if (!v) continue;
             if (atomic_load(&v->sleeping))
                 fprintf(f, "%llu %d idle\n", (unsigned long long)t, i);
             else
@@ -422,37 +508,86 @@ static void build_e820(const struct pc *pc, struct boot_layout *l)
     if (mem > low) l->e820[l->ne820++] = (struct e820_entry){1ull << 32, mem - low, E820_RAM};
 }
 
+/* ---- cluster layout: RAM is laid out node after node in "RAM offsets"; RAM
+ * above the PCI hole sits at 4 GiB and up ---- */
+
+static uint64_t ram_offset(uint64_t gpa)
+{
+    return gpa < PCI_HOLE_START ? gpa : gpa - ((1ull << 32) - PCI_HOLE_START);
+}
+
+static uint64_t ram_gpa(uint64_t off)
+{
+    return off < PCI_HOLE_START ? off : off + ((1ull << 32) - PCI_HOLE_START);
+}
+
+static int pc_home(void *ctx, uint64_t gpa)
+{
+    struct pc *pc = ctx;
+    int k = cluster_node_of_ram(pc->cfg.cluster, ram_offset(gpa));
+    return k < 0 ? pc->platform : k;
+}
+
+/* The guest's NUMA node of a cluster node: its place in the layout. */
+static uint32_t numa_domain(const struct cluster_config *c, int node)
+{
+    uint32_t d = 0;
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->node[i].first_cpu < c->node[node].first_cpu) d++;
+    return d;
+}
+
 static void build_acpi(struct pc *pc, struct boot_layout *l)
 {
+    const struct cluster_config *cl = pc->cfg.cluster;
+    bool numa = cl && cl->numa && cl->nnodes > 1;
     struct acpi_config ac;
     acpi_config_defaults(&ac);
     ac.ioapic_id = (uint8_t)pc_ioapic_id(pc);
     struct acpi_cpu *cpus = calloc((size_t)pc->ncpus, sizeof(*cpus));
     for (int i = 0; i < pc->ncpus; i++)
-        cpus[i] = (struct acpi_cpu){.apic_id = (uint32_t)i, .node = 0, .present = true};
+        cpus[i] = (struct acpi_cpu){
+            .apic_id = (uint32_t)i, .node = numa ? numa_domain(cl, pc->cpus[i].node) : 0, .present = true};
     ac.cpus = cpus;
     ac.ncpus = (uint32_t)pc->ncpus;
-    struct acpi_mem_range mem[2];
+    struct acpi_mem_range mem[2 * CLUSTER_MAX_NODES];
     uint32_t nmem = 0;
-    for (int i = 0; i < l->ne820; i++)
-        if (l->e820[i].type == E820_RAM && nmem < 2 && l->e820[i].addr >= 0x100000)
-            mem[nmem++] = (struct acpi_mem_range){l->e820[i].addr, l->e820[i].size, 0, false};
+    if (numa) {
+        /* each node's home range, split around the PCI hole */
+        for (int k = 0; k < cl->nnodes; k++) {
+            uint64_t lo = cl->node[k].first_byte, hi = lo + cl->node[k].memory;
+            uint32_t dom = numa_domain(cl, k);
+            if (lo < PCI_HOLE_START)
+                mem[nmem++] = (struct acpi_mem_range){
+                    lo, (hi < PCI_HOLE_START ? hi : PCI_HOLE_START) - lo, dom, false};
+            if (hi > PCI_HOLE_START) {
+                uint64_t a = ram_gpa(lo > PCI_HOLE_START ? lo : PCI_HOLE_START);
+                mem[nmem++] = (struct acpi_mem_range){a, ram_gpa(hi - 1) + 1 - a, dom, false};
+            }
+        }
+        ac.numa_nodes = (uint32_t)cl->nnodes;
+    } else {
+        for (int i = 0; i < l->ne820; i++)
+            if (l->e820[i].type == E820_RAM && nmem < 2 && l->e820[i].addr >= 0x100000)
+                mem[nmem++] = (struct acpi_mem_range){l->e820[i].addr, l->e820[i].size, 0, false};
+    }
     ac.mem = mem;
     ac.nmem = nmem;
     struct acpi_layout lay;
-    uint8_t *area = guest_mem_host(&pc->mem, ACPI_AREA_GPA);
-    int err = acpi_build(&ac, area, ACPI_AREA_SIZE, ACPI_AREA_GPA, &lay);
+    uint8_t *area = calloc(1, ACPI_AREA_SIZE);
+    int err = area ? acpi_build(&ac, area, ACPI_AREA_SIZE, ACPI_AREA_GPA, &lay) : -ENOMEM;
     if (err < 0)
         die("cannot build ACPI tables (%s, %zu bytes needed)", strerror(-err), lay.total_size);
+    /* through the memory layer: on a cluster the page may be homed elsewhere */
+    if (guest_mem_write(&pc->mem, ACPI_AREA_GPA, area, ACPI_AREA_SIZE) < 0)
+        die("cannot write the ACPI tables into guest memory");
     l->rsdp_gpa = lay.rsdp;
+    free(area);
     free(cpus);
 }
 
 static void create_devices(struct pc *pc)
 {
-    router_init(&pc->router);
-    if (timer_service_start(&pc->timers) < 0) die("cannot start the timer thread");
-    pc->apic_bus = (struct apic_bus){.deliver = bus_deliver, .eoi = bus_eoi, .opaque = pc};
     pc->ioapic = ioapic_create(pc_ioapic_id(pc), &pc->apic_bus);
     pc->pic = pic_create(pic_intr, pc);
     if (!pc->ioapic || !pc->pic) die("cannot create the interrupt controllers");
@@ -490,6 +625,11 @@ static void create_devices(struct pc *pc)
     pci_bus_register(pc->pci, &pc->router);
 }
 
+static uint64_t host_tsc_node(void *opaque)
+{
+    return emu_host_clock();
+}
+
 static void create_vcpus(struct pc *pc)
 {
     pc->cpus = calloc((size_t)pc->ncpus, sizeof(*pc->cpus));
@@ -498,13 +638,18 @@ static void create_vcpus(struct pc *pc)
         struct pc_vcpu *pv = &pc->cpus[i];
         pv->pc = pc;
         pv->id = i;
+        pv->node = pc->cfg.cluster ? cluster_node_of_cpu(pc->cfg.cluster, i) : 0;
+        pv->dfr = 0xffffffffu;
+        if (pv->node != pc->self) continue;
         pv->v = emu_cpu_impl.create(&pc->mem, i, &pc_exit_ops, pv);
         if (!pv->v) die("cannot create vcpu %d", i);
         pv->v->features = VCPU_FEAT_TSC_DEADLINE;
-        pv->lapic = lapic_create(i, pv->v, &pc->apic_bus, &pc->timers, host_tsc, NULL, hz);
+        pv->lapic = lapic_create(i, pv->v, &pc->apic_bus, &pc->timers,
+                                 pc->cfg.cluster ? host_tsc_node : host_tsc, NULL, hz);
         if (!pv->lapic) die("cannot create the local APIC of vcpu %d", i);
+        if (pc->cfg.cluster) lapic_set_logical_hook(pv->lapic, lapic_logical_changed, pc);
     }
-    lapic_set_extint_ack(pc->cpus[0].lapic, pic_ack_cb, pc->pic);
+    if (pc->pic && pc->cpus[0].lapic) lapic_set_extint_ack(pc->cpus[0].lapic, pic_ack_cb, pc->pic);
 }
 
 static void load_guest(struct pc *pc, struct boot_layout *layout)
@@ -523,7 +668,7 @@ static void load_guest(struct pc *pc, struct boot_layout *layout)
     emu_cpu_impl.set_state(pc->cpus[0].v, &s);
     /* application processors wait for the guest's INIT/SIPI/SIPI */
     for (int i = 1; i < pc->ncpus; i++)
-        vcpu_post(pc->cpus[i].v, VCPU_REQ_INIT);
+        if (vcpu_local(pc, i)) vcpu_post(pc->cpus[i].v, VCPU_REQ_INIT);
     free(cmdline);
     free(k);
     free(ird);
@@ -534,25 +679,94 @@ void pc_destroy(struct pc *pc)
 {
     timer_service_stop(&pc->timers);
     for (int i = 0; i < pc->ncpus; i++) {
+        if (!vcpu_local(pc, i)) continue;
         lapic_destroy(pc->cpus[i].lapic);
         emu_cpu_impl.destroy(pc->cpus[i].v);
     }
     free(pc->cpus);
-    uart_destroy(pc->uart);
-    pit_destroy(pc->pit);
-    rtc_destroy(pc->rtc);
-    acpi_pm_destroy(pc->pm);
-    pci_bus_destroy(pc->pci);
+    if (pc->uart) uart_destroy(pc->uart);
+    if (pc->pit) pit_destroy(pc->pit);
+    if (pc->rtc) rtc_destroy(pc->rtc);
+    if (pc->pm) acpi_pm_destroy(pc->pm);
+    if (pc->pci) pci_bus_destroy(pc->pci);
     free(pc->uart);
     free(pc->pit);
     free(pc->rtc);
     free(pc->pm);
     free(pc->pci);
-    pic_destroy(pc->pic);
-    ioapic_destroy(pc->ioapic);
+    if (pc->pic) pic_destroy(pc->pic);
+    if (pc->ioapic) ioapic_destroy(pc->ioapic);
     guest_mem_destroy(&pc->mem);
     pthread_mutex_destroy(&pc->con_lock);
     free(pc);
+}
+
+/* ---- the cluster side of the machine ---- */
+
+/* A forwarded exit, on the platform node: its own devices answer. */
+static void node_io_in(void *ctx, int from, struct cpu_io *io)
+{
+    struct pc *pc = ctx;
+    router_dispatch(&pc->router, io);
+}
+
+static void node_stop_in(void *ctx, int status)
+{
+    pc_stop_local(ctx, status);
+}
+
+/* The routing table travels with the platform's start message. */
+struct wire_route {
+    uint8_t space, node;
+    uint8_t pad[6];
+    uint64_t base, len;
+    char name[24];
+};
+
+static char route_names[ROUTER_MAX_ROUTES][24];
+
+static void node_start_in(void *ctx, const void *info, uint32_t len)
+{
+    struct pc *pc = ctx;
+    const struct wire_route *r = info;
+    for (uint32_t i = 0; i < len / sizeof(*r) && i < ROUTER_MAX_ROUTES; i++) {
+        memcpy(route_names[i], r[i].name, sizeof(route_names[i]));
+        route_names[i][sizeof(route_names[i]) - 1] = 0;
+        if (r[i].node != pc->self)
+            router_add_remote(&pc->router, r[i].space ? ROUTE_MMIO : ROUTE_PIO, r[i].base,
+                              r[i].len, route_names[i], r[i].node);
+    }
+}
+
+static void start_cluster(struct pc *pc)
+{
+    struct wire_route r[ROUTER_MAX_ROUTES];
+    memset(r, 0, sizeof(r));
+    int n = pc->router.n;
+    for (int i = 0; i < n; i++) {
+        const struct route *e = &pc->router.routes[i];
+        r[i].space = e->space == ROUTE_MMIO;
+        r[i].node = (uint8_t)e->node;
+        r[i].base = e->base;
+        r[i].len = e->len;
+        snprintf(r[i].name, sizeof(r[i].name), "%s", e->name ? e->name : "?");
+    }
+    node_start_all(pc->node, r, (uint32_t)(n * sizeof(r[0])));
+}
+
+static void join_cluster(struct pc *pc)
+{
+    struct node_machine m = {.io = node_io_in,
+                             .apic = node_apic_in,
+                             .eoi = node_eoi_in,
+                             .apic_logical = node_apic_logical,
+                             .start = node_start_in,
+                             .stop = node_stop_in,
+                             .ctx = pc};
+    char err[256];
+    pc->node = node_create(pc->cfg.cluster, pc->self, &pc->mem, pc_home, pc, &m, err, sizeof(err));
+    if (!pc->node) die("node %d: %s", pc->self, err);
+    router_set_cluster(&pc->router, pc->self, pc->platform, node_forward_io, pc->node);
 }
 
 struct pc *pc_create(const struct pc_config *cfg, struct boot_layout *layout)
@@ -561,6 +775,9 @@ struct pc *pc_create(const struct pc_config *cfg, struct boot_layout *layout)
     if (!pc) die("out of memory");
     pc->cfg = *cfg;
     pc->ncpus = cfg->cpus;
+    pc->self = cfg->cluster ? cfg->node_id : 0;
+    pc->platform = cfg->cluster ? cfg->cluster->platform : 0;
+    pc->is_platform = pc->self == pc->platform;
     pc->con.status = -1;
     pc->con.show_boot = cfg->verbose;
     pthread_mutex_init(&pc->con_lock, NULL);
@@ -568,10 +785,16 @@ struct pc *pc_create(const struct pc_config *cfg, struct boot_layout *layout)
     pc->start_ns = clock_ns();
     if (guest_mem_init(&pc->mem, cfg->memory, PCI_HOLE_START, MEM_WRITE) < 0)
         die("cannot allocate %lluM of guest memory", (unsigned long long)(cfg->memory >> 20));
-    create_devices(pc);
+    router_init(&pc->router);
+    if (timer_service_start(&pc->timers) < 0) die("cannot start the timer thread");
+    pc->apic_bus = (struct apic_bus){.deliver = bus_deliver, .eoi = bus_eoi, .opaque = pc};
+    if (pc->is_platform) create_devices(pc);
     create_vcpus(pc);
-    build_e820(pc, layout);
-    build_acpi(pc, layout);
+    if (cfg->cluster) join_cluster(pc);
+    if (pc->is_platform) {
+        build_e820(pc, layout);
+        build_acpi(pc, layout);
+    }
     return pc;
 }
 
@@ -580,30 +803,51 @@ void pc_access(struct pc *pc, int cpu, struct cpu_io *io)
     vcpu_io(&pc->cpus[cpu % pc->ncpus], io);
 }
 
+static void print_routes(struct pc *pc, bool counters)
+{
+    fprintf(stderr, "unum: routing table of node %d (the local APIC page 0xfee00000 is "
+                    "served by each vCPU's own node)\n",
+            pc->self);
+    router_print(&pc->router, stderr, counters);
+}
+
 int pc_run(const struct pc_config *cfg)
 {
     struct boot_layout layout = {0};
     struct pc *pc = pc_create(cfg, &layout);
-    load_guest(pc, &layout);
+    if (pc->is_platform) load_guest(pc, &layout);
+    if (pc->node) {
+        if (pc->is_platform) {
+            if (cfg->show_routes) print_routes(pc, false);
+            start_cluster(pc);
+        } else if (!node_wait_start(pc->node)) {
+            atomic_store(&pc->exit_status, atomic_load(&pc->exit_status) == EXIT_RUNNING
+                                               ? NODE_EXIT_PEER_LOST
+                                               : atomic_load(&pc->exit_status));
+        }
+    }
 
     pthread_t input;
-    bool interactive = !cfg->command;
+    bool interactive = !cfg->command && pc->is_platform;
     if (interactive) {
         raw_terminal();
         pthread_create(&input, NULL, input_thread, pc);
     }
-    for (int i = 0; i < pc->ncpus; i++)
-        pthread_create(&pc->cpus[i].thread, NULL, vcpu_thread, &pc->cpus[i]);
+    bool running = atomic_load(&pc->exit_status) == EXIT_RUNNING;
+    for (int i = 0; running && i < pc->ncpus; i++)
+        if (vcpu_local(pc, i)) pthread_create(&pc->cpus[i].thread, NULL, vcpu_thread, &pc->cpus[i]);
     pthread_t prof;
-    bool profiling = getenv("UNUM_PROFILE") != NULL;
+    bool profiling = getenv("UNUM_PROFILE") != NULL && running;
     if (profiling) pthread_create(&prof, NULL, profile_thread, pc);
-    for (int i = 0; i < pc->ncpus; i++)
-        pthread_join(pc->cpus[i].thread, NULL);
+    for (int i = 0; running && i < pc->ncpus; i++)
+        if (vcpu_local(pc, i)) pthread_join(pc->cpus[i].thread, NULL);
     if (profiling) pthread_join(prof, NULL);
-    uart_flush(pc->uart);
-    pthread_mutex_lock(&pc->con_lock);
-    if (pc->con.len) console_line(pc, false);
-    pthread_mutex_unlock(&pc->con_lock);
+    if (pc->uart) {
+        uart_flush(pc->uart);
+        pthread_mutex_lock(&pc->con_lock);
+        if (pc->con.len) console_line(pc, false);
+        pthread_mutex_unlock(&pc->con_lock);
+    }
     timer_service_stop(&pc->timers); /* no device callbacks from here on */
     if (interactive) {               /* it may sit in read(2), a cancellation point */
         pthread_cancel(input);
@@ -611,6 +855,14 @@ int pc_run(const struct pc_config *cfg)
     }
     restore_terminal();
     int status = atomic_load(&pc->exit_status);
+    if (pc->node) {
+        if (cfg->stats) {
+            node_print_stats(pc->node, stderr);
+            print_routes(pc, true);
+        }
+        node_destroy(pc->node);
+        pc->node = NULL;
+    }
     pc_destroy(pc);
     return status < 0 ? 125 : status;
 }

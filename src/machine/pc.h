@@ -8,22 +8,31 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct cluster_config;
+
 struct pc_config {
-    int cpus;
-    uint64_t memory;
+    int cpus;        /* the whole VM's */
+    uint64_t memory; /* the whole VM's */
     const char *kernel;
     const char *initrd;
     const char *append;  /* extra kernel command line */
     const char *command; /* NULL: interactive shell on the console */
     bool verbose;        /* show the kernel's console output (boot log) */
+    /* A cluster: this process is node `node_id` of `cluster` (NULL: one node). */
+    const struct cluster_config *cluster;
+    int node_id;
+    bool show_routes; /* print the routing table once the cluster is assembled */
+    bool stats;       /* print DSM, transport and routing statistics at the end */
 };
 
 /* Checks everything that can be checked before the guest starts (files, sizes);
  * on a problem prints one line and exits with status 2. */
 void pc_validate(const struct pc_config *cfg);
 
-/* Runs the VM; returns the guest command's exit status (0..255), or 125 when the
- * VM stopped without one (triple fault, power-off without a status, ...). */
+/* Runs the VM (or this node's part of it); returns the guest command's exit
+ * status (0..255), or 125 when the VM stopped without one (triple fault,
+ * power-off without a status, a node of the cluster lost, ...). Bad cluster
+ * start-up (unreachable peer, refused secret) exits with status 2. */
 int pc_run(const struct pc_config *cfg);
 
 /* The machine without a guest loaded or vCPUs running, for tests and fuzzers:

@@ -8,15 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/config.h"
+#include "cluster/node.h"
 #include "cpu/cpu.h"
 #include "cpu/emu/emu_api.h"
 #include "util/util.h"
 
 struct testvm {
     struct guest_mem mem;
-    struct vcpu **vcpus;
+    struct vcpu **vcpus; /* NULL for vCPUs of other nodes */
     int ncpus;
     _Atomic int exit_status; /* -1 while running */
+    const struct cluster_config *cl;
+    struct node *node;
+    int self;
+    bool platform;
 };
 
 struct vcpu_ctx {
@@ -24,17 +30,23 @@ struct vcpu_ctx {
     int id;
 };
 
-static void stop_all(struct testvm *vm, int status)
+static void stop_local(struct testvm *vm, int status)
 {
     int expected = -1;
     atomic_compare_exchange_strong(&vm->exit_status, &expected, status);
     for (int i = 0; i < vm->ncpus; i++)
-        vcpu_request_stop(vm->vcpus[i]);
+        if (vm->vcpus[i]) vcpu_request_stop(vm->vcpus[i]);
 }
 
-static void testvm_io(void *opaque, struct cpu_io *io)
+static void stop_all(struct testvm *vm, int status)
 {
-    struct vcpu_ctx *ctx = opaque;
+    stop_local(vm, status);
+    if (vm->node) node_stop_all(vm->node, atomic_load(&vm->exit_status));
+}
+
+/* The ports live on the platform node. */
+static void platform_io(struct testvm *vm, struct cpu_io *io)
+{
     if (io->kind == CPU_IO_PIO && io->write && io->addr == TESTVM_PORT_CONSOLE) {
         putchar((int)(io->data & 0xff));
         if ((io->data & 0xff) == '\n') fflush(stdout);
@@ -42,10 +54,31 @@ static void testvm_io(void *opaque, struct cpu_io *io)
     }
     if (io->kind == CPU_IO_PIO && io->write && io->addr == TESTVM_PORT_EXIT) {
         fflush(stdout);
-        stop_all(ctx->vm, (int)(io->data & 0xff));
+        stop_all(vm, (int)(io->data & 0xff));
         return;
     }
     if (!io->write) io->data = ~0ull; /* nothing there */
+}
+
+static void testvm_io(void *opaque, struct cpu_io *io)
+{
+    struct vcpu_ctx *ctx = opaque;
+    struct testvm *vm = ctx->vm;
+    if (vm->platform)
+        platform_io(vm, io);
+    else
+        node_forward_io(vm->node, vm->cl->platform, io);
+}
+
+static void node_io_in(void *ctx, int from, struct cpu_io *io) { platform_io(ctx, io); }
+static void node_stop_in(void *ctx, int status) { stop_local(ctx, status); }
+
+static int testvm_home(void *ctx, uint64_t gpa)
+{
+    struct testvm *vm = ctx;
+    uint64_t off = gpa < 0xc0000000ull ? gpa : gpa - 0x40000000ull;
+    int k = cluster_node_of_ram(vm->cl, off);
+    return k < 0 ? vm->cl->platform : k;
 }
 
 static int testvm_irq_ack(void *opaque)
@@ -83,29 +116,35 @@ static int load_image(struct testvm *vm, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) die("cannot open test guest image %s: %s", path, strerror(errno));
-    uint8_t *dst = guest_mem_host(&vm->mem, TESTVM_LOAD_ADDR);
     size_t room = vm->mem.region[0].size - TESTVM_LOAD_ADDR;
-    size_t n = fread(dst, 1, room, f);
+    uint8_t *buf = malloc(room);
+    if (!buf) die("out of memory loading %s", path);
+    size_t n = fread(buf, 1, room, f);
     bool more = fgetc(f) != EOF;
     fclose(f);
     if (n == 0) die("test guest image %s is empty", path);
     if (more) die("test guest image %s does not fit in guest memory", path);
-    guest_mem_note_write(&vm->mem, TESTVM_LOAD_ADDR, n);
+    /* through the memory layer: on a cluster the pages may be homed elsewhere */
+    if (guest_mem_write(&vm->mem, TESTVM_LOAD_ADDR, buf, n) < 0)
+        die("cannot write the test guest image into guest memory");
+    free(buf);
     return 0;
 }
 
 int testvm_run(const struct testvm_config *cfg)
 {
-    struct testvm vm = {.ncpus = cfg->cpus};
+    struct testvm vm = {.ncpus = cfg->cpus, .cl = cfg->cluster};
+    vm.self = cfg->cluster ? cfg->node_id : 0;
+    vm.platform = !cfg->cluster || vm.self == cfg->cluster->platform;
     atomic_init(&vm.exit_status, -1);
     if (cfg->memory < 4u << 20) die("test guest memory must be at least 4M");
     if (guest_mem_init(&vm.mem, cfg->memory, 0xc0000000ull, MEM_WRITE) < 0)
         die("cannot allocate %llu bytes of guest memory", (unsigned long long)cfg->memory);
-    load_image(&vm, cfg->image);
     vm.vcpus = calloc(cfg->cpus, sizeof(*vm.vcpus));
     struct vcpu_ctx *ctx = calloc(cfg->cpus, sizeof(*ctx));
     pthread_t *th = calloc(cfg->cpus, sizeof(*th));
     for (int i = 0; i < cfg->cpus; i++) {
+        if (cfg->cluster && cluster_node_of_cpu(cfg->cluster, i) != vm.self) continue;
         ctx[i] = (struct vcpu_ctx){.vm = &vm, .id = i};
         vm.vcpus[i] = emu_cpu_impl.create(&vm.mem, i, &testvm_ops, &ctx[i]);
         if (!vm.vcpus[i]) die("cannot create vcpu %d", i);
@@ -117,14 +156,35 @@ int testvm_run(const struct testvm_config *cfg)
         s.gpr[RDX] = cfg->memory;
         emu_cpu_impl.set_state(vm.vcpus[i], &s);
     }
-    for (int i = 0; i < cfg->cpus; i++)
-        pthread_create(&th[i], NULL, vcpu_thread, &ctx[i]);
-    for (int i = 0; i < cfg->cpus; i++)
-        pthread_join(th[i], NULL);
+    if (cfg->cluster) {
+        struct node_machine m = {.io = node_io_in, .stop = node_stop_in, .ctx = &vm};
+        char err[256];
+        vm.node = node_create(cfg->cluster, vm.self, &vm.mem, testvm_home, &vm, &m, err,
+                              sizeof(err));
+        if (!vm.node) die("node %d: %s", vm.self, err);
+    }
+    bool run = true;
+    if (vm.platform) {
+        load_image(&vm, cfg->image);
+        if (vm.node) node_start_all(vm.node, NULL, 0);
+    } else {
+        run = node_wait_start(vm.node);
+        if (!run) stop_local(&vm, NODE_EXIT_PEER_LOST);
+    }
+    for (int i = 0; run && i < cfg->cpus; i++)
+        if (vm.vcpus[i]) pthread_create(&th[i], NULL, vcpu_thread, &ctx[i]);
+    for (int i = 0; run && i < cfg->cpus; i++)
+        if (vm.vcpus[i]) pthread_join(th[i], NULL);
+    /* halted vCPUs of one node are not the end of the VM: the platform decides */
+    if (vm.node) node_wait_stopped(vm.node);
     fflush(stdout);
     int status = atomic_load(&vm.exit_status);
+    if (vm.node) {
+        if (cfg->stats) node_print_stats(vm.node, stderr);
+        node_destroy(vm.node);
+    }
     for (int i = 0; i < cfg->cpus; i++)
-        emu_cpu_impl.destroy(vm.vcpus[i]);
+        if (vm.vcpus[i]) emu_cpu_impl.destroy(vm.vcpus[i]);
     guest_mem_destroy(&vm.mem);
     free(vm.vcpus);
     free(ctx);

@@ -4,16 +4,25 @@
 #ifndef UNUM_MACHINE_TESTVM_H
 #define UNUM_MACHINE_TESTVM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define TESTVM_LOAD_ADDR    0x100000u
 #define TESTVM_PORT_CONSOLE 0xe9 /* OUT byte: character to stdout */
 #define TESTVM_PORT_EXIT    0xf4 /* OUT dword: stop the VM with this status */
 
+struct cluster_config;
+
 struct testvm_config {
     const char *image;
-    int cpus;
-    uint64_t memory;
+    int cpus;        /* the whole VM's */
+    uint64_t memory; /* the whole VM's */
+    /* A cluster: this process is node `node_id` (NULL: one node). The platform
+     * node loads the image and owns the console and exit ports; every other
+     * node's accesses to them are forwarded there. */
+    const struct cluster_config *cluster;
+    int node_id;
+    bool stats;
 };
 
 /* Runs the guest; returns its exit status (0..255), 125 on a triple fault or

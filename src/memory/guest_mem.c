@@ -64,14 +64,35 @@ uint8_t *guest_mem_access(struct guest_mem *m, uint64_t gpa, enum mem_right want
     uint8_t *host = guest_mem_host(m, gpa);
     if (!host) return NULL;
     uint64_t page = gpa >> GUEST_PAGE_SHIFT;
-    while (atomic_load_explicit(&m->rights[page], memory_order_acquire) < want) {
-        int e = m->fault ? m->fault(m->fault_ctx, gpa & GUEST_PAGE_MASK, want) : -EACCES;
-        if (e < 0) {
-            *err = e;
-            return NULL;
-        }
+    if (atomic_load_explicit(&m->rights[page], memory_order_acquire) >= want) return host;
+    /* No re-check after a successful fault: the right may already be on its way
+     * out again, but its revocation waits for this thread (see guest_mem.h). */
+    int e = m->fault ? m->fault(m->fault_ctx, gpa & GUEST_PAGE_MASK, want) : -EACCES;
+    if (e < 0) {
+        *err = e;
+        return NULL;
     }
     return host;
+}
+
+static __thread struct guest_mem_thread_hooks thread_hooks;
+
+void guest_mem_set_thread_hooks(const struct guest_mem_thread_hooks *h)
+{
+    if (h)
+        thread_hooks = *h;
+    else
+        thread_hooks = (struct guest_mem_thread_hooks){0};
+}
+
+void guest_mem_thread_leave(void)
+{
+    if (thread_hooks.leave) thread_hooks.leave(thread_hooks.ctx);
+}
+
+void guest_mem_thread_enter(void)
+{
+    if (thread_hooks.enter) thread_hooks.enter(thread_hooks.ctx);
 }
 
 static void lock_tcaches(struct guest_mem *m)

@@ -69,12 +69,29 @@ static inline uint8_t *guest_mem_host(const struct guest_mem *m, uint64_t gpa)
 
 /* Ensures this node holds at least `want` for the page containing gpa, calling the
  * fault handler if needed. Returns the host pointer to gpa, NULL if not RAM, or
- * sets *err (negative errno) on a failed fault. */
+ * sets *err (negative errno) on a failed fault. When the fault handler returns 0
+ * the right was held at that moment with the calling thread back in the guest
+ * (see the thread hooks): a revocation after that waits for the thread's
+ * acknowledgement, so the pointer is good for the access at hand. */
 uint8_t *guest_mem_access(struct guest_mem *m, uint64_t gpa, enum mem_right want, int *err);
 
 /* Lowers the right for one page and waits until every translation cache dropped it. */
 void guest_mem_revoke(struct guest_mem *m, uint64_t gpa, enum mem_right to);
 void guest_mem_grant(struct guest_mem *m, uint64_t gpa, enum mem_right to);
+
+/* A thread that caches translations (a vCPU) steps out of the guest while a
+ * fault blocks — so that shoot-downs on its node do not wait for it — and back in
+ * afterwards (dropping whatever was shot down meanwhile). The fault handler calls
+ * guest_mem_thread_leave/enter around blocking; threads without hooks (device
+ * DMA, the loader) are unaffected. Hooks are per thread. */
+struct guest_mem_thread_hooks {
+    void (*leave)(void *ctx);
+    void (*enter)(void *ctx);
+    void *ctx;
+};
+void guest_mem_set_thread_hooks(const struct guest_mem_thread_hooks *h);
+void guest_mem_thread_leave(void);
+void guest_mem_thread_enter(void);
 
 void guest_mem_register_tcache(struct guest_mem *m, struct mem_tcache *tc);
 void guest_mem_unregister_tcache(struct guest_mem *m, struct mem_tcache *tc);

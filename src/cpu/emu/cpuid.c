@@ -3,6 +3,7 @@
  * derived from the host's. */
 #include "cpu/emu/emu.h"
 
+#include <stdatomic.h>
 #include <cpuid.h>
 #include <pthread.h>
 #include <time.h>
@@ -73,10 +74,23 @@ uint64_t emu_tsc_hz(void)
     return tsc_hz;
 }
 
-/* The guest TSC runs at the host TSC's (invariant) rate, shifted per vCPU. */
+static _Atomic int64_t clock_offset;
+
+void emu_set_clock_offset(int64_t cycles)
+{
+    atomic_store(&clock_offset, cycles);
+}
+
+uint64_t emu_host_clock(void)
+{
+    return __rdtsc() + (uint64_t)atomic_load_explicit(&clock_offset, memory_order_relaxed);
+}
+
+/* The guest TSC runs at the host TSC's (invariant) rate, shifted per node (so
+ * that every node of a cluster agrees) and per vCPU (the guest's own writes). */
 uint64_t emu_rdtsc(struct emu_cpu *c)
 {
-    return __rdtsc() + (uint64_t)c->s.msr.tsc_offset;
+    return emu_host_clock() + (uint64_t)c->s.msr.tsc_offset;
 }
 
 /* ---- CPUID ---- */

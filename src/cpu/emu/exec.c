@@ -5,6 +5,7 @@
 #include "cpu/emu/ops_fast.h"
 #include "cpu/emu/sse_internal.h" /* lazy host MXCSR: emu_mxcsr_guest/emu_mxcsr_host */
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -291,9 +292,31 @@ static bool handle_requests(struct emu_cpu *c, uint32_t req)
     return false;
 }
 
+/* Around a blocking memory fault (the DSM fetching a page) the vCPU is out of
+ * the guest, so that shoot-downs on this node do not wait for it; coming back it
+ * drops the translations shot down meanwhile. */
+static void emu_leave_guest(void *ctx)
+{
+    struct emu_cpu *c = ctx;
+    atomic_store_explicit(&c->v.in_guest, 0, memory_order_seq_cst);
+}
+
+static void emu_enter_guest(void *ctx)
+{
+    struct emu_cpu *c = ctx;
+    atomic_store_explicit(&c->v.in_guest, 1, memory_order_seq_cst);
+    if (atomic_load(&c->v.requests) & VCPU_REQ_FLUSH) emu_handle_flush(c);
+}
+
 static enum vcpu_exit_reason emu_run(struct vcpu *v)
 {
     struct emu_cpu *c = emu_of(v);
+    static __thread struct emu_cpu *hooked;
+    if (hooked != c) {
+        guest_mem_set_thread_hooks(&(struct guest_mem_thread_hooks){
+            .leave = emu_leave_guest, .enter = emu_enter_guest, .ctx = c});
+        hooked = c;
+    }
     atomic_store_explicit(&v->in_guest, 1, memory_order_seq_cst);
     c->stop_run = false;
     emu_mxcsr_guest(c); /* MXCSR: the guest's on the host until `out` (sse_internal.h) */
@@ -356,8 +379,15 @@ static void shootdown(struct mem_tcache *tc, uint64_t gpa)
     struct vcpu *v = (struct vcpu *)((char *)tc - offsetof(struct vcpu, tcache));
     uint64_t seq = atomic_fetch_add(&v->flush_seq, 1) + 1;
     vcpu_post(v, VCPU_REQ_FLUSH);
-    while (atomic_load(&v->in_guest) && atomic_load(&v->flush_done) < seq)
-        __builtin_ia32_pause();
+    /* the vCPU acknowledges between blocks; on an oversubscribed host its thread
+     * may be preempted, so yield rather than burn the slice */
+    for (unsigned spins = 0; atomic_load(&v->in_guest) && atomic_load(&v->flush_done) < seq;
+         spins++) {
+        if (spins < 2000)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+    }
 }
 
 void vcpu_tcache_init(struct vcpu *v)

@@ -4,6 +4,7 @@
 #include "cpu/emu/emu.h"
 #include "cpu/emu/sse_internal.h" /* lazy host MXCSR: emu_mxcsr_guest/emu_mxcsr_host */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -45,6 +46,10 @@ void emu_tlb_flush_page(struct emu_cpu *c, uint64_t lin)
 
 _Noreturn static void machine_check(struct emu_cpu *c, uint64_t gpa, int err)
 {
+    if (err == -ESHUTDOWN) { /* the VM is stopping: memory went away under us */
+        c->stop_reason = VCPU_EXIT_STOP;
+        emu_raise(c, -1, 0, false);
+    }
     fprintf(stderr, "unum: vcpu %d: memory fault at gpa %#llx failed (%d)\n", c->v.id,
             (unsigned long long)gpa, err);
     c->stop_reason = VCPU_EXIT_SHUTDOWN;
@@ -54,20 +59,33 @@ _Noreturn static void machine_check(struct emu_cpu *c, uint64_t gpa, int err)
 /* Physical read/write of page-table entries (always RAM; else the walk faults). */
 static uint64_t *pte_ptr(struct emu_cpu *c, uint64_t gpa, bool *ok)
 {
+    /* read access only: page tables are shared by every node's vCPUs, and a
+     * walk that finds its A/D bits set writes nothing */
     int err = 0;
-    uint8_t *h = guest_mem_access(c->v.mem, gpa, MEM_WRITE, &err);
+    uint8_t *h = guest_mem_access(c->v.mem, gpa, MEM_READ, &err);
     if (err) machine_check(c, gpa, err);
     *ok = h != NULL;
     return (uint64_t *)h;
 }
 
-static void set_bits(struct emu_cpu *c, uint64_t *p, uint64_t old, uint64_t bits, int width)
+/* Sets accessed/dirty bits in the entry at gpa if the entry still holds `old`
+ * (as the processor's locked update does). Returns false when the entry changed
+ * under the walk, which must then start over. */
+static bool set_bits(struct emu_cpu *c, uint64_t gpa, uint64_t old, uint64_t bits, int width)
 {
-    if ((old & bits) == bits) return;
-    if (width == 8)
-        __atomic_fetch_or(p, bits, __ATOMIC_SEQ_CST);
-    else
-        __atomic_fetch_or((uint32_t *)p, (uint32_t)bits, __ATOMIC_SEQ_CST);
+    if ((old & bits) == bits) return true;
+    int err = 0;
+    uint8_t *h = guest_mem_access(c->v.mem, gpa, MEM_WRITE, &err);
+    if (err) machine_check(c, gpa, err);
+    if (!h) return true;
+    if (width == 8) {
+        uint64_t expect = old;
+        return __atomic_compare_exchange_n((uint64_t *)h, &expect, old | bits, false,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+    uint32_t expect = (uint32_t)old;
+    return __atomic_compare_exchange_n((uint32_t *)h, &expect, (uint32_t)(old | bits), false,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
 struct walk {
@@ -94,8 +112,11 @@ static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct wal
     }
     uint32_t pfec =
         (acc == ACC_W ? PFEC_W : 0) | (user ? PFEC_U : 0) | (acc == ACC_X && (nxe) ? PFEC_I : 0);
+    uint64_t root = table;
+restart:
+    table = root;
     bool wr = true, us = true, nx = false;
-    uint64_t *ptrs[4];
+    uint64_t gpas[4];
     uint64_t vals[4];
     for (int lvl = levels; lvl >= 1; lvl--) {
         int shift, idx;
@@ -107,11 +128,12 @@ static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct wal
             idx = (lin >> shift) & 1023;
         }
         bool ok;
-        uint64_t *p = pte_ptr(c, table + (uint64_t)idx * width, &ok);
+        uint64_t pte_gpa = table + (uint64_t)idx * width;
+        uint64_t *p = pte_ptr(c, pte_gpa, &ok);
         if (!ok) emu_page_fault(c, lin, pfec | PFEC_RSVD);
         uint64_t e = width == 8 ? __atomic_load_n(p, __ATOMIC_RELAXED)
                                 : __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED);
-        ptrs[lvl - 1] = p;
+        gpas[lvl - 1] = pte_gpa;
         vals[lvl - 1] = e;
         if (!(e & PTE_P)) emu_page_fault(c, lin, pfec);
         uint64_t rsvd = 0;
@@ -145,8 +167,8 @@ static void walk(struct emu_cpu *c, uint64_t lin, int acc, bool user, struct wal
             if (fault) emu_page_fault(c, lin, pfec | PFEC_P);
             for (int l = levels; l > lvl; l--)
                 if (!(!lma && width == 8 && l == 3))
-                    set_bits(c, ptrs[l - 1], vals[l - 1], PTE_A, width);
-            set_bits(c, p, e, PTE_A | (acc == ACC_W ? PTE_D : 0), width);
+                    if (!set_bits(c, gpas[l - 1], vals[l - 1], PTE_A, width)) goto restart;
+            if (!set_bits(c, pte_gpa, e, PTE_A | (acc == ACC_W ? PTE_D : 0), width)) goto restart;
             w->gpa = base + (lin & (size - 1));
             w->page_sz = size;
             w->writable = wr;

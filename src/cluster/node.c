@@ -1,0 +1,676 @@
+/* node.c — a process's part in the cluster (see node.h). */
+#include "cluster/node.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "cluster/transport.h"
+#include "cpu/emu/emu_api.h"
+
+#define IO_SLOTS         256
+#define TIME_SAMPLES     16
+#define TIME_RECHECK_NS  (5ull * 1000000000ull)
+#define STOP_ACK_WAIT_MS 2000
+
+enum slot_state { SLOT_FREE, SLOT_WAITING, SLOT_DONE, SLOT_FAILED };
+
+struct io_slot {
+    _Atomic uint32_t state;
+    uint64_t data;
+    int dst;
+};
+
+struct io_job {
+    int from;
+    uint32_t slot;
+    struct cpu_io io;
+    struct io_job *next;
+};
+
+struct node {
+    struct cluster_config cfg;
+    int self;
+    struct node_machine mach;
+    struct transport *_Atomic t;
+    struct dsm *dsm;
+    struct guest_mem *mem;
+
+    pthread_mutex_t lock; /* start/stop state, time samples, slot allocation */
+    pthread_cond_t cond;
+    bool started;
+    int ready; /* platform: nodes that finished joining */
+    _Atomic bool stopping;
+    bool stop_initiator;
+    int stop_acks;
+    uint64_t lost_mask; /* peers known gone */
+
+    struct io_slot slots[IO_SLOTS];
+    int free_hint;
+
+    /* platform: forwarded accesses run on a worker, never on the progress thread
+     * (a device may touch guest memory, which may need the progress thread) */
+    pthread_t io_thread;
+    bool io_running;
+    struct io_job *jobs, **jobs_tail;
+    pthread_cond_t jobs_cond;
+
+    /* time */
+    _Atomic bool pong_ready;
+    uint64_t pong_t0, pong_t1, pong_remote, pong_hz;
+    struct node_time time;
+    uint64_t last_check_ns;
+    uint64_t recheck_t0;
+
+    _Atomic uint64_t bad_messages;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    struct timespec rel = {0, 100 * 1000 * 1000};
+    syscall(SYS_futex, addr, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, val, &rel, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}
+
+static struct transport *transport_of(struct node *n)
+{
+    struct transport *t;
+    /* a handler may run before transport_start returned to node_create */
+    while (!(t = atomic_load(&n->t)))
+        sched_yield();
+    return t;
+}
+
+static int send_msg(struct node *n, int dst, int type, uint64_t a0, uint64_t a1, uint64_t a2,
+                    const void *payload, uint32_t len)
+{
+    uint64_t arg[3] = {a0, a1, a2};
+    return transport_send(transport_of(n), dst, type, arg, payload, len);
+}
+
+static void send_all(struct node *n, int type, uint64_t a0, uint64_t a1, uint64_t a2,
+                     const void *payload, uint32_t len)
+{
+    for (int i = 0; i < n->cfg.nnodes; i++)
+        if (i != n->self && !(n->lost_mask & (1ull << i)))
+            send_msg(n, i, type, a0, a1, a2, payload, len);
+}
+
+int node_self(const struct node *n) { return n->self; }
+bool node_is_platform(const struct node *n) { return n->self == n->cfg.platform; }
+const struct cluster_config *node_config(const struct node *n) { return &n->cfg; }
+struct dsm *node_dsm(struct node *n) { return n->dsm; }
+bool node_stopping(const struct node *n) { return atomic_load(&n->stopping); }
+
+/* ---- failing and stopping ---- */
+
+static void fail_waiters(struct node *n)
+{
+    for (int i = 0; i < IO_SLOTS; i++) {
+        uint32_t want = SLOT_WAITING;
+        if (atomic_compare_exchange_strong(&n->slots[i].state, &want, SLOT_FAILED))
+            futex_wake(&n->slots[i].state);
+    }
+    if (n->dsm) dsm_shutdown(n->dsm);
+}
+
+/* Marks the VM stopping; true for the caller that did it first. */
+static bool begin_stop(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    bool first = !atomic_exchange(&n->stopping, true);
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+    return first;
+}
+
+static void abort_vm(struct node *n, int lost, const char *why, bool tell_others)
+{
+    if (!begin_stop(n)) return;
+    if (tell_others)
+        send_all(n, WIRE_ABORT, (uint64_t)lost, 0, 0, why, (uint32_t)strlen(why));
+    fail_waiters(n);
+    n->mach.stop(n->mach.ctx, NODE_EXIT_PEER_LOST);
+}
+
+static void on_peer_lost(void *ctx, int node, const char *why)
+{
+    struct node *n = ctx;
+    pthread_mutex_lock(&n->lock);
+    n->lost_mask |= 1ull << node;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+    if (atomic_load(&n->stopping)) return; /* peers leave after a stop: expected */
+    const struct cluster_node *p = &n->cfg.node[node];
+    fprintf(stderr, "unum: node %d (%s:%u) %s; stopping the VM\n", node, p->host, p->port, why);
+    char reason[160];
+    snprintf(reason, sizeof(reason), "node %d (%s:%u) %s", node, p->host, p->port, why);
+    abort_vm(n, node, reason, true);
+}
+
+void node_stop_all(struct node *n, int status)
+{
+    if (!begin_stop(n)) return;
+    pthread_mutex_lock(&n->lock);
+    n->stop_initiator = true;
+    pthread_mutex_unlock(&n->lock);
+    send_all(n, WIRE_STOP, (uint64_t)status, 0, 0, NULL, 0);
+    fail_waiters(n);
+}
+
+/* ---- forwarded exits ---- */
+
+static int slot_alloc(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    for (;;) {
+        for (int k = 0; k < IO_SLOTS; k++) {
+            int i = (n->free_hint + k) % IO_SLOTS;
+            if (atomic_load(&n->slots[i].state) == SLOT_FREE) {
+                atomic_store(&n->slots[i].state, SLOT_WAITING);
+                n->free_hint = i + 1;
+                pthread_mutex_unlock(&n->lock);
+                return i;
+            }
+        }
+        if (atomic_load(&n->stopping)) break;
+        pthread_mutex_unlock(&n->lock);
+        sched_yield();
+        pthread_mutex_lock(&n->lock);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return -1;
+}
+
+void node_forward_io(void *vn, int dst, struct cpu_io *io)
+{
+    struct node *n = vn;
+    uint64_t mask = io->size >= 8 ? ~0ull : (1ull << (8 * io->size)) - 1;
+    int i = atomic_load(&n->stopping) ? -1 : slot_alloc(n);
+    if (i < 0) {
+        if (!io->write) io->data = mask;
+        return;
+    }
+    struct io_slot *s = &n->slots[i];
+    s->dst = dst;
+    uint64_t a0 = (uint64_t)io->kind | (uint64_t)io->write << 1 | (uint64_t)io->size << 8 |
+                  (uint64_t)i << 16;
+    if (send_msg(n, dst, WIRE_IO_REQ, a0, io->addr, io->write ? io->data & mask : 0, NULL, 0) <
+        0) {
+        uint32_t want = SLOT_WAITING;
+        atomic_compare_exchange_strong(&s->state, &want, SLOT_FAILED);
+    }
+    /* a short spin catches a fast answer without a sleep/wake round trip */
+    for (int spin = 0; spin < 4000 && atomic_load(&s->state) == SLOT_WAITING; spin++)
+        __builtin_ia32_pause();
+    uint32_t st;
+    while ((st = atomic_load(&s->state)) == SLOT_WAITING)
+        futex_wait(&s->state, SLOT_WAITING);
+    if (!io->write) io->data = st == SLOT_DONE ? s->data & mask : mask;
+    atomic_store(&s->state, SLOT_FREE);
+}
+
+static void io_reply(struct node *n, int src, const struct wire_hdr *h)
+{
+    uint64_t i = h->arg[0];
+    if (i >= IO_SLOTS || n->slots[i].dst != src) {
+        atomic_fetch_add(&n->bad_messages, 1);
+        return;
+    }
+    struct io_slot *s = &n->slots[i];
+    s->data = h->arg[1];
+    uint32_t want = SLOT_WAITING;
+    if (atomic_compare_exchange_strong(&s->state, &want, SLOT_DONE))
+        futex_wake(&s->state);
+    else
+        atomic_fetch_add(&n->bad_messages, 1);
+}
+
+static void *io_worker(void *arg)
+{
+    struct node *n = arg;
+    pthread_mutex_lock(&n->lock);
+    for (;;) {
+        while (!n->jobs && n->io_running)
+            pthread_cond_wait(&n->jobs_cond, &n->lock);
+        if (!n->jobs) break;
+        struct io_job *j = n->jobs;
+        n->jobs = j->next;
+        if (!n->jobs) n->jobs_tail = &n->jobs;
+        pthread_mutex_unlock(&n->lock);
+        if (!atomic_load(&n->stopping)) n->mach.io(n->mach.ctx, j->from, &j->io);
+        send_msg(n, j->from, WIRE_IO_REPLY, j->slot, j->io.data, 0, NULL, 0);
+        free(j);
+        pthread_mutex_lock(&n->lock);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return NULL;
+}
+
+static void io_request(struct node *n, int src, const struct wire_hdr *h)
+{
+    uint64_t a0 = h->arg[0];
+    int kind = a0 & 1, size = (a0 >> 8) & 0xff;
+    if ((a0 & 0xfc) || (size != 1 && size != 2 && size != 4 && size != 8) || !n->mach.io ||
+        (kind == CPU_IO_PIO && h->arg[1] > 0xffff)) {
+        atomic_fetch_add(&n->bad_messages, 1);
+        return;
+    }
+    struct io_job *j = calloc(1, sizeof(*j));
+    if (!j) return;
+    j->from = src;
+    j->slot = (uint32_t)(a0 >> 16);
+    j->io = (struct cpu_io){.kind = kind ? CPU_IO_MMIO : CPU_IO_PIO,
+                            .write = (a0 >> 1) & 1,
+                            .size = (uint8_t)size,
+                            .addr = h->arg[1],
+                            .data = h->arg[2]};
+    pthread_mutex_lock(&n->lock);
+    *n->jobs_tail = j;
+    n->jobs_tail = &j->next;
+    pthread_cond_signal(&n->jobs_cond);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- interrupts ---- */
+
+void node_send_apic(struct node *n, int dst, const struct apic_msg *m, uint64_t mask)
+{
+    uint64_t a0 = (uint64_t)m->vector | (uint64_t)(m->delivery & 7) << 8 |
+                  (uint64_t)(m->shorthand & 3) << 11 | (uint64_t)m->logical << 13 |
+                  (uint64_t)m->level << 14 | (uint64_t)m->assert << 15 |
+                  (uint64_t)(uint16_t)m->src << 16 | (uint64_t)m->dest << 32;
+    send_msg(n, dst, WIRE_APIC_MSG, a0, mask, 0, NULL, 0);
+}
+
+static void apic_msg_in(struct node *n, const struct wire_hdr *h)
+{
+    uint64_t a0 = h->arg[0];
+    struct apic_msg m = {.vector = (uint8_t)a0,
+                         .delivery = (a0 >> 8) & 7,
+                         .shorthand = (a0 >> 11) & 3,
+                         .logical = (a0 >> 13) & 1,
+                         .level = (a0 >> 14) & 1,
+                         .assert = (a0 >> 15) & 1,
+                         .src = (int16_t)(a0 >> 16),
+                         .dest = (uint32_t)(a0 >> 32)};
+    if (n->mach.apic) n->mach.apic(n->mach.ctx, &m, h->arg[1]);
+}
+
+void node_send_eoi(struct node *n, uint8_t vector)
+{
+    send_msg(n, n->cfg.platform, WIRE_APIC_EOI, vector, 0, 0, NULL, 0);
+}
+
+void node_send_apic_logical(struct node *n, int vcpu, uint32_t ldr, uint32_t dfr)
+{
+    send_all(n, WIRE_APIC_LOGICAL, (uint64_t)vcpu, ldr, dfr, NULL, 0);
+}
+
+/* ---- time ---- */
+
+static void time_ping(struct node *n, bool recheck)
+{
+    uint64_t t0 = emu_host_clock();
+    atomic_store(&n->pong_ready, false);
+    send_msg(n, n->cfg.platform, WIRE_TIME_PING, t0, recheck, 0, NULL, 0);
+}
+
+/* A re-check measures the offset between this node's clock (with its offset
+ * applied) and the platform's: ideally zero, within half the round trip. */
+static void time_recheck_done(struct node *n, uint64_t t0, uint64_t t1, uint64_t remote)
+{
+    double hz = (double)emu_tsc_hz();
+    double mid = (double)t0 / 2 + (double)t1 / 2;
+    double skew_ns = ((double)remote - mid) / hz * 1e9;
+    double bound_ns = (double)(t1 - t0) / 2 / hz * 1e9;
+    pthread_mutex_lock(&n->lock);
+    n->time.checks++;
+    double excess = (skew_ns < 0 ? -skew_ns : skew_ns) - bound_ns;
+    if (excess > n->time.max_skew_ns) n->time.max_skew_ns = excess;
+    n->time.last_bound_ns = bound_ns;
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void time_pong(struct node *n, const struct wire_hdr *h)
+{
+    uint64_t t1 = emu_host_clock();
+    if (h->arg[2] >> 63) { /* a re-check */
+        time_recheck_done(n, h->arg[0], t1, h->arg[1]);
+        return;
+    }
+    pthread_mutex_lock(&n->lock);
+    n->pong_t0 = h->arg[0];
+    n->pong_t1 = t1;
+    n->pong_remote = h->arg[1];
+    n->pong_hz = h->arg[2];
+    atomic_store(&n->pong_ready, true);
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* Cristian's algorithm against the platform node: the sample with the shortest
+ * round trip bounds the offset best. Nodes on one host share the TSC, and the
+ * measured offset is then below the uncertainty: none is applied. */
+static int time_sync(struct node *n, char *err, size_t errlen)
+{
+    uint64_t best_rtt = UINT64_MAX;
+    int64_t best_off = 0;
+    for (int i = 0; i < TIME_SAMPLES; i++) {
+        time_ping(n, false);
+        pthread_mutex_lock(&n->lock);
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 2;
+        while (!atomic_load(&n->pong_ready) && !atomic_load(&n->stopping))
+            if (pthread_cond_timedwait(&n->cond, &n->lock, &dl) == ETIMEDOUT) break;
+        bool ok = atomic_load(&n->pong_ready);
+        uint64_t t0 = n->pong_t0, t1 = n->pong_t1, remote = n->pong_remote, hz = n->pong_hz;
+        pthread_mutex_unlock(&n->lock);
+        if (!ok) {
+            snprintf(err, errlen, "the platform node %d does not answer time requests",
+                     n->cfg.platform);
+            return -1;
+        }
+        uint64_t mine = emu_tsc_hz();
+        if (hz * 1000 < mine * 999 || hz * 1000 > mine * 1001) {
+            snprintf(err, errlen,
+                     "the platform node's TSC runs at %.1f MHz, this node's at %.1f MHz: "
+                     "nodes of a cluster need the same TSC rate",
+                     hz / 1e6, mine / 1e6);
+            return -1;
+        }
+        if (t1 - t0 < best_rtt) {
+            best_rtt = t1 - t0;
+            best_off = (int64_t)(remote - (t0 / 2 + t1 / 2));
+        }
+    }
+    int64_t mag = best_off < 0 ? -best_off : best_off;
+    if ((uint64_t)mag <= best_rtt / 2) best_off = 0;
+    emu_set_clock_offset(best_off);
+    n->time.offset_cycles = best_off;
+    n->time.rtt_ns = (uint64_t)((double)best_rtt / (double)emu_tsc_hz() * 1e9);
+    n->last_check_ns = now_ns();
+    return 0;
+}
+
+static void on_tick(void *ctx)
+{
+    struct node *n = ctx;
+    if (node_is_platform(n) || atomic_load(&n->stopping) || !atomic_load(&n->t)) return;
+    uint64_t t = now_ns();
+    if (t - n->last_check_ns < TIME_RECHECK_NS) return;
+    n->last_check_ns = t;
+    send_msg(n, n->cfg.platform, WIRE_TIME_PING, emu_host_clock(), 1, 0, NULL, 0);
+}
+
+void node_get_time(struct node *n, struct node_time *t)
+{
+    pthread_mutex_lock(&n->lock);
+    *t = n->time;
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- the DSM's network ---- */
+
+static int dsm_send(void *ctx, int dst, const struct dsm_msg *m, const void *page)
+{
+    struct node *n = ctx;
+    return send_msg(n, dst, WIRE_DSM_REQ + m->type, m->gpa, m->right | (uint64_t)m->has_data << 8,
+                    0, page, page ? GUEST_PAGE_SIZE : 0);
+}
+
+static void dsm_in(struct node *n, int src, const struct wire_hdr *h, const void *payload)
+{
+    bool has_data = (h->arg[1] >> 8) & 1;
+    if ((h->arg[1] & ~0x1ffull) || (has_data ? h->len != GUEST_PAGE_SIZE : h->len != 0)) {
+        atomic_fetch_add(&n->bad_messages, 1);
+        return;
+    }
+    struct dsm_msg m = {.type = (uint8_t)(h->type - WIRE_DSM_REQ),
+                        .right = (uint8_t)(h->arg[1] & 0xff),
+                        .has_data = has_data,
+                        .gpa = h->arg[0]};
+    dsm_receive(n->dsm, src, &m, has_data ? payload : NULL);
+}
+
+/* ---- receiving ---- */
+
+static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
+{
+    struct node *n = ctx;
+    int src = h->src;
+    if (getenv("UNUM_DEBUG_WIRE"))
+        fprintf(stderr, "node %d <- %d %s %llx %llx %llx len %u\n", n->self, src,
+                wire_type_name(h->type), (unsigned long long)h->arg[0],
+                (unsigned long long)h->arg[1], (unsigned long long)h->arg[2], h->len);
+    if (src < 0 || src >= n->cfg.nnodes) {
+        atomic_fetch_add(&n->bad_messages, 1);
+        return;
+    }
+    switch (h->type) {
+    case WIRE_DSM_REQ ... WIRE_DSM_RESUME: dsm_in(n, src, h, payload); break;
+    case WIRE_IO_REQ: io_request(n, src, h); break;
+    case WIRE_IO_REPLY: io_reply(n, src, h); break;
+    case WIRE_APIC_MSG: apic_msg_in(n, h); break;
+    case WIRE_APIC_EOI:
+        if (node_is_platform(n) && n->mach.eoi) n->mach.eoi(n->mach.ctx, (uint8_t)h->arg[0]);
+        break;
+    case WIRE_APIC_LOGICAL:
+        if (h->arg[0] < 64 && n->mach.apic_logical)
+            n->mach.apic_logical(n->mach.ctx, (int)h->arg[0], (uint32_t)h->arg[1],
+                                 (uint32_t)h->arg[2]);
+        break;
+    case WIRE_TIME_PING:
+        send_msg(n, src, WIRE_TIME_PONG, h->arg[0], emu_host_clock(),
+                 emu_tsc_hz() | (h->arg[1] ? 1ull << 63 : 0), NULL, 0);
+        break;
+    case WIRE_TIME_PONG: time_pong(n, h); break;
+    case WIRE_START:
+        if (h->arg[0] == 1) { /* a node finished joining (to the platform node) */
+            pthread_mutex_lock(&n->lock);
+            n->ready++;
+            pthread_cond_broadcast(&n->cond);
+            pthread_mutex_unlock(&n->lock);
+            break;
+        }
+        if (src != n->cfg.platform) break;
+        if (n->mach.start) n->mach.start(n->mach.ctx, payload, h->len);
+        pthread_mutex_lock(&n->lock);
+        n->started = true;
+        pthread_cond_broadcast(&n->cond);
+        pthread_mutex_unlock(&n->lock);
+        break;
+    case WIRE_STOP:
+        if (h->arg[1]) { /* an acknowledgement */
+            pthread_mutex_lock(&n->lock);
+            n->stop_acks++;
+            pthread_cond_broadcast(&n->cond);
+            pthread_mutex_unlock(&n->lock);
+            break;
+        }
+        send_msg(n, src, WIRE_STOP, h->arg[0], 1, 0, NULL, 0);
+        if (begin_stop(n)) {
+            fail_waiters(n);
+            n->mach.stop(n->mach.ctx, (int)(h->arg[0] & 0xff));
+        }
+        break;
+    case WIRE_ABORT: {
+        char why[200];
+        uint32_t len = h->len < sizeof(why) - 1 ? h->len : sizeof(why) - 1;
+        memcpy(why, payload, len);
+        why[len] = 0;
+        for (uint32_t i = 0; i < len; i++)
+            if (why[i] < 32 || why[i] > 126) why[i] = '?';
+        if (!atomic_load(&n->stopping))
+            fprintf(stderr, "unum: node %d reports: %s; stopping the VM\n", src, why);
+        abort_vm(n, (int)h->arg[0], why, false);
+        break;
+    }
+    default: atomic_fetch_add(&n->bad_messages, 1); break;
+    }
+}
+
+/* ---- life cycle ---- */
+
+int node_start_all(struct node *n, const void *info, uint32_t len)
+{
+    if (len > WIRE_MAX_PAYLOAD) return -EMSGSIZE;
+    /* every node has agreed on time before any vCPU runs */
+    pthread_mutex_lock(&n->lock);
+    while (n->ready < n->cfg.nnodes - 1 && !atomic_load(&n->stopping))
+        pthread_cond_wait(&n->cond, &n->lock);
+    pthread_mutex_unlock(&n->lock);
+    if (atomic_load(&n->stopping)) return -ECANCELED;
+    send_all(n, WIRE_START, 0, 0, 0, info, len);
+    return 0;
+}
+
+bool node_wait_start(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    while (!n->started && !atomic_load(&n->stopping))
+        pthread_cond_wait(&n->cond, &n->lock);
+    bool ok = n->started && !atomic_load(&n->stopping);
+    pthread_mutex_unlock(&n->lock);
+    return ok;
+}
+
+void node_wait_stopped(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    while (!atomic_load(&n->stopping))
+        pthread_cond_wait(&n->cond, &n->lock);
+    pthread_mutex_unlock(&n->lock);
+}
+
+struct node *node_create(const struct cluster_config *cfg, int self, struct guest_mem *mem,
+                         dsm_home_fn home, void *home_ctx, const struct node_machine *mach,
+                         char *err, size_t errlen)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    if (!n) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    n->cfg = *cfg;
+    n->self = self;
+    n->mach = *mach;
+    n->mem = mem;
+    n->jobs_tail = &n->jobs;
+    pthread_mutex_init(&n->lock, NULL);
+    pthread_cond_init(&n->cond, NULL);
+    pthread_cond_init(&n->jobs_cond, NULL);
+    struct dsm_net net = {.send = dsm_send, .ctx = n};
+    n->dsm = dsm_create(mem, self, cfg->nnodes, home, home_ctx, &net);
+    if (!n->dsm) {
+        snprintf(err, errlen, "cannot set up the distributed shared memory");
+        free(n);
+        return NULL;
+    }
+    n->io_running = true;
+    pthread_create(&n->io_thread, NULL, io_worker, n);
+    struct transport_handlers h = {
+        .recv = on_recv, .peer_lost = on_peer_lost, .tick = on_tick, .ctx = n};
+    struct transport *t = NULL;
+    if (transport_start(&t, cfg, self, &h, err, errlen) < 0) {
+        node_destroy(n);
+        return NULL;
+    }
+    atomic_store(&n->t, t);
+    if (!node_is_platform(n)) {
+        if (time_sync(n, err, errlen) < 0) {
+            node_destroy(n);
+            return NULL;
+        }
+        send_msg(n, cfg->platform, WIRE_START, 1, 0, 0, NULL, 0);
+    }
+    return n;
+}
+
+void node_destroy(struct node *n)
+{
+    if (!n) return;
+    struct transport *t = atomic_load(&n->t);
+    if (t) {
+        /* the peers acknowledge a stop we sent before we leave (bounded) */
+        pthread_mutex_lock(&n->lock);
+        if (n->stop_initiator) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += STOP_ACK_WAIT_MS / 1000;
+            for (;;) {
+                int live = 0;
+                for (int i = 0; i < n->cfg.nnodes; i++)
+                    if (i != n->self && !(n->lost_mask & (1ull << i))) live++;
+                if (n->stop_acks >= live) break;
+                if (pthread_cond_timedwait(&n->cond, &n->lock, &dl) == ETIMEDOUT) break;
+            }
+        }
+        atomic_store(&n->stopping, true);
+        pthread_mutex_unlock(&n->lock);
+        transport_stop(t);
+    }
+    pthread_mutex_lock(&n->lock);
+    n->io_running = false;
+    pthread_cond_broadcast(&n->jobs_cond);
+    pthread_mutex_unlock(&n->lock);
+    pthread_join(n->io_thread, NULL);
+    while (n->jobs) {
+        struct io_job *j = n->jobs;
+        n->jobs = j->next;
+        free(j);
+    }
+    dsm_destroy(n->dsm);
+    pthread_mutex_destroy(&n->lock);
+    pthread_cond_destroy(&n->cond);
+    pthread_cond_destroy(&n->jobs_cond);
+    free(n);
+}
+
+void node_print_stats(struct node *n, FILE *f)
+{
+    dsm_print_stats(n->dsm, f, 5);
+    struct transport *t = atomic_load(&n->t);
+    for (int i = 0; t && i < n->cfg.nnodes; i++) {
+        if (i == n->self) continue;
+        struct transport_peer_stats s;
+        transport_stats(t, i, &s);
+        fprintf(f,
+                "node %d -> node %d (%s): sent %llu msgs %llu KiB, received %llu msgs %llu KiB, "
+                "rejected %llu\n",
+                n->self, i, transport_describe(t, i), (unsigned long long)s.msgs_sent,
+                (unsigned long long)s.bytes_sent / 1024, (unsigned long long)s.msgs_recv,
+                (unsigned long long)s.bytes_recv / 1024, (unsigned long long)s.rejected);
+    }
+    struct node_time tm;
+    node_get_time(n, &tm);
+    if (!node_is_platform(n))
+        fprintf(f,
+                "node %d time: offset %lld cycles (join round trip %.1f us); %llu re-checks, "
+                "largest skew beyond their uncertainty %.1f us (last uncertainty %.1f us)\n",
+                n->self, (long long)tm.offset_cycles, tm.rtt_ns / 1000.0,
+                (unsigned long long)tm.checks, tm.max_skew_ns / 1000.0, tm.last_bound_ns / 1000.0);
+    if (atomic_load(&n->bad_messages))
+        fprintf(f, "node %d: %llu malformed messages dropped\n", n->self,
+                (unsigned long long)atomic_load(&n->bad_messages));
+}

@@ -1,0 +1,58 @@
+/* transport.h — node-to-node messaging on UCX (shared memory between processes
+ * on one host, TCP, RDMA verbs where present). A full mesh: every node listens
+ * on its address and connects to every other node; each connection is
+ * authenticated with the cluster secret before any message is delivered (see
+ * wire.h). Messages to this node itself are looped back through the same
+ * delivery path.
+ *
+ * Threads: one progress thread per node drives the UCX worker and runs every
+ * handler; transport_send may be called from any thread (vCPU threads send
+ * requests directly). Handlers must not block waiting for another message. */
+#ifndef UNUM_CLUSTER_TRANSPORT_H
+#define UNUM_CLUSTER_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/config.h"
+#include "cluster/wire.h"
+
+struct transport;
+
+struct transport_handlers {
+    /* Every authenticated message (and every loopback message), on the progress
+     * thread. `payload` holds h->len bytes and is valid during the call only. */
+    void (*recv)(void *ctx, const struct wire_hdr *h, const void *payload);
+    /* A peer failed after start-up: connection error, or no message for the
+     * heartbeat timeout. Called once per peer, on the progress thread. */
+    void (*peer_lost)(void *ctx, int node, const char *why);
+    /* Called on the progress thread about every 100 ms. Optional. */
+    void (*tick)(void *ctx);
+    void *ctx;
+};
+
+/* Starts the worker, the listener on cfg->node[self] and connections to every
+ * other node, authenticates them all, then starts the progress thread. Returns
+ * 0, or -1 with a one-line reason in err (unreachable peer after the connect
+ * timeout, port in use, peer refused our secret, version mismatch, ...). */
+int transport_start(struct transport **out, const struct cluster_config *cfg, int self,
+                     const struct transport_handlers *h, char *err, size_t errlen);
+
+/* Queues one message; any thread. dst may be self. 0, or -errno (peer lost,
+ * payload too large). The payload is copied before return. */
+int transport_send(struct transport *t, int dst, int type, const uint64_t arg[3],
+                   const void *payload, uint32_t len);
+
+/* Stops the progress thread (handlers no longer run), closes connections. */
+void transport_stop(struct transport *t);
+
+/* The transport UCX selected toward a peer, for reports ("sysv/memory", "tcp/lo"). */
+const char *transport_describe(struct transport *t, int node);
+
+struct transport_peer_stats {
+    uint64_t msgs_sent, msgs_recv, bytes_sent, bytes_recv;
+    uint64_t rejected; /* bad tag, replay, malformed */
+};
+void transport_stats(struct transport *t, int node, struct transport_peer_stats *out);
+
+#endif
