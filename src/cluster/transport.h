@@ -49,6 +49,10 @@ void transport_stop(struct transport *t);
 /* The transport UCX selected toward a peer, for reports ("sysv/memory", "tcp/lo"). */
 const char *transport_describe(struct transport *t, int node);
 
+/* Tests only: the unum version this process claims in its handshakes (NULL:
+ * UNUM_VERSION), to exercise the version check. */
+extern const char *transport_claimed_version;
+
 struct transport_peer_stats {
     uint64_t msgs_sent, msgs_recv, bytes_sent, bytes_recv;
     uint64_t rejected; /* bad tag, replay, malformed */

@@ -80,6 +80,14 @@ struct wire_hello {
 
 const char *wire_type_name(int type);
 
+/* Handshake payload parsing (the peer is not trusted yet). A HELLO payload is
+ * exactly one struct wire_hello whose unum_version is NUL-terminated printable
+ * ASCII: 0 and *out filled, or -EPROTO. */
+int wire_hello_parse(const void *payload, size_t len, struct wire_hello *out);
+/* A REFUSED payload as printable text (other bytes become '?'), truncated to
+ * fit outlen - 1 characters. */
+void wire_reason_text(const void *payload, size_t len, char *out, size_t outlen);
+
 /* Fills magic/version/src/dst/type/len/seq/args (mac zeroed). */
 void wire_init(struct wire_hdr *h, int type, int src, int dst, uint64_t seq, const uint64_t arg[3],
                uint32_t len);

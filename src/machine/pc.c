@@ -815,7 +815,14 @@ int pc_run(const struct pc_config *cfg)
 {
     struct boot_layout layout = {0};
     struct pc *pc = pc_create(cfg, &layout);
-    if (pc->is_platform) load_guest(pc, &layout);
+    if (pc->is_platform) {
+        load_guest(pc, &layout);
+    } else {
+        /* every vCPU here is an application processor: it waits for the guest's
+         * INIT/SIPI/SIPI */
+        for (int i = 0; i < pc->ncpus; i++)
+            if (vcpu_local(pc, i)) vcpu_post(pc->cpus[i].v, VCPU_REQ_INIT);
+    }
     if (pc->node) {
         if (pc->is_platform) {
             if (cfg->show_routes) print_routes(pc, false);

@@ -22,6 +22,7 @@
 struct dir_entry {
     uint64_t copyset; /* nodes holding a copy (SHARED) */
     int16_t owner;    /* exclusive owner, NO_OWNER when SHARED */
+    int16_t grantee;  /* the node whose DONE the page waits for, else NO_OWNER */
     uint8_t busy;     /* a transaction is running */
 };
 
@@ -37,8 +38,8 @@ struct txn {
     uint64_t page;
     int requester;
     uint8_t want;
-    int acks;       /* invalidations outstanding */
-    bool need_data; /* the requester holds no copy */
+    uint64_t inv_waiting; /* nodes whose INV_ACK is outstanding */
+    bool need_data;       /* the requester holds no copy */
     struct txn *next;
 };
 
@@ -293,6 +294,7 @@ static void home_grant(struct dsm *d, uint64_t page, int requester, int right, b
         d->dir[page].busy = 0;
     } else {
         d->dir[page].busy = 1;
+        d->dir[page].grantee = (int16_t)requester;
         send(d, requester, DSM_GRANT, page, right, data);
     }
 }
@@ -389,7 +391,7 @@ static void home_request(struct dsm *d, int src, const struct dsm_msg *m)
         t->need_data = need_data;
         for (int n = 0; n < d->nnodes; n++)
             if (others & (1ull << n)) {
-                t->acks++;
+                t->inv_waiting |= 1ull << n;
                 send(d, n, DSM_INV, page, MEM_ABSENT, false);
             }
     }
@@ -397,12 +399,13 @@ static void home_request(struct dsm *d, int src, const struct dsm_msg *m)
 
 static void home_fetch_reply(struct dsm *d, int src, uint64_t page, const void *data)
 {
-    struct txn *t = txn_find(d, page, true);
-    if (!t || d->dir[page].owner != src || !data) {
+    /* checked before the transaction is touched: a bad reply must not end it */
+    struct txn *t = txn_find(d, page, false);
+    if (!t || t->inv_waiting || d->dir[page].owner != src || !data) {
         atomic_fetch_add(&d->st.bad_messages, 1);
-        if (t) free(t);
         return;
     }
+    txn_find(d, page, true);
     memcpy(page_host(d, page), data, GUEST_PAGE_SIZE);
     atomic_fetch_add_explicit(&d->mem->code_gen[page], 1, memory_order_release);
     atomic_fetch_add(&d->st.pages_received, 1);
@@ -427,11 +430,12 @@ static void home_fetch_reply(struct dsm *d, int src, uint64_t page, const void *
 static void home_inv_ack(struct dsm *d, int src, uint64_t page)
 {
     struct txn *t = txn_find(d, page, false);
-    if (!t || t->acks <= 0) {
+    if (!t || !(t->inv_waiting & (1ull << src))) { /* not asked to invalidate */
         atomic_fetch_add(&d->st.bad_messages, 1);
         return;
     }
-    if (--t->acks > 0) return;
+    t->inv_waiting &= ~(1ull << src);
+    if (t->inv_waiting) return;
     txn_find(d, page, true);
     d->dir[page].busy = 0;
     home_finish_write(d, page, t->requester, t->need_data);
@@ -454,6 +458,17 @@ static void holder_revoke(struct dsm *d, int src, const struct dsm_msg *m)
         atomic_fetch_add(&d->st.invalidations, 1);
         send(d, src, DSM_INV_ACK, page, 0, false);
     }
+}
+
+/* A grant is expected while some fault of this node waits for the page (after a
+ * shutdown its waiters may have gone: the grant is still installed, so that the
+ * home's transaction completes). */
+static bool grant_expected(struct dsm *d, uint64_t page)
+{
+    pthread_mutex_lock(&d->lock);
+    bool ok = d->shut || pending_find(d->pend, page);
+    pthread_mutex_unlock(&d->lock);
+    return ok;
 }
 
 static void run_resumed(struct dsm *d)
@@ -480,6 +495,11 @@ void dsm_receive(struct dsm *d, int src, const struct dsm_msg *m, const void *pa
                     m->type == DSM_DONE;
     if (!bad && home_msg && d->home(d->home_ctx, m->gpa) != d->self) bad = true;
     if (!bad && m->type == DSM_RESUME && src != d->self) bad = true;
+    /* grants, fetches and invalidations come from the page's home, never from
+     * this node (the home serves itself directly) */
+    if (!bad && (m->type == DSM_GRANT || m->type == DSM_FETCH || m->type == DSM_INV) &&
+        (src == d->self || d->home(d->home_ctx, m->gpa) != src))
+        bad = true;
     if (bad) {
         atomic_fetch_add(&d->st.bad_messages, 1);
         return;
@@ -493,7 +513,7 @@ void dsm_receive(struct dsm *d, int src, const struct dsm_msg *m, const void *pa
         home_request(d, src, m);
         break;
     case DSM_GRANT:
-        if (m->has_data && !page_data) {
+        if ((m->has_data && !page_data) || m->right == MEM_ABSENT || !grant_expected(d, page)) {
             atomic_fetch_add(&d->st.bad_messages, 1);
             return;
         }
@@ -501,15 +521,23 @@ void dsm_receive(struct dsm *d, int src, const struct dsm_msg *m, const void *pa
         send(d, d->home(d->home_ctx, m->gpa), DSM_DONE, page, 0, false);
         break;
     case DSM_FETCH:
-    case DSM_INV: holder_revoke(d, src, m); break;
+    case DSM_INV:
+        /* a fetch goes to the exclusive owner, an invalidation to a read copy */
+        if (right_of(d, page) != (m->type == DSM_FETCH ? MEM_WRITE : MEM_READ)) {
+            atomic_fetch_add(&d->st.bad_messages, 1);
+            return;
+        }
+        holder_revoke(d, src, m);
+        break;
     case DSM_FETCH_REPLY: home_fetch_reply(d, src, page, m->has_data ? page_data : NULL); break;
     case DSM_INV_ACK: home_inv_ack(d, src, page); break;
     case DSM_DONE:
-        if (!d->dir[page].busy || txn_find(d, page, false)) {
+        if (!d->dir[page].busy || txn_find(d, page, false) || d->dir[page].grantee != src) {
             atomic_fetch_add(&d->st.bad_messages, 1);
             return;
         }
         d->dir[page].busy = 0;
+        d->dir[page].grantee = NO_OWNER;
         home_kick(d, page);
         break;
     case DSM_RESUME: run_resumed(d); break;
@@ -545,6 +573,7 @@ struct dsm *dsm_create(struct guest_mem *mem, int self, int nnodes, dsm_home_fn 
         bool mine = home(home_ctx, p << GUEST_PAGE_SHIFT) == self;
         d->dir[p].owner = mine ? (int16_t)self : NO_OWNER;
         d->dir[p].copyset = mine ? 1ull << self : 0;
+        d->dir[p].grantee = NO_OWNER;
         atomic_store(&mem->rights[p], mine ? MEM_WRITE : MEM_ABSENT);
     }
     mem->fault = dsm_fault;

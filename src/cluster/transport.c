@@ -1,0 +1,1294 @@
+/* transport.c — node-to-node messaging on UCX's UCP active messages
+ * (docs/WIRE.md describes what goes over the wire).
+ *
+ * Connections. Every node listens on its address and dials every other node,
+ * so each ordered pair (A, B) has its own UCX connection, opened by A: A sends
+ * all its messages for B on it; B only receives on it (B's replies to A go on
+ * B's own connection to A). The handshake runs on each connection before
+ * anything else: the dialler sends HELLO, the acceptor CHALLENGE, the dialler
+ * AUTH (proof of the cluster secret), the acceptor WELCOME (its own proof).
+ * Both sides then derive the connection's session key, which keys the tag of
+ * every message A sends to B — so each direction of a pair is authenticated by
+ * its own handshake, in which both nodes prove the secret.
+ *
+ * Two active-message ids: AM_HANDSHAKE (sent with UCP_AM_SEND_FLAG_REPLY, so
+ * the receiver knows which endpoint, i.e. which not-yet-trusted connection, a
+ * message came from) and AM_DATA (demultiplexed by the header's src: the tag
+ * is checked with the session key of the authenticated connection from src,
+ * which nobody without that key can produce; an unauthenticated endpoint's
+ * messages therefore never reach the handlers).
+ *
+ * Every message is sent eager (UCP_AM_SEND_FLAG_EAGER; at most 64 + 8192
+ * bytes): the receive callback always holds the whole message.
+ *
+ * Threads. transport_start runs the handshakes on the calling thread, then
+ * starts one progress thread, which from then on is the only caller of
+ * ucp_worker_progress and runs every handler. transport_send may be called
+ * from any thread (the worker is UCS_THREAD_MODE_MULTI); a per-destination
+ * mutex keeps sequence numbers in sending order. When idle, the progress
+ * thread spins on the worker for a short while (latency: a remote page read is
+ * two round trips), then sleeps in epoll on the worker's event fd and an
+ * eventfd that senders write when they need it (a loopback message, a send
+ * that did not complete at once).
+ *
+ * Lifetime of endpoints. Endpoints that failed are not closed while the
+ * transport runs (another thread may be sending on them); transport_stop
+ * closes them all. */
+#define _GNU_SOURCE
+#include "cluster/transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <ucp/api/ucp.h>
+
+#include "cluster/version.h"
+
+enum { AM_HANDSHAKE = 0x55, AM_DATA = 0x56 };
+
+const char *transport_claimed_version;
+
+static const char *my_version(void)
+{
+    return transport_claimed_version ? transport_claimed_version : UNUM_VERSION;
+}
+
+#define MS                 1000000ll
+#define RETRY_NS           (100 * MS) /* between connection attempts */
+#define TICK_NS            (100 * MS)
+#define HEARTBEAT_NS       (250 * MS) /* at most; a quarter of the timeout if shorter */
+#define DEFAULT_SPIN_US    50 /* override: UNUM_TRANSPORT_SPIN_US */
+#define HS_MAX_PAYLOAD     256
+#define MAX_CONN_REQS      64
+#define CLOSE_WAIT_NS      (1000 * MS)
+#define BUF_BYTES          (sizeof(struct wire_hdr) + WIRE_MAX_PAYLOAD)
+#define LABEL_CLIENT_PROOF "unum client proof v1"
+#define LABEL_SERVER_PROOF "unum server proof v1"
+
+enum conn_state {
+    CS_DIALLING,   /* outgoing, HELLO queued */
+    CS_AUTH_SENT,  /* outgoing, answered the challenge */
+    CS_ACCEPTED,   /* accepted, waiting for HELLO */
+    CS_CHALLENGED, /* accepted, waiting for AUTH */
+    CS_AUTHED,     /* both proofs checked, session key set */
+    CS_CLOSING,    /* refused or failed: to be closed */
+    CS_DEAD,       /* closed (ep == NULL) or left for transport_stop */
+};
+
+struct conn {
+    struct transport *t;
+    struct conn *next;
+    ucp_ep_h ep;
+    bool outgoing;
+    int node; /* outgoing: the node dialled; accepted: the claimed id (-1 before HELLO) */
+    enum conn_state state;
+    bool graceful_close;     /* flush (a REFUSED) before closing */
+    _Atomic bool errored;    /* set by the UCX error callback */
+    ucs_status_t err;
+    bool err_handled;
+    uint8_t nonce_c[32], nonce_s[32];
+    char addr[96]; /* the remote address, as text */
+};
+
+struct peer {
+    /* sending side (any thread) */
+    pthread_mutex_t send_lock;
+    ucp_ep_h out_ep;   /* the authenticated outgoing endpoint */
+    uint64_t seq_out;  /* under send_lock */
+    uint8_t key_out[WIRE_KEY_BYTES];
+    _Atomic bool lost;
+    _Atomic bool sent_recently;
+    /* receiving side (progress thread) */
+    uint8_t key_in[WIRE_KEY_BYTES];
+    bool in_authed;
+    struct wire_replay replay;
+    int64_t last_recv;
+    bool lost_reported;
+    /* start-up (the starting thread) */
+    struct conn *out, *in, *dialling;
+    int64_t next_attempt;
+    char last_err[96];
+    char desc[96];
+    /* statistics */
+    _Atomic uint64_t msgs_sent, msgs_recv, bytes_sent, bytes_recv, rejected;
+};
+
+struct loop_msg {
+    struct loop_msg *next;
+    struct wire_hdr h;
+    uint8_t payload[];
+};
+
+struct transport {
+    struct cluster_config cfg;
+    int self;
+    struct transport_handlers h;
+    ucp_context_h ucp;
+    ucp_worker_h worker;
+    ucp_listener_h listener;
+    int worker_fd, event_fd, epoll_fd;
+    pthread_t thread;
+    bool thread_running;
+    _Atomic bool stop;
+    _Atomic int sleeping;
+    _Atomic int inflight; /* data sends not yet completed */
+    bool started;         /* start-up done: failures are peer losses */
+    char fatal[256];      /* start-up failure */
+    int64_t spin_ns, hb_timeout_ns, hb_interval_ns;
+    int64_t next_tick, next_heartbeat;
+    struct conn *conns;
+    _Atomic bool conn_events; /* some conn errored or wants closing */
+    ucp_conn_request_h conn_reqs[MAX_CONN_REQS];
+    int nconn_reqs;
+    void **closing; /* ucp_ep_close_nbx requests in flight */
+    int nclosing, closing_cap;
+    pthread_mutex_t loop_lock;
+    struct loop_msg *loop_head, **loop_tail;
+    _Atomic int loop_count;
+    _Atomic uint64_t rejected_unknown;
+    struct peer peer[CLUSTER_MAX_NODES];
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void fatal(struct transport *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fatal(struct transport *t, const char *fmt, ...)
+{
+    if (t->fatal[0]) return; /* keep the first reason */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->fatal, sizeof(t->fatal), fmt, ap);
+    va_end(ap);
+}
+
+static const char *node_addr(const struct transport *t, int node, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:%u", t->cfg.node[node].host, t->cfg.node[node].port);
+    return buf;
+}
+
+static const char *why_text(ucs_status_t st)
+{
+    switch (st) {
+    case UCS_ERR_CONNECTION_RESET: return "connection reset";
+    case UCS_ERR_ENDPOINT_TIMEOUT: return "connection lost"; /* also a peer's socket closing */
+    case UCS_ERR_UNREACHABLE: return "unreachable";
+    case UCS_ERR_REJECTED: return "connection rejected";
+    case UCS_ERR_NOT_CONNECTED: return "not connected";
+    default: return ucs_status_string(st);
+    }
+}
+
+static void wake(struct transport *t)
+{
+    if (atomic_load(&t->sleeping)) {
+        uint64_t one = 1;
+        ssize_t r = write(t->event_fd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
+/* ---- sending ---------------------------------------------------------------- */
+
+/* Each sending thread seals into its own buffer; when UCX keeps the buffer (the
+ * send did not complete at once) the request owns it and frees it. */
+static pthread_key_t buf_key;
+static pthread_once_t buf_key_once = PTHREAD_ONCE_INIT;
+static __thread uint8_t *tls_buf;
+
+static void buf_key_init(void)
+{
+    pthread_key_create(&buf_key, free);
+}
+
+static uint8_t *send_buf(void)
+{
+    if (!tls_buf) {
+        pthread_once(&buf_key_once, buf_key_init);
+        tls_buf = malloc(8 + BUF_BYTES);
+        if (tls_buf) pthread_setspecific(buf_key, tls_buf);
+    }
+    return tls_buf;
+}
+
+static void send_buf_give_away(void)
+{
+    tls_buf = NULL;
+    pthread_setspecific(buf_key, NULL);
+}
+
+/* Completions of sends that did not complete at once. (The request is freed
+ * here: ucp_request_free on a pending request would cancel its callback.) */
+static void data_sent(void *req, ucs_status_t st, void *user_data)
+{
+    struct transport *t = *(struct transport **)user_data;
+    free(user_data);
+    ucp_request_free(req);
+    atomic_fetch_sub(&t->inflight, 1);
+}
+
+static void hs_sent(void *req, ucs_status_t st, void *user_data)
+{
+    free(user_data);
+    ucp_request_free(req);
+}
+
+/* Sends to another node. The owner pointer is stored in front of the sealed
+ * message so the completion callback can find the transport. */
+static int send_remote(struct transport *t, int dst, int type, const uint64_t arg[3],
+                       const void *payload, uint32_t len)
+{
+    struct peer *p = &t->peer[dst];
+    if (atomic_load_explicit(&p->lost, memory_order_relaxed)) return -ECONNRESET;
+    uint8_t *buf = send_buf();
+    if (!buf) return -ENOMEM;
+    *(struct transport **)buf = t;
+    uint8_t *msg = buf + 8; /* header at +8: 8-byte aligned like the payload after it */
+    struct wire_hdr *h = (struct wire_hdr *)msg;
+    if (len) memcpy(msg + sizeof(*h), payload, len);
+
+    ucp_request_param_t prm = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
+                        UCP_OP_ATTR_FIELD_FLAGS,
+        .cb.send = data_sent,
+        .user_data = buf,
+        .flags = UCP_AM_SEND_FLAG_EAGER,
+    };
+    /* No lock of ours may be held across ucp_am_send_nbx: the progress thread
+     * holds the worker's lock while it runs handlers, which send too (lock order
+     * inversion). Concurrent senders may overtake each other between taking a
+     * sequence number and sending; the receiver's replay window allows that. */
+    uint64_t seq = __atomic_add_fetch(&p->seq_out, 1, __ATOMIC_SEQ_CST);
+    wire_init(h, type, t->self, dst, seq, arg, len);
+    wire_seal(h, msg + sizeof(*h), p->key_out);
+    ucs_status_ptr_t r =
+        ucp_am_send_nbx(p->out_ep, AM_DATA, NULL, 0, msg, sizeof(*h) + len, &prm);
+
+    if (UCS_PTR_IS_ERR(r)) return -ECONNRESET;
+    if (r != NULL) { /* in flight: the request owns the buffer now */
+        send_buf_give_away();
+        atomic_fetch_add(&t->inflight, 1);
+        wake(t);
+    }
+    if (type != WIRE_HEARTBEAT)
+        atomic_store_explicit(&p->sent_recently, true, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->msgs_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->bytes_sent, len, memory_order_relaxed);
+    return 0;
+}
+
+static int send_loopback(struct transport *t, int type, const uint64_t arg[3],
+                         const void *payload, uint32_t len)
+{
+    struct peer *p = &t->peer[t->self];
+    struct loop_msg *m = malloc(sizeof(*m) + len);
+    if (!m) return -ENOMEM;
+    m->next = NULL;
+    if (len) memcpy(m->payload, payload, len);
+    pthread_mutex_lock(&t->loop_lock);
+    wire_init(&m->h, type, t->self, t->self, ++p->seq_out, arg, len);
+    *t->loop_tail = m;
+    t->loop_tail = &m->next;
+    pthread_mutex_unlock(&t->loop_lock);
+    atomic_fetch_add(&t->loop_count, 1);
+    wake(t);
+    atomic_fetch_add_explicit(&p->msgs_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->bytes_sent, len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->msgs_recv, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->bytes_recv, len, memory_order_relaxed);
+    return 0;
+}
+
+/* A message that arrived during start-up, before the handlers may run: queued
+ * with the loopback messages, which the progress thread delivers first. */
+static void defer_msg(struct transport *t, const struct wire_hdr *h, const void *payload)
+{
+    struct loop_msg *m = malloc(sizeof(*m) + h->len);
+    if (!m) return;
+    m->next = NULL;
+    m->h = *h;
+    if (h->len) memcpy(m->payload, payload, h->len);
+    pthread_mutex_lock(&t->loop_lock);
+    *t->loop_tail = m;
+    t->loop_tail = &m->next;
+    pthread_mutex_unlock(&t->loop_lock);
+    atomic_fetch_add(&t->loop_count, 1);
+}
+
+int transport_send(struct transport *t, int dst, int type, const uint64_t arg[3],
+                   const void *payload, uint32_t len)
+{
+    if (len > WIRE_MAX_PAYLOAD) return -EMSGSIZE;
+    if (dst < 0 || dst >= t->cfg.nnodes || type <= 0 || type > WIRE_TYPE_MAX) return -EINVAL;
+    if (len && !payload) return -EINVAL;
+    if (atomic_load_explicit(&t->stop, memory_order_relaxed)) return -EPIPE;
+    if (dst == t->self) return send_loopback(t, type, arg, payload, len);
+    return send_remote(t, dst, type, arg, payload, len);
+}
+
+/* A handshake message on a connection (the reply endpoint tells the receiver
+ * which connection it came on). */
+static int hs_send(struct transport *t, struct conn *c, int type, const void *payload,
+                   uint32_t len)
+{
+    uint8_t *buf = malloc(sizeof(struct wire_hdr) + len);
+    if (!buf) return -ENOMEM;
+    struct wire_hdr h;
+    wire_init(&h, type, t->self, c->node >= 0 ? c->node : 0xffff, 0, NULL, len);
+    memcpy(buf, &h, sizeof(h));
+    if (len) memcpy(buf + sizeof(h), payload, len);
+    ucp_request_param_t prm = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
+                        UCP_OP_ATTR_FIELD_FLAGS,
+        .cb.send = hs_sent,
+        .user_data = buf,
+        .flags = UCP_AM_SEND_FLAG_EAGER | UCP_AM_SEND_FLAG_REPLY,
+    };
+    ucs_status_ptr_t r = ucp_am_send_nbx(c->ep, AM_HANDSHAKE, NULL, 0, buf, sizeof(h) + len, &prm);
+    if (r == NULL) {
+        free(buf);
+    } else if (UCS_PTR_IS_ERR(r)) {
+        free(buf);
+        return -ECONNRESET;
+    }
+    return 0;
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+static void ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
+{
+    struct conn *c = arg;
+    c->err = st;
+    atomic_store(&c->errored, true);
+    atomic_store(&c->t->conn_events, true);
+}
+
+static struct conn *conn_new(struct transport *t, bool outgoing, int node)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->t = t;
+    c->outgoing = outgoing;
+    c->node = node;
+    c->next = t->conns;
+    t->conns = c;
+    return c;
+}
+
+static struct conn *conn_by_ep(struct transport *t, ucp_ep_h ep)
+{
+    for (struct conn *c = t->conns; c; c = c->next)
+        if (c->ep == ep && ep) return c;
+    return NULL;
+}
+
+static void close_ep(struct transport *t, struct conn *c, bool force)
+{
+    if (!c->ep) return;
+    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                               .flags = force ? UCP_EP_CLOSE_FLAG_FORCE : 0};
+    void *r = ucp_ep_close_nbx(c->ep, &prm);
+    c->ep = NULL;
+    c->state = CS_DEAD;
+    if (r == NULL || UCS_PTR_IS_ERR(r)) return;
+    if (t->nclosing == t->closing_cap) {
+        int cap = t->closing_cap ? 2 * t->closing_cap : 16;
+        void **n = realloc(t->closing, cap * sizeof(*n));
+        if (!n) { /* cannot track it: leave it to the worker's destruction */
+            ucp_request_free(r);
+            return;
+        }
+        t->closing = n;
+        t->closing_cap = cap;
+    }
+    t->closing[t->nclosing++] = r;
+}
+
+static void reap_closing(struct transport *t)
+{
+    for (int i = 0; i < t->nclosing;) {
+        if (ucp_request_check_status(t->closing[i]) != UCS_INPROGRESS) {
+            ucp_request_free(t->closing[i]);
+            t->closing[i] = t->closing[--t->nclosing];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Refuses an accepted connection: logs, tells the dialler why, closes. */
+static void refuse(struct transport *t, struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void refuse(struct transport *t, struct conn *c, const char *fmt, ...)
+{
+    char why[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (c->node >= 0)
+        fprintf(stderr, "unum: node %d: refused a connection claiming to be node %d from %s: %s\n",
+                t->self, c->node, c->addr, why);
+    else
+        fprintf(stderr, "unum: node %d: refused a connection from %s: %s\n", t->self, c->addr,
+                why);
+    hs_send(t, c, WIRE_REFUSED, why, (uint32_t)strlen(why));
+    c->state = CS_CLOSING;
+    c->graceful_close = true;
+    atomic_store(&t->conn_events, true);
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_in *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(port);
+    if (inet_pton(AF_INET, host, &sa->sin_addr) == 1) return 0;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) return -1;
+    sa->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void dial(struct transport *t, int node)
+{
+    struct peer *p = &t->peer[node];
+    struct sockaddr_in sa;
+    char a[96];
+    if (resolve(t->cfg.node[node].host, t->cfg.node[node].port, &sa) != 0) {
+        snprintf(p->last_err, sizeof(p->last_err), "cannot resolve the address");
+        p->next_attempt = now_ns() + RETRY_NS;
+        return;
+    }
+    struct conn *c = conn_new(t, true, node);
+    if (!c) return;
+    snprintf(c->addr, sizeof(c->addr), "%s", node_addr(t, node, a, sizeof(a)));
+    ucp_ep_params_t ep = {
+        .field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR |
+                      UCP_EP_PARAM_FIELD_ERR_HANDLER | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE,
+        .flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER,
+        .sockaddr = {.addr = (struct sockaddr *)&sa, .addrlen = sizeof(sa)},
+        .err_handler = {.cb = ep_error, .arg = c},
+        .err_mode = UCP_ERR_HANDLING_MODE_PEER,
+    };
+    ucs_status_t st = ucp_ep_create(t->worker, &ep, &c->ep);
+    if (st != UCS_OK) {
+        c->ep = NULL;
+        c->state = CS_DEAD;
+        snprintf(p->last_err, sizeof(p->last_err), "%s", ucs_status_string(st));
+        p->next_attempt = now_ns() + RETRY_NS;
+        return;
+    }
+    c->state = CS_DIALLING;
+    p->dialling = c;
+    struct wire_hello hello = {.node = (uint32_t)t->self, .wire_version = WIRE_VERSION};
+    snprintf(hello.unum_version, sizeof(hello.unum_version), "%s", my_version());
+    randombytes_buf(c->nonce_c, sizeof(c->nonce_c));
+    memcpy(hello.nonce, c->nonce_c, sizeof(hello.nonce));
+    hs_send(t, c, WIRE_HELLO, &hello, sizeof(hello));
+}
+
+static void conn_request(ucp_conn_request_h req, void *arg)
+{
+    struct transport *t = arg;
+    if (t->nconn_reqs == MAX_CONN_REQS || atomic_load(&t->stop)) {
+        ucp_listener_reject(t->listener, req);
+        return;
+    }
+    t->conn_reqs[t->nconn_reqs++] = req;
+}
+
+static void accept_requests(struct transport *t)
+{
+    for (int i = 0; i < t->nconn_reqs; i++) {
+        ucp_conn_request_h req = t->conn_reqs[i];
+        struct conn *c = conn_new(t, false, -1);
+        if (!c) {
+            ucp_listener_reject(t->listener, req);
+            continue;
+        }
+        snprintf(c->addr, sizeof(c->addr), "an unknown address");
+        ucp_conn_request_attr_t qa = {.field_mask = UCP_CONN_REQUEST_ATTR_FIELD_CLIENT_ADDR};
+        if (ucp_conn_request_query(req, &qa) == UCS_OK && qa.client_address.ss_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&qa.client_address;
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+            snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, ntohs(in->sin_port));
+        }
+        ucp_ep_params_t ep = {
+            .field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST | UCP_EP_PARAM_FIELD_ERR_HANDLER |
+                          UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE,
+            .conn_request = req,
+            .err_handler = {.cb = ep_error, .arg = c},
+            .err_mode = UCP_ERR_HANDLING_MODE_PEER,
+        };
+        if (ucp_ep_create(t->worker, &ep, &c->ep) != UCS_OK) {
+            c->ep = NULL;
+            c->state = CS_DEAD;
+            continue;
+        }
+        c->state = CS_ACCEPTED;
+    }
+    t->nconn_reqs = 0;
+}
+
+/* Connection failures and closes, on the thread that progresses the worker. */
+static void peer_lost(struct transport *t, int node, const char *why)
+{
+    struct peer *p = &t->peer[node];
+    if (p->lost_reported) return;
+    p->lost_reported = true;
+    atomic_store(&p->lost, true);
+    if (t->h.peer_lost) t->h.peer_lost(t->h.ctx, node, why);
+}
+
+static void conn_events(struct transport *t)
+{
+    if (!atomic_exchange(&t->conn_events, false)) return;
+    for (struct conn *c = t->conns; c; c = c->next) {
+        if (atomic_load(&c->errored) && !c->err_handled) {
+            c->err_handled = true;
+            const char *why = why_text(c->err);
+            int n = c->node;
+            struct peer *p = n >= 0 ? &t->peer[n] : NULL;
+            bool authed = p && (p->out == c || p->in == c);
+            if (authed) {
+                char a[96];
+                if (!t->started)
+                    fatal(t, "lost node %d (%s) during start-up: %s", n,
+                          node_addr(t, n, a, sizeof(a)), why);
+                else
+                    peer_lost(t, n, why);
+                c->state = CS_DEAD; /* its endpoint stays until transport_stop */
+            } else {
+                if (c->outgoing && p && p->dialling == c) {
+                    p->dialling = NULL;
+                    snprintf(p->last_err, sizeof(p->last_err), "%s", why);
+                    p->next_attempt = now_ns() + RETRY_NS;
+                }
+                close_ep(t, c, true);
+            }
+        }
+        if (c->state == CS_CLOSING) close_ep(t, c, !c->graceful_close);
+    }
+}
+
+/* ---- handshake ------------------------------------------------------------------ */
+
+static void hs_outgoing(struct transport *t, struct conn *c, const struct wire_hdr *h,
+                        const uint8_t *pl)
+{
+    int k = c->node;
+    struct peer *p = &t->peer[k];
+    char a[96];
+    node_addr(t, k, a, sizeof(a));
+    if (h->type == WIRE_REFUSED) {
+        char why[HS_MAX_PAYLOAD + 1];
+        wire_reason_text(pl, h->len, why, sizeof(why));
+        fatal(t, "node %d refused us: %s", k, why);
+        c->state = CS_CLOSING;
+        atomic_store(&t->conn_events, true);
+        return;
+    }
+    if (h->type == WIRE_CHALLENGE && c->state == CS_DIALLING && h->len == 32) {
+        if (h->src != k) {
+            fatal(t, "expected node %d at %s, but node %u answered", k, a, h->src);
+            return;
+        }
+        memcpy(c->nonce_s, pl, 32);
+        uint8_t proof[32];
+        wire_proof(proof, t->cfg.secret, t->cfg.secret_len, LABEL_CLIENT_PROOF, c->nonce_c,
+                   c->nonce_s, (uint32_t)t->self, (uint32_t)k);
+        c->state = CS_AUTH_SENT;
+        hs_send(t, c, WIRE_AUTH, proof, sizeof(proof));
+        return;
+    }
+    if (h->type == WIRE_WELCOME && c->state == CS_AUTH_SENT && h->len == 32) {
+        uint8_t want[32];
+        wire_proof(want, t->cfg.secret, t->cfg.secret_len, LABEL_SERVER_PROOF, c->nonce_c,
+                   c->nonce_s, (uint32_t)t->self, (uint32_t)k);
+        if (sodium_memcmp(want, pl, 32) != 0) {
+            fatal(t, "node %d (%s) failed to prove the cluster secret", k, a);
+            c->state = CS_CLOSING;
+            atomic_store(&t->conn_events, true);
+            return;
+        }
+        wire_session_key(p->key_out, t->cfg.secret, t->cfg.secret_len, c->nonce_c, c->nonce_s,
+                         (uint32_t)t->self, (uint32_t)k);
+        c->state = CS_AUTHED;
+        p->out = c;
+        p->out_ep = c->ep;
+        p->dialling = NULL;
+        return;
+    }
+    fatal(t, "node %d (%s) broke the handshake (%s)", k, a, wire_type_name(h->type));
+    c->state = CS_CLOSING;
+    atomic_store(&t->conn_events, true);
+}
+
+static void hs_accepted(struct transport *t, struct conn *c, const struct wire_hdr *h,
+                        const uint8_t *pl)
+{
+    if (h->type == WIRE_HELLO && c->state == CS_ACCEPTED) {
+        struct wire_hello hello;
+        if (wire_hello_parse(pl, h->len, &hello) != 0) {
+            refuse(t, c, "malformed HELLO");
+            return;
+        }
+        if (hello.node >= (uint32_t)t->cfg.nnodes || hello.node == (uint32_t)t->self) {
+            refuse(t, c, "no node %u in this cluster", hello.node);
+            return;
+        }
+        c->node = (int)hello.node;
+        if (hello.wire_version != WIRE_VERSION || strcmp(hello.unum_version, my_version())) {
+            refuse(t, c,
+                   "version mismatch: node %d runs unum %s (wire protocol %d), node %d runs unum "
+                   "%s (wire protocol %u)",
+                   t->self, my_version(), WIRE_VERSION, c->node, hello.unum_version,
+                   hello.wire_version);
+            return;
+        }
+        memcpy(c->nonce_c, hello.nonce, 32);
+        randombytes_buf(c->nonce_s, 32);
+        c->state = CS_CHALLENGED;
+        hs_send(t, c, WIRE_CHALLENGE, c->nonce_s, 32);
+        return;
+    }
+    if (h->type == WIRE_AUTH && c->state == CS_CHALLENGED && h->len == 32) {
+        int k = c->node;
+        struct peer *p = &t->peer[k];
+        uint8_t want[32];
+        wire_proof(want, t->cfg.secret, t->cfg.secret_len, LABEL_CLIENT_PROOF, c->nonce_c,
+                   c->nonce_s, (uint32_t)k, (uint32_t)t->self);
+        if (sodium_memcmp(want, pl, 32) != 0) {
+            refuse(t, c, "wrong cluster secret");
+            return;
+        }
+        if (p->in) {
+            refuse(t, c, "node %d is already connected", k);
+            return;
+        }
+        wire_session_key(p->key_in, t->cfg.secret, t->cfg.secret_len, c->nonce_c, c->nonce_s,
+                         (uint32_t)k, (uint32_t)t->self);
+        memset(&p->replay, 0, sizeof(p->replay));
+        p->last_recv = now_ns();
+        p->in = c;
+        p->in_authed = true;
+        c->state = CS_AUTHED;
+        wire_proof(want, t->cfg.secret, t->cfg.secret_len, LABEL_SERVER_PROOF, c->nonce_c,
+                   c->nonce_s, (uint32_t)k, (uint32_t)t->self);
+        hs_send(t, c, WIRE_WELCOME, want, 32);
+        return;
+    }
+    refuse(t, c, "unexpected %s during the handshake", wire_type_name(h->type));
+}
+
+static ucs_status_t am_handshake(void *arg, const void *header, size_t header_length, void *data,
+                                 size_t length, const ucp_am_recv_param_t *param)
+{
+    struct transport *t = arg;
+    if (!(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)) return UCS_OK;
+    struct conn *c = conn_by_ep(t, param->reply_ep);
+    if (!c || c->state == CS_CLOSING || c->state == CS_DEAD) return UCS_OK;
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) || header_length ||
+        length > sizeof(struct wire_hdr) + HS_MAX_PAYLOAD || wire_check(data, length) != 0) {
+        if (c->outgoing) {
+            char a[96];
+            fatal(t, "node %d (%s) sent a malformed handshake message", c->node,
+                  node_addr(t, c->node, a, sizeof(a)));
+            c->state = CS_CLOSING;
+            atomic_store(&t->conn_events, true);
+        } else {
+            refuse(t, c, "malformed handshake message");
+        }
+        return UCS_OK;
+    }
+    struct wire_hdr h;
+    memcpy(&h, data, sizeof(h));
+    const uint8_t *pl = (const uint8_t *)data + sizeof(h);
+    if (c->outgoing)
+        hs_outgoing(t, c, &h, pl);
+    else
+        hs_accepted(t, c, &h, pl);
+    return UCS_OK;
+}
+
+/* ---- receiving ---------------------------------------------------------------------- */
+
+static ucs_status_t am_data(void *arg, const void *header, size_t header_length, void *data,
+                            size_t length, const ucp_am_recv_param_t *param)
+{
+    struct transport *t = arg;
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) || header_length ||
+        length < sizeof(struct wire_hdr)) {
+        t->rejected_unknown++;
+        return UCS_OK;
+    }
+    struct wire_hdr h;
+    memcpy(&h, data, sizeof(h));
+    if (h.src >= t->cfg.nnodes || h.src == t->self || !t->peer[h.src].in_authed) {
+        t->rejected_unknown++;
+        return UCS_OK;
+    }
+    struct peer *p = &t->peer[h.src];
+    if (h.dst != t->self || wire_open(data, length, p->key_in) != 0 ||
+        !wire_replay_accept(&p->replay, h.seq)) {
+        atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+        return UCS_OK;
+    }
+    p->last_recv = now_ns();
+    atomic_fetch_add_explicit(&p->msgs_recv, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->bytes_recv, h.len, memory_order_relaxed);
+    if (h.type == WIRE_HEARTBEAT || p->lost_reported) return UCS_OK;
+    if (!t->started) {
+        defer_msg(t, &h, (const uint8_t *)data + sizeof(h));
+        return UCS_OK;
+    }
+    t->h.recv(t->h.ctx, &h, (const uint8_t *)data + sizeof(h));
+    return UCS_OK;
+}
+
+static unsigned drain_loopback(struct transport *t)
+{
+    if (!atomic_load_explicit(&t->loop_count, memory_order_relaxed)) return 0;
+    pthread_mutex_lock(&t->loop_lock);
+    struct loop_msg *m = t->loop_head;
+    t->loop_head = NULL;
+    t->loop_tail = &t->loop_head;
+    pthread_mutex_unlock(&t->loop_lock);
+    unsigned n = 0;
+    while (m) {
+        struct loop_msg *next = m->next;
+        atomic_fetch_sub(&t->loop_count, 1);
+        if (!atomic_load(&t->stop)) t->h.recv(t->h.ctx, &m->h, m->payload);
+        free(m);
+        m = next;
+        n++;
+    }
+    return n;
+}
+
+/* ---- the progress loop ------------------------------------------------------------ */
+
+/* One round of work; returns how much was done (0: idle). */
+static unsigned step(struct transport *t)
+{
+    /* Loopback and deferred messages first: those deferred during start-up
+     * came before anything the worker holds now. */
+    unsigned n = t->started ? drain_loopback(t) : 0, k;
+    while ((k = ucp_worker_progress(t->worker)) != 0)
+        n += k;
+    if (t->nconn_reqs) {
+        accept_requests(t);
+        n++;
+    }
+    if (atomic_load_explicit(&t->conn_events, memory_order_relaxed)) {
+        conn_events(t);
+        n++;
+    }
+    if (t->nclosing) reap_closing(t);
+    return n;
+}
+
+static void timers(struct transport *t, int64_t now)
+{
+    if (now < t->next_tick) return;
+    t->next_tick = now + TICK_NS;
+    if (now >= t->next_heartbeat) {
+        t->next_heartbeat = now + t->hb_interval_ns;
+        for (int k = 0; k < t->cfg.nnodes; k++) {
+            struct peer *p = &t->peer[k];
+            if (k == t->self || p->lost_reported) continue;
+            if (!atomic_exchange_explicit(&p->sent_recently, false, memory_order_relaxed))
+                send_remote(t, k, WIRE_HEARTBEAT, NULL, NULL, 0);
+        }
+    }
+    for (int k = 0; k < t->cfg.nnodes; k++) {
+        struct peer *p = &t->peer[k];
+        if (k == t->self || p->lost_reported) continue;
+        int64_t silent = now - p->last_recv;
+        if (silent > t->hb_timeout_ns) {
+            char why[64];
+            snprintf(why, sizeof(why), "no message for %.1f s", (double)silent / 1e9);
+            peer_lost(t, k, why);
+        }
+    }
+    if (t->h.tick) t->h.tick(t->h.ctx);
+}
+
+/* Sleeps until the worker or a sender has something, or `timeout_ns` passed.
+ * Returns without sleeping when there is work already. */
+static void wait_events(struct transport *t, int64_t timeout_ns)
+{
+    atomic_store(&t->sleeping, 1);
+    if (atomic_load(&t->loop_count) || atomic_load(&t->stop) ||
+        atomic_load(&t->conn_events) || t->nconn_reqs) {
+        atomic_store(&t->sleeping, 0);
+        return;
+    }
+    if (ucp_worker_arm(t->worker) == UCS_ERR_BUSY) {
+        atomic_store(&t->sleeping, 0);
+        return;
+    }
+    int ms = (int)((timeout_ns + MS - 1) / MS);
+    if (ms < 1) ms = 1;
+    if (atomic_load(&t->inflight) > 0) ms = 1;
+    struct epoll_event ev[4];
+    int n = epoll_wait(t->epoll_fd, ev, 4, ms);
+    atomic_store(&t->sleeping, 0);
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data.fd == t->event_fd) {
+            uint64_t v;
+            ssize_t r = read(t->event_fd, &v, sizeof(v));
+            (void)r;
+        }
+    }
+}
+
+static void *progress_thread(void *arg)
+{
+    struct transport *t = arg;
+    int64_t idle_since = now_ns();
+    while (!atomic_load_explicit(&t->stop, memory_order_relaxed)) {
+        unsigned n = step(t);
+        int64_t now = now_ns();
+        timers(t, now);
+        if (n) {
+            idle_since = now;
+            continue;
+        }
+        if (now - idle_since < t->spin_ns) {
+            /* Poll, but let any other runnable thread of this core go first:
+             * vCPU threads of several nodes share two cores here. */
+            sched_yield();
+            continue;
+        }
+        wait_events(t, t->next_tick - now);
+        idle_since = now_ns();
+    }
+    return NULL;
+}
+
+/* ---- describe --------------------------------------------------------------------- */
+
+/* The transport of the endpoint's active-message lane, then its other lanes,
+ * from ucp_ep_print_info's lines like
+ *   "#   lane[1]:  3:sysv/memory.0 md[2]  -> md[2]/sysv/sysdev[255] am am_bw#0 keepalive"
+ * giving "sysv/memory (also tcp/lo, tcp/eth0)". */
+static void describe_ep(ucp_ep_h ep, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "unknown");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return;
+    ucp_ep_print_info(ep, f);
+    fclose(f);
+    if (!text) return;
+    char am[48] = "", others[96] = "";
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *lane = strstr(line, "lane[");
+        char *colon = lane ? strchr(lane, ':') : NULL;
+        char tl[48];
+        if (!colon || sscanf(colon + 1, " %*d:%47s", tl) != 1) continue; /* also skips "cm" */
+        char *dot = strrchr(tl, '.');
+        if (dot && dot > strchr(tl, '/')) *dot = 0; /* "sysv/memory.0" -> "sysv/memory" */
+        char *arrow = strstr(line, "->");
+        bool is_am = arrow && (strstr(arrow, " am ") || !strcmp(arrow + strlen(arrow) - 3, " am"));
+        if (is_am && !am[0]) {
+            snprintf(am, sizeof(am), "%s", tl);
+        } else if (!strstr(others, tl) && strlen(others) + strlen(tl) + 3 < sizeof(others)) {
+            if (others[0]) strcat(others, ", ");
+            strcat(others, tl);
+        }
+    }
+    free(text);
+    if (am[0] && others[0])
+        snprintf(out, outlen, "%s (also %s)", am, others);
+    else if (am[0] || others[0])
+        snprintf(out, outlen, "%s", am[0] ? am : others);
+}
+
+const char *transport_describe(struct transport *t, int node)
+{
+    if (!t || node < 0 || node >= t->cfg.nnodes) return "none";
+    if (node == t->self) return "loopback";
+    return t->peer[node].desc[0] ? t->peer[node].desc : "unknown";
+}
+
+void transport_stats(struct transport *t, int node, struct transport_peer_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!t || node < 0 || node >= t->cfg.nnodes) return;
+    struct peer *p = &t->peer[node];
+    out->msgs_sent = atomic_load(&p->msgs_sent);
+    out->msgs_recv = atomic_load(&p->msgs_recv);
+    out->bytes_sent = atomic_load(&p->bytes_sent);
+    out->bytes_recv = atomic_load(&p->bytes_recv);
+    out->rejected = atomic_load(&p->rejected);
+    if (node == t->self) out->rejected += t->rejected_unknown; /* from no known node */
+}
+
+/* ---- start and stop ----------------------------------------------------------------- */
+
+static void destroy(struct transport *t)
+{
+    if (t->thread_running) {
+        atomic_store(&t->stop, true);
+        atomic_store(&t->sleeping, 1);
+        wake(t);
+        pthread_join(t->thread, NULL);
+        t->thread_running = false;
+    }
+    atomic_store(&t->stop, true);
+    if (t->worker) {
+        for (int i = 0; i < t->nconn_reqs; i++)
+            ucp_listener_reject(t->listener, t->conn_reqs[i]);
+        t->nconn_reqs = 0;
+        if (t->listener) ucp_listener_destroy(t->listener);
+        t->listener = NULL;
+        for (struct conn *c = t->conns; c; c = c->next)
+            close_ep(t, c, true);
+        int64_t until = now_ns() + CLOSE_WAIT_NS;
+        while (t->nclosing && now_ns() < until) {
+            ucp_worker_progress(t->worker);
+            reap_closing(t);
+        }
+        for (int i = 0; i < t->nclosing; i++)
+            ucp_request_free(t->closing[i]);
+        t->nclosing = 0;
+        ucp_worker_destroy(t->worker);
+    }
+    if (t->ucp) ucp_cleanup(t->ucp);
+    for (struct conn *c = t->conns, *n; c; c = n) {
+        n = c->next;
+        free(c);
+    }
+    for (struct loop_msg *m = t->loop_head, *n; m; m = n) {
+        n = m->next;
+        free(m);
+    }
+    free(t->closing);
+    if (t->epoll_fd >= 0) close(t->epoll_fd);
+    if (t->event_fd >= 0) close(t->event_fd);
+    for (int k = 0; k < CLUSTER_MAX_NODES; k++)
+        pthread_mutex_destroy(&t->peer[k].send_lock);
+    pthread_mutex_destroy(&t->loop_lock);
+    sodium_memzero(t->peer, sizeof(t->peer));
+    sodium_memzero(t->cfg.secret, sizeof(t->cfg.secret));
+    free(t);
+}
+
+void transport_stop(struct transport *t)
+{
+    if (t) destroy(t);
+}
+
+static bool tls_has(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n) {
+        bool start = p == list || p[-1] == ',' || p[-1] == '^';
+        bool end = p[n] == 0 || p[n] == ',' || p[n] == ':';
+        if (start && end) return true;
+    }
+    return false;
+}
+
+static bool tls_has_mm(const char *list)
+{
+    if (!list[0] || list[0] == '^') return true;
+    static const char *const mm[] = {"sm", "shm", "mm", "posix", "sysv", "all"};
+    for (size_t i = 0; i < sizeof(mm) / sizeof(mm[0]); i++)
+        if (tls_has(list, mm[i])) return true;
+    return false;
+}
+
+/* The UCX_TLS value for a configured transport list. UCX 1.13 connects
+ * client-server endpoints only if some transport in the list runs on the
+ * network device of the connection's address, so a list of local transports
+ * only ("sm", "posix", ...) gets tcp added: the message lanes still go over
+ * shared memory between processes of one host. */
+static void tls_list(const char *want, char *out, size_t len)
+{
+    static const char *const net[] = {"tcp", "all", "ib", "rc", "rc_v", "rc_x", "ud", "ud_v",
+                                      "ud_x", "dc", "dc_x", "rc_verbs", "rc_mlx5", "ud_verbs",
+                                      "ud_mlx5", "dc_mlx5"};
+    bool has_net = want[0] == '^';
+    for (size_t i = 0; i < sizeof(net) / sizeof(net[0]) && !has_net; i++)
+        has_net = tls_has(want, net[i]);
+    snprintf(out, len, "%s%s", want, has_net ? "" : ",tcp");
+}
+
+static int ucx_setup(struct transport *t, char *err, size_t errlen)
+{
+    /* A node restarted at once can listen on its port again although the
+     * connections of its previous run linger in TIME_WAIT. (ucp_config_modify
+     * does not reach the connection manager's settings in UCX 1.13; the
+     * environment does, and the user's own setting wins.) */
+    setenv("UCX_TCP_CM_REUSEADDR", "y", 0);
+    ucp_config_t *config;
+    ucs_status_t st = ucp_config_read(NULL, NULL, &config);
+    if (st != UCS_OK) {
+        set_err(err, errlen, "UCX configuration: %s", ucs_status_string(st));
+        return -1;
+    }
+    if (t->cfg.transport[0]) {
+        char tls[64];
+        tls_list(t->cfg.transport, tls, sizeof(tls));
+        st = ucp_config_modify(config, "TLS", tls);
+        if (st != UCS_OK) {
+            ucp_config_release(config);
+            set_err(err, errlen, "bad transport '%s': %s", t->cfg.transport,
+                    ucs_status_string(st));
+            return -1;
+        }
+    }
+    /* Shared-memory transports are left out of endpoints that want peer
+     * failure handling unless told they may be used anyway (UCX issue #8477);
+     * our heartbeats and the connection manager's socket detect a lost peer.
+     * (Setting it when no shared-memory transport is in the list makes UCX
+     * warn that the setting is unused.) */
+    if (tls_has_mm(t->cfg.transport)) ucp_config_modify(config, "MM_ERROR_HANDLING", "y");
+
+    ucp_params_t params = {
+        .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED,
+        .features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP,
+        .mt_workers_shared = 0,
+    };
+    st = ucp_init(&params, config, &t->ucp);
+    ucp_config_release(config);
+    if (st != UCS_OK) {
+        t->ucp = NULL;
+        set_err(err, errlen, "cannot start UCX (transport '%s'): %s",
+                t->cfg.transport[0] ? t->cfg.transport : "default", ucs_status_string(st));
+        return -1;
+    }
+    ucp_worker_params_t wp = {
+        .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+        .thread_mode = UCS_THREAD_MODE_MULTI,
+    };
+    st = ucp_worker_create(t->ucp, &wp, &t->worker);
+    if (st != UCS_OK) {
+        t->worker = NULL;
+        set_err(err, errlen, "cannot create a UCX worker: %s", ucs_status_string(st));
+        return -1;
+    }
+    st = ucp_worker_get_efd(t->worker, &t->worker_fd);
+    if (st != UCS_OK) {
+        set_err(err, errlen, "UCX worker has no event fd: %s", ucs_status_string(st));
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = t->worker_fd};
+    if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->worker_fd, &ev) != 0) {
+        set_err(err, errlen, "epoll: %s", strerror(errno));
+        return -1;
+    }
+    ucp_am_handler_param_t hp = {
+        .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                      UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
+        .flags = UCP_AM_FLAG_WHOLE_MSG,
+        .arg = t,
+    };
+    hp.id = AM_HANDSHAKE;
+    hp.cb = am_handshake;
+    if (ucp_worker_set_am_recv_handler(t->worker, &hp) != UCS_OK) goto am_fail;
+    hp.id = AM_DATA;
+    hp.cb = am_data;
+    if (ucp_worker_set_am_recv_handler(t->worker, &hp) != UCS_OK) goto am_fail;
+    return 0;
+am_fail:
+    set_err(err, errlen, "cannot set UCX active-message handlers");
+    return -1;
+}
+
+static int listen_on(struct transport *t, char *err, size_t errlen)
+{
+    const struct cluster_node *me = &t->cfg.node[t->self];
+    struct sockaddr_in sa;
+    if (resolve(me->host, me->port, &sa) != 0) {
+        set_err(err, errlen, "node %d: cannot resolve %s", t->self, me->host);
+        return -1;
+    }
+    /* UCX would print its own error for a port in use; find out first. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)), e = errno;
+        close(fd);
+        if (r != 0) {
+            set_err(err, errlen, "node %d: cannot listen on %s:%u: %s", t->self, me->host,
+                    me->port, e == EADDRINUSE ? "address in use" : strerror(e));
+            return -1;
+        }
+    }
+    ucp_listener_params_t lp = {
+        .field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER,
+        .sockaddr = {.addr = (struct sockaddr *)&sa, .addrlen = sizeof(sa)},
+        .conn_handler = {.cb = conn_request, .arg = t},
+    };
+    ucs_status_t st = ucp_listener_create(t->worker, &lp, &t->listener);
+    if (st != UCS_OK) {
+        t->listener = NULL;
+        set_err(err, errlen, "node %d: cannot listen on %s:%u: %s", t->self, me->host, me->port,
+                st == UCS_ERR_BUSY ? "address in use" : ucs_status_string(st));
+        return -1;
+    }
+    return 0;
+}
+
+static bool all_connected(struct transport *t)
+{
+    for (int k = 0; k < t->cfg.nnodes; k++)
+        if (k != t->self && (!t->peer[k].out || !t->peer[k].in)) return false;
+    return true;
+}
+
+static void startup_timeout(struct transport *t)
+{
+    char a[96];
+    for (int k = 0; k < t->cfg.nnodes; k++) {
+        struct peer *p = &t->peer[k];
+        if (k == t->self || p->out) continue;
+        fatal(t, "node %d (%s) is unreachable", k, node_addr(t, k, a, sizeof(a)));
+        return;
+    }
+    for (int k = 0; k < t->cfg.nnodes; k++) {
+        if (k == t->self || t->peer[k].in) continue;
+        fatal(t, "node %d (%s) did not connect to us", k, node_addr(t, k, a, sizeof(a)));
+        return;
+    }
+}
+
+int transport_start(struct transport **out, const struct cluster_config *cfg, int self,
+                    const struct transport_handlers *h, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!cfg || cfg->nnodes < 1 || cfg->nnodes > CLUSTER_MAX_NODES || self < 0 ||
+        self >= cfg->nnodes || !h || !h->recv) {
+        set_err(err, errlen, "transport: bad arguments");
+        return -1;
+    }
+    if (cfg->secret_len == 0 || cfg->secret_len > CLUSTER_SECRET_MAX) {
+        set_err(err, errlen, "transport: no cluster secret");
+        return -1;
+    }
+    if (sodium_init() < 0) {
+        set_err(err, errlen, "libsodium failed to initialise");
+        return -1;
+    }
+    struct transport *t = calloc(1, sizeof(*t));
+    if (!t) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    t->cfg = *cfg;
+    t->self = self;
+    t->h = *h;
+    t->epoll_fd = t->event_fd = t->worker_fd = -1;
+    pthread_mutex_init(&t->loop_lock, NULL);
+    t->loop_tail = &t->loop_head;
+    for (int k = 0; k < CLUSTER_MAX_NODES; k++)
+        pthread_mutex_init(&t->peer[k].send_lock, NULL);
+    int connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
+    t->hb_timeout_ns = (cfg->heartbeat_timeout_ms > 0 ? cfg->heartbeat_timeout_ms : 2000) * MS;
+    const char *spin = getenv("UNUM_TRANSPORT_SPIN_US");
+    t->spin_ns = (spin && *spin ? atoll(spin) : DEFAULT_SPIN_US) * 1000;
+
+    t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    t->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (t->epoll_fd < 0 || t->event_fd < 0) {
+        set_err(err, errlen, "transport: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = t->event_fd};
+    if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->event_fd, &ev) != 0) {
+        set_err(err, errlen, "epoll: %s", strerror(errno));
+        goto fail;
+    }
+    if (ucx_setup(t, err, errlen) != 0) goto fail;
+    if (cfg->nnodes > 1 && listen_on(t, err, errlen) != 0) goto fail;
+
+    /* Start-up: dial every peer (again every RETRY_NS while it does not answer)
+     * and answer their dials, until every pair is authenticated both ways. */
+    int64_t start = now_ns(), deadline = start + connect_ms * MS;
+    for (int k = 0; k < cfg->nnodes; k++)
+        t->peer[k].next_attempt = start;
+    for (;;) {
+        step(t);
+        if (t->fatal[0]) break;
+        int64_t now = now_ns();
+        for (int k = 0; k < cfg->nnodes; k++) {
+            struct peer *p = &t->peer[k];
+            if (k != self && !p->out && !p->dialling && now >= p->next_attempt) dial(t, k);
+        }
+        if (all_connected(t)) break;
+        if (now >= deadline) {
+            startup_timeout(t);
+            break;
+        }
+        wait_events(t, 10 * MS);
+    }
+    if (t->fatal[0]) {
+        set_err(err, errlen, "%s", t->fatal);
+        goto fail;
+    }
+
+    int64_t now = now_ns();
+    for (int k = 0; k < cfg->nnodes; k++) {
+        struct peer *p = &t->peer[k];
+        p->last_recv = now;
+        if (k != self) describe_ep(p->out_ep, p->desc, sizeof(p->desc));
+    }
+    t->next_tick = now + TICK_NS;
+    t->hb_interval_ns = t->hb_timeout_ns / 4 < HEARTBEAT_NS ? t->hb_timeout_ns / 4 : HEARTBEAT_NS;
+    t->next_heartbeat = now + t->hb_interval_ns;
+    t->started = true;
+    *out = t; /* before the handlers can run: they may want it */
+    if (pthread_create(&t->thread, NULL, progress_thread, t) != 0) {
+        *out = NULL;
+        set_err(err, errlen, "transport: cannot start the progress thread");
+        goto fail;
+    }
+    t->thread_running = true;
+    return 0;
+fail:
+    destroy(t);
+    return -1;
+}
