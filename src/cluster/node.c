@@ -121,6 +121,7 @@ const struct cluster_config *node_config(const struct node *n) { return &n->cfg;
 struct dsm *node_dsm(struct node *n) { return n->dsm; }
 bool node_stopping(const struct node *n) { return atomic_load(&n->stopping); }
 
+
 /* ---- failing and stopping ---- */
 
 static void fail_waiters(struct node *n)
@@ -454,6 +455,7 @@ static void dsm_in(struct node *n, int src, const struct wire_hdr *h, const void
 }
 
 /* ---- receiving ---- */
+
 
 static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
 {

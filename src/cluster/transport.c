@@ -21,15 +21,24 @@
  * Every message is sent eager (UCP_AM_SEND_FLAG_EAGER; at most 64 + 8192
  * bytes): the receive callback always holds the whole message.
  *
- * Threads. transport_start runs the handshakes on the calling thread, then
- * starts one progress thread, which from then on is the only caller of
- * ucp_worker_progress and runs every handler. transport_send may be called
- * from any thread (the worker is UCS_THREAD_MODE_MULTI); a per-destination
- * mutex keeps sequence numbers in sending order. When idle, the progress
- * thread spins on the worker for a short while (latency: a remote page read is
- * two round trips), then sleeps in epoll on the worker's event fd and an
- * eventfd that senders write when they need it (a loopback message, a send
- * that did not complete at once).
+ * Threads and locks. transport_start runs the handshakes on the calling
+ * thread, then starts one progress thread, which from then on is the only
+ * caller of ucp_worker_progress and runs every handler. transport_send may be
+ * called from any thread. Every UCX call is made under the transport's lock
+ * (the worker is also UCS_THREAD_MODE_MULTI, which then costs an uncontended
+ * spinlock): a message's sequence number and its place in UCX's queue are
+ * taken together, and a message waits in a per-peer backlog while an earlier
+ * one is still in flight, so every connection is FIFO. Handlers never run
+ * under that lock (nor under UCX's): the receive callback verifies a message
+ * and keeps it (UCX lends its buffer), and the progress thread runs the
+ * handlers once ucp_worker_progress returned — so a handler may take its own
+ * locks and send, and a thread may send while holding those locks.
+ *
+ * Waiting. When idle, the progress thread polls the worker for a short while,
+ * yielding the CPU between polls (latency: a remote page read is two round
+ * trips; the machine's two cores are shared with vCPU threads), then sleeps in
+ * epoll on the worker's event fd and an eventfd that senders write when they
+ * need it (a loopback message, a send that did not complete at once).
  *
  * Lifetime of endpoints. Endpoints that failed are not closed while the
  * transport runs (another thread may be sending on them); transport_stop
@@ -73,7 +82,7 @@ static const char *my_version(void)
 #define RETRY_NS           (100 * MS) /* between connection attempts */
 #define TICK_NS            (100 * MS)
 #define HEARTBEAT_NS       (250 * MS) /* at most; a quarter of the timeout if shorter */
-#define DEFAULT_SPIN_US    50 /* override: UNUM_TRANSPORT_SPIN_US */
+#define DEFAULT_SPIN_US    50         /* override: UNUM_TRANSPORT_SPIN_US */
 #define HS_MAX_PAYLOAD     256
 #define MAX_CONN_REQS      64
 #define CLOSE_WAIT_NS      (1000 * MS)
@@ -98,20 +107,28 @@ struct conn {
     bool outgoing;
     int node; /* outgoing: the node dialled; accepted: the claimed id (-1 before HELLO) */
     enum conn_state state;
-    bool graceful_close;     /* flush (a REFUSED) before closing */
-    _Atomic bool errored;    /* set by the UCX error callback */
+    bool graceful_close;  /* flush (a REFUSED) before closing */
+    _Atomic bool errored; /* set by the UCX error callback */
     ucs_status_t err;
     bool err_handled;
     uint8_t nonce_c[32], nonce_s[32];
     char addr[96]; /* the remote address, as text */
 };
 
+/* A sealed message on its way: what UCX sends from, kept until it is done. */
+struct sbuf {
+    struct transport *t;
+    struct sbuf *next; /* in a peer's backlog */
+    uint64_t msg[];    /* header, payload */
+};
+
 struct peer {
-    /* sending side (any thread) */
-    pthread_mutex_t send_lock;
-    ucp_ep_h out_ep;   /* the authenticated outgoing endpoint */
-    uint64_t seq_out;  /* under send_lock */
+    /* sending side (under the transport's lock) */
+    ucp_ep_h out_ep; /* the authenticated outgoing endpoint */
+    uint64_t seq_out;
     uint8_t key_out[WIRE_KEY_BYTES];
+    int outstanding;                      /* sends UCX has not completed */
+    struct sbuf *backlog, **backlog_tail; /* waiting for them, in order */
     _Atomic bool lost;
     _Atomic bool sent_recently;
     /* receiving side (progress thread) */
@@ -119,14 +136,25 @@ struct peer {
     bool in_authed;
     struct wire_replay replay;
     int64_t last_recv;
-    bool lost_reported;
+    bool lost_reported, lost_notify;
+    char lost_why[64];
     /* start-up (the starting thread) */
     struct conn *out, *in, *dialling;
     int64_t next_attempt;
     char last_err[96];
-    char desc[96];
+    char desc[160];
     /* statistics */
     _Atomic uint64_t msgs_sent, msgs_recv, bytes_sent, bytes_recv, rejected;
+};
+
+/* A verified message waiting for its handler: handlers run after the worker
+ * progressed, with no lock held. The payload is UCX's own receive buffer
+ * (released after the handler ran) or, when UCX cannot lend it, a copy. */
+struct rx {
+    struct wire_hdr h;
+    const uint8_t *payload;
+    void *desc; /* for ucp_am_data_release */
+    void *copy; /* to free */
 };
 
 struct loop_msg {
@@ -148,12 +176,16 @@ struct transport {
     _Atomic bool stop;
     _Atomic int sleeping;
     _Atomic int inflight; /* data sends not yet completed */
+    pthread_mutex_t lock; /* every UCX call, the send sequence, the backlogs */
     bool started;         /* start-up done: failures are peer losses */
     char fatal[256];      /* start-up failure */
     int64_t spin_ns, hb_timeout_ns, hb_interval_ns;
     int64_t next_tick, next_heartbeat;
     struct conn *conns;
     _Atomic bool conn_events; /* some conn errored or wants closing */
+    bool lost_pending;        /* some peer_lost to report */
+    struct rx *rxq;
+    int nrx, rx_cap;
     ucp_conn_request_h conn_reqs[MAX_CONN_REQS];
     int nconn_reqs;
     void **closing; /* ucp_ep_close_nbx requests in flight */
@@ -222,22 +254,47 @@ static void wake(struct transport *t)
 
 /* ---- sending ---------------------------------------------------------------- */
 
+/* The transport lock. Every UCX call is made under it, so a message's place in
+ * the sequence of its connection is also its place in UCX's queue. The thread
+ * progressing the worker holds it while handlers run, and handlers send: the
+ * lock is recursive per thread through tls_locked. */
+static __thread struct transport *tls_locked;
+
+static struct transport *lock(struct transport *t)
+{
+    struct transport *prev = tls_locked;
+    if (prev != t) {
+        pthread_mutex_lock(&t->lock);
+        tls_locked = t;
+    }
+    return prev;
+}
+
+static void unlock(struct transport *t, struct transport *prev)
+{
+    if (prev != t) {
+        tls_locked = prev;
+        pthread_mutex_unlock(&t->lock);
+    }
+}
+
 /* Each sending thread seals into its own buffer; when UCX keeps the buffer (the
- * send did not complete at once) the request owns it and frees it. */
+ * send did not complete at once) or it waits in a backlog, it is handed over
+ * and the thread takes a new one next time. */
 static pthread_key_t buf_key;
 static pthread_once_t buf_key_once = PTHREAD_ONCE_INIT;
-static __thread uint8_t *tls_buf;
+static __thread struct sbuf *tls_buf;
 
 static void buf_key_init(void)
 {
     pthread_key_create(&buf_key, free);
 }
 
-static uint8_t *send_buf(void)
+static struct sbuf *send_buf(void)
 {
     if (!tls_buf) {
         pthread_once(&buf_key_once, buf_key_init);
-        tls_buf = malloc(8 + BUF_BYTES);
+        tls_buf = malloc(sizeof(struct sbuf) + BUF_BYTES);
         if (tls_buf) pthread_setspecific(buf_key, tls_buf);
     }
     return tls_buf;
@@ -249,14 +306,53 @@ static void send_buf_give_away(void)
     pthread_setspecific(buf_key, NULL);
 }
 
-/* Completions of sends that did not complete at once. (The request is freed
- * here: ucp_request_free on a pending request would cancel its callback.) */
+static void data_sent(void *req, ucs_status_t st, void *user_data);
+
+/* Hands a sealed message to UCX: 0 done (the buffer is free again), 1 in
+ * flight (UCX owns the buffer until data_sent), -1 failed. */
+static int post(struct transport *t, struct peer *p, struct sbuf *b)
+{
+    const struct wire_hdr *h = (const struct wire_hdr *)b->msg;
+    ucp_request_param_t prm = {
+        .op_attr_mask =
+            UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS,
+        .cb.send = data_sent,
+        .user_data = b,
+        .flags = UCP_AM_SEND_FLAG_EAGER,
+    };
+    ucs_status_ptr_t r =
+        ucp_am_send_nbx(p->out_ep, AM_DATA, NULL, 0, b->msg, sizeof(*h) + h->len, &prm);
+    if (r == NULL) return 0;
+    if (UCS_PTR_IS_ERR(r)) return -1;
+    p->outstanding++;
+    atomic_fetch_add(&t->inflight, 1);
+    return 1;
+}
+
+/* Sends what waited behind completed sends, in order, until one stays in flight. */
+static void drain_backlog(struct transport *t, struct peer *p)
+{
+    while (p->outstanding == 0 && p->backlog) {
+        struct sbuf *b = p->backlog;
+        p->backlog = b->next;
+        if (!p->backlog) p->backlog_tail = &p->backlog;
+        if (atomic_load(&t->stop) || post(t, p, b) != 1) free(b);
+    }
+}
+
+/* Completion of a send that did not complete at once, under the lock (UCX runs
+ * it from ucp_worker_progress or ucp_ep_close_nbx). The request is freed here:
+ * ucp_request_free on a pending request would cancel this callback. */
 static void data_sent(void *req, ucs_status_t st, void *user_data)
 {
-    struct transport *t = *(struct transport **)user_data;
-    free(user_data);
+    struct sbuf *b = user_data;
+    struct transport *t = b->t;
+    struct peer *p = &t->peer[((const struct wire_hdr *)b->msg)->dst];
+    free(b);
     ucp_request_free(req);
+    p->outstanding--;
     atomic_fetch_sub(&t->inflight, 1);
+    drain_backlog(t, p);
 }
 
 static void hs_sent(void *req, ucs_status_t st, void *user_data)
@@ -265,43 +361,39 @@ static void hs_sent(void *req, ucs_status_t st, void *user_data)
     ucp_request_free(req);
 }
 
-/* Sends to another node. The owner pointer is stored in front of the sealed
- * message so the completion callback can find the transport. */
+/* Sends to another node: sealed with the next sequence number and handed to
+ * UCX, or queued behind earlier messages still in flight (UCX would let a new
+ * message overtake one waiting for resources, and the receiver's replay window
+ * would drop the late one if it fell 64 behind). */
 static int send_remote(struct transport *t, int dst, int type, const uint64_t arg[3],
                        const void *payload, uint32_t len)
 {
     struct peer *p = &t->peer[dst];
     if (atomic_load_explicit(&p->lost, memory_order_relaxed)) return -ECONNRESET;
-    uint8_t *buf = send_buf();
-    if (!buf) return -ENOMEM;
-    *(struct transport **)buf = t;
-    uint8_t *msg = buf + 8; /* header at +8: 8-byte aligned like the payload after it */
-    struct wire_hdr *h = (struct wire_hdr *)msg;
-    if (len) memcpy(msg + sizeof(*h), payload, len);
+    struct sbuf *b = send_buf();
+    if (!b) return -ENOMEM;
+    b->t = t;
+    b->next = NULL;
+    struct wire_hdr *h = (struct wire_hdr *)b->msg;
+    uint8_t *pl = (uint8_t *)(h + 1);
+    if (len) memcpy(pl, payload, len);
 
-    ucp_request_param_t prm = {
-        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
-                        UCP_OP_ATTR_FIELD_FLAGS,
-        .cb.send = data_sent,
-        .user_data = buf,
-        .flags = UCP_AM_SEND_FLAG_EAGER,
-    };
-    /* No lock of ours may be held across ucp_am_send_nbx: the progress thread
-     * holds the worker's lock while it runs handlers, which send too (lock order
-     * inversion). Concurrent senders may overtake each other between taking a
-     * sequence number and sending; the receiver's replay window allows that. */
-    uint64_t seq = __atomic_add_fetch(&p->seq_out, 1, __ATOMIC_SEQ_CST);
-    wire_init(h, type, t->self, dst, seq, arg, len);
-    wire_seal(h, msg + sizeof(*h), p->key_out);
-    ucs_status_ptr_t r =
-        ucp_am_send_nbx(p->out_ep, AM_DATA, NULL, 0, msg, sizeof(*h) + len, &prm);
-
-    if (UCS_PTR_IS_ERR(r)) return -ECONNRESET;
-    if (r != NULL) { /* in flight: the request owns the buffer now */
-        send_buf_give_away();
-        atomic_fetch_add(&t->inflight, 1);
-        wake(t);
+    int r;
+    struct transport *prev = lock(t);
+    wire_init(h, type, t->self, dst, ++p->seq_out, arg, len);
+    wire_seal(h, pl, p->key_out);
+    if (p->outstanding || p->backlog) {
+        *p->backlog_tail = b;
+        p->backlog_tail = &b->next;
+        r = 1;
+    } else {
+        r = post(t, p, b);
     }
+    if (r == 1) send_buf_give_away();
+    unlock(t, prev);
+
+    if (r < 0) return -ECONNRESET;
+    if (r > 0) wake(t); /* the progress thread must drive it */
     if (type != WIRE_HEARTBEAT)
         atomic_store_explicit(&p->sent_recently, true, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->msgs_sent, 1, memory_order_relaxed);
@@ -309,8 +401,8 @@ static int send_remote(struct transport *t, int dst, int type, const uint64_t ar
     return 0;
 }
 
-static int send_loopback(struct transport *t, int type, const uint64_t arg[3],
-                         const void *payload, uint32_t len)
+static int send_loopback(struct transport *t, int type, const uint64_t arg[3], const void *payload,
+                         uint32_t len)
 {
     struct peer *p = &t->peer[t->self];
     struct loop_msg *m = malloc(sizeof(*m) + len);
@@ -360,8 +452,7 @@ int transport_send(struct transport *t, int dst, int type, const uint64_t arg[3]
 
 /* A handshake message on a connection (the reply endpoint tells the receiver
  * which connection it came on). */
-static int hs_send(struct transport *t, struct conn *c, int type, const void *payload,
-                   uint32_t len)
+static int hs_send(struct transport *t, struct conn *c, int type, const void *payload, uint32_t len)
 {
     uint8_t *buf = malloc(sizeof(struct wire_hdr) + len);
     if (!buf) return -ENOMEM;
@@ -370,8 +461,8 @@ static int hs_send(struct transport *t, struct conn *c, int type, const void *pa
     memcpy(buf, &h, sizeof(h));
     if (len) memcpy(buf + sizeof(h), payload, len);
     ucp_request_param_t prm = {
-        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
-                        UCP_OP_ATTR_FIELD_FLAGS,
+        .op_attr_mask =
+            UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS,
         .cb.send = hs_sent,
         .user_data = buf,
         .flags = UCP_AM_SEND_FLAG_EAGER | UCP_AM_SEND_FLAG_REPLY,
@@ -463,8 +554,7 @@ static void refuse(struct transport *t, struct conn *c, const char *fmt, ...)
         fprintf(stderr, "unum: node %d: refused a connection claiming to be node %d from %s: %s\n",
                 t->self, c->node, c->addr, why);
     else
-        fprintf(stderr, "unum: node %d: refused a connection from %s: %s\n", t->self, c->addr,
-                why);
+        fprintf(stderr, "unum: node %d: refused a connection from %s: %s\n", t->self, c->addr, why);
     hs_send(t, c, WIRE_REFUSED, why, (uint32_t)strlen(why));
     c->state = CS_CLOSING;
     c->graceful_close = true;
@@ -567,13 +657,28 @@ static void accept_requests(struct transport *t)
 }
 
 /* Connection failures and closes, on the thread that progresses the worker. */
+/* A peer is lost: sends to it fail from now on, nothing more from it is
+ * delivered, and the handler hears of it (report_lost, without the lock). */
 static void peer_lost(struct transport *t, int node, const char *why)
 {
     struct peer *p = &t->peer[node];
     if (p->lost_reported) return;
     p->lost_reported = true;
     atomic_store(&p->lost, true);
-    if (t->h.peer_lost) t->h.peer_lost(t->h.ctx, node, why);
+    snprintf(p->lost_why, sizeof(p->lost_why), "%s", why);
+    p->lost_notify = true;
+    t->lost_pending = true;
+}
+
+static void report_lost(struct transport *t)
+{
+    t->lost_pending = false;
+    for (int k = 0; k < t->cfg.nnodes; k++) {
+        struct peer *p = &t->peer[k];
+        if (!p->lost_notify) continue;
+        p->lost_notify = false;
+        if (t->h.peer_lost) t->h.peer_lost(t->h.ctx, k, p->lost_why);
+    }
 }
 
 static void conn_events(struct transport *t)
@@ -774,12 +879,58 @@ static ucs_status_t am_data(void *arg, const void *header, size_t header_length,
     atomic_fetch_add_explicit(&p->msgs_recv, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->bytes_recv, h.len, memory_order_relaxed);
     if (h.type == WIRE_HEARTBEAT || p->lost_reported) return UCS_OK;
+    const uint8_t *pl = (const uint8_t *)data + sizeof(h);
     if (!t->started) {
-        defer_msg(t, &h, (const uint8_t *)data + sizeof(h));
+        defer_msg(t, &h, pl);
         return UCS_OK;
     }
-    t->h.recv(t->h.ctx, &h, (const uint8_t *)data + sizeof(h));
+    if (t->nrx == t->rx_cap) {
+        int cap = t->rx_cap ? 2 * t->rx_cap : 64;
+        struct rx *q = realloc(t->rxq, cap * sizeof(*q));
+        if (!q) {
+            atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+            return UCS_OK;
+        }
+        t->rxq = q;
+        t->rx_cap = cap;
+    }
+    struct rx *r = &t->rxq[t->nrx];
+    r->h = h;
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) { /* UCX lends us its buffer */
+        r->payload = pl;
+        r->desc = data;
+        r->copy = NULL;
+        t->nrx++;
+        return UCS_INPROGRESS;
+    }
+    r->copy = malloc(h.len ? h.len : 1);
+    if (!r->copy) {
+        atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+        return UCS_OK;
+    }
+    memcpy(r->copy, pl, h.len);
+    r->payload = r->copy;
+    r->desc = NULL;
+    t->nrx++;
     return UCS_OK;
+}
+
+/* Runs the handlers of the messages the worker produced (no lock held), then
+ * gives UCX its buffers back. */
+static void deliver_rx(struct transport *t)
+{
+    for (int i = 0; i < t->nrx; i++) {
+        struct rx *r = &t->rxq[i];
+        if (!atomic_load_explicit(&t->stop, memory_order_relaxed))
+            t->h.recv(t->h.ctx, &r->h, r->payload);
+    }
+    struct transport *prev = lock(t);
+    for (int i = 0; i < t->nrx; i++)
+        if (t->rxq[i].desc) ucp_am_data_release(t->worker, t->rxq[i].desc);
+    unlock(t, prev);
+    for (int i = 0; i < t->nrx; i++)
+        free(t->rxq[i].copy);
+    t->nrx = 0;
 }
 
 static unsigned drain_loopback(struct transport *t)
@@ -810,8 +961,11 @@ static unsigned step(struct transport *t)
     /* Loopback and deferred messages first: those deferred during start-up
      * came before anything the worker holds now. */
     unsigned n = t->started ? drain_loopback(t) : 0, k;
-    while ((k = ucp_worker_progress(t->worker)) != 0)
+    struct transport *prev = lock(t);
+    while ((k = ucp_worker_progress(t->worker)) != 0) {
         n += k;
+        if (t->nrx >= 64) break; /* deliver, give the buffers back, then more */
+    }
     if (t->nconn_reqs) {
         accept_requests(t);
         n++;
@@ -821,6 +975,9 @@ static unsigned step(struct transport *t)
         n++;
     }
     if (t->nclosing) reap_closing(t);
+    unlock(t, prev);
+    if (t->nrx) deliver_rx(t);
+    if (t->lost_pending) report_lost(t);
     return n;
 }
 
@@ -847,6 +1004,7 @@ static void timers(struct transport *t, int64_t now)
             peer_lost(t, k, why);
         }
     }
+    if (t->lost_pending) report_lost(t);
     if (t->h.tick) t->h.tick(t->h.ctx);
 }
 
@@ -855,12 +1013,15 @@ static void timers(struct transport *t, int64_t now)
 static void wait_events(struct transport *t, int64_t timeout_ns)
 {
     atomic_store(&t->sleeping, 1);
-    if (atomic_load(&t->loop_count) || atomic_load(&t->stop) ||
-        atomic_load(&t->conn_events) || t->nconn_reqs) {
+    if (atomic_load(&t->loop_count) || atomic_load(&t->stop) || atomic_load(&t->conn_events) ||
+        t->nconn_reqs) {
         atomic_store(&t->sleeping, 0);
         return;
     }
-    if (ucp_worker_arm(t->worker) == UCS_ERR_BUSY) {
+    struct transport *prev = lock(t);
+    ucs_status_t st = ucp_worker_arm(t->worker);
+    unlock(t, prev);
+    if (st == UCS_ERR_BUSY) {
         atomic_store(&t->sleeping, 0);
         return;
     }
@@ -929,7 +1090,9 @@ static void describe_ep(ucp_ep_h ep, char *out, size_t outlen)
         char *dot = strrchr(tl, '.');
         if (dot && dot > strchr(tl, '/')) *dot = 0; /* "sysv/memory.0" -> "sysv/memory" */
         char *arrow = strstr(line, "->");
-        bool is_am = arrow && (strstr(arrow, " am ") || !strcmp(arrow + strlen(arrow) - 3, " am"));
+        size_t alen = arrow ? strlen(arrow) : 0;
+        bool is_am =
+            arrow && (strstr(arrow, " am ") || (alen >= 3 && !strcmp(arrow + alen - 3, " am")));
         if (is_am && !am[0]) {
             snprintf(am, sizeof(am), "%s", tl);
         } else if (!strstr(others, tl) && strlen(others) + strlen(tl) + 3 < sizeof(others)) {
@@ -976,7 +1139,13 @@ static void destroy(struct transport *t)
         t->thread_running = false;
     }
     atomic_store(&t->stop, true);
+    struct transport *prev = lock(t);
     if (t->worker) {
+        for (int i = 0; i < t->nrx; i++) {
+            if (t->rxq[i].desc) ucp_am_data_release(t->worker, t->rxq[i].desc);
+            free(t->rxq[i].copy);
+        }
+        t->nrx = 0;
         for (int i = 0; i < t->nconn_reqs; i++)
             ucp_listener_reject(t->listener, t->conn_reqs[i]);
         t->nconn_reqs = 0;
@@ -995,6 +1164,7 @@ static void destroy(struct transport *t)
         ucp_worker_destroy(t->worker);
     }
     if (t->ucp) ucp_cleanup(t->ucp);
+    unlock(t, prev);
     for (struct conn *c = t->conns, *n; c; c = n) {
         n = c->next;
         free(c);
@@ -1004,11 +1174,16 @@ static void destroy(struct transport *t)
         free(m);
     }
     free(t->closing);
+    free(t->rxq);
     if (t->epoll_fd >= 0) close(t->epoll_fd);
     if (t->event_fd >= 0) close(t->event_fd);
     for (int k = 0; k < CLUSTER_MAX_NODES; k++)
-        pthread_mutex_destroy(&t->peer[k].send_lock);
+        for (struct sbuf *b = t->peer[k].backlog, *n; b; b = n) {
+            n = b->next;
+            free(b);
+        }
     pthread_mutex_destroy(&t->loop_lock);
+    pthread_mutex_destroy(&t->lock);
     sodium_memzero(t->peer, sizeof(t->peer));
     sodium_memzero(t->cfg.secret, sizeof(t->cfg.secret));
     free(t);
@@ -1046,9 +1221,9 @@ static bool tls_has_mm(const char *list)
  * shared memory between processes of one host. */
 static void tls_list(const char *want, char *out, size_t len)
 {
-    static const char *const net[] = {"tcp", "all", "ib", "rc", "rc_v", "rc_x", "ud", "ud_v",
-                                      "ud_x", "dc", "dc_x", "rc_verbs", "rc_mlx5", "ud_verbs",
-                                      "ud_mlx5", "dc_mlx5"};
+    static const char *const net[] = {
+        "tcp",  "all", "ib",   "rc",       "rc_v",    "rc_x",     "ud",      "ud_v",
+        "ud_x", "dc",  "dc_x", "rc_verbs", "rc_mlx5", "ud_verbs", "ud_mlx5", "dc_mlx5"};
     bool has_net = want[0] == '^';
     for (size_t i = 0; i < sizeof(net) / sizeof(net[0]) && !has_net; i++)
         has_net = tls_has(want, net[i]);
@@ -1074,8 +1249,7 @@ static int ucx_setup(struct transport *t, char *err, size_t errlen)
         st = ucp_config_modify(config, "TLS", tls);
         if (st != UCS_OK) {
             ucp_config_release(config);
-            set_err(err, errlen, "bad transport '%s': %s", t->cfg.transport,
-                    ucs_status_string(st));
+            set_err(err, errlen, "bad transport '%s': %s", t->cfg.transport, ucs_status_string(st));
             return -1;
         }
     }
@@ -1153,8 +1327,8 @@ static int listen_on(struct transport *t, char *err, size_t errlen)
         int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)), e = errno;
         close(fd);
         if (r != 0) {
-            set_err(err, errlen, "node %d: cannot listen on %s:%u: %s", t->self, me->host,
-                    me->port, e == EADDRINUSE ? "address in use" : strerror(e));
+            set_err(err, errlen, "node %d: cannot listen on %s:%u: %s", t->self, me->host, me->port,
+                    e == EADDRINUSE ? "address in use" : strerror(e));
             return -1;
         }
     }
@@ -1224,8 +1398,9 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
     t->epoll_fd = t->event_fd = t->worker_fd = -1;
     pthread_mutex_init(&t->loop_lock, NULL);
     t->loop_tail = &t->loop_head;
+    pthread_mutex_init(&t->lock, NULL);
     for (int k = 0; k < CLUSTER_MAX_NODES; k++)
-        pthread_mutex_init(&t->peer[k].send_lock, NULL);
+        t->peer[k].backlog_tail = &t->peer[k].backlog;
     int connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
     t->hb_timeout_ns = (cfg->heartbeat_timeout_ms > 0 ? cfg->heartbeat_timeout_ms : 2000) * MS;
     const char *spin = getenv("UNUM_TRANSPORT_SPIN_US");
@@ -1256,7 +1431,11 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
         int64_t now = now_ns();
         for (int k = 0; k < cfg->nnodes; k++) {
             struct peer *p = &t->peer[k];
-            if (k != self && !p->out && !p->dialling && now >= p->next_attempt) dial(t, k);
+            if (k != self && !p->out && !p->dialling && now >= p->next_attempt) {
+                struct transport *prev = lock(t);
+                dial(t, k);
+                unlock(t, prev);
+            }
         }
         if (all_connected(t)) break;
         if (now >= deadline) {
@@ -1274,7 +1453,11 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
     for (int k = 0; k < cfg->nnodes; k++) {
         struct peer *p = &t->peer[k];
         p->last_recv = now;
-        if (k != self) describe_ep(p->out_ep, p->desc, sizeof(p->desc));
+        if (k != self) {
+            struct transport *prev = lock(t);
+            describe_ep(p->out_ep, p->desc, sizeof(p->desc));
+            unlock(t, prev);
+        }
     }
     t->next_tick = now + TICK_NS;
     t->hb_interval_ns = t->hb_timeout_ns / 4 < HEARTBEAT_NS ? t->hb_timeout_ns / 4 : HEARTBEAT_NS;

@@ -7,7 +7,9 @@
  *
  * Threads: one progress thread per node drives the UCX worker and runs every
  * handler; transport_send may be called from any thread (vCPU threads send
- * requests directly). Handlers must not block waiting for another message. */
+ * requests directly), including handlers, and while holding locks: handlers
+ * run with no transport lock held. Handlers must not block waiting for another
+ * message. Messages from one node to another are delivered in sending order. */
 #ifndef UNUM_CLUSTER_TRANSPORT_H
 #define UNUM_CLUSTER_TRANSPORT_H
 

@@ -188,7 +188,8 @@ bool wire_replay_accept(struct wire_replay *r, uint64_t seq)
 }
 
 void wire_proof(uint8_t out[32], const uint8_t *secret, size_t secret_len, const char *label,
-                const uint8_t nonce_c[32], const uint8_t nonce_s[32], uint32_t client, uint32_t server)
+                const uint8_t nonce_c[32], const uint8_t nonce_s[32], uint32_t client,
+                uint32_t server)
 {
     wire_crypto_init();
     crypto_auth_hmacsha512256_state st;

@@ -46,6 +46,7 @@ struct txn {
 struct pending {
     uint64_t page;
     bool granted;
+    bool failed; /* the request could not be sent: its waiters fail */
     int waiters;
     struct held_msg *held; /* revocations to run once the waiters went */
     struct pending *next;
@@ -71,6 +72,7 @@ struct dsm {
     struct pending *granted_p[HASH_BUCKETS]; /* granted, waiters still to run */
     struct held_msg *resume; /* revocations released by the last waiter */
     bool shut;
+    uint64_t spin_ns;
 
     struct {
         _Atomic uint64_t read_faults, write_faults, remote_faults, invalidations, fetches,
@@ -102,13 +104,14 @@ static enum mem_right right_of(struct dsm *d, uint64_t page)
     return atomic_load_explicit(&d->mem->rights[page], memory_order_acquire);
 }
 
-static void send(struct dsm *d, int dst, int type, uint64_t page, int right, bool data)
+static int send(struct dsm *d, int dst, int type, uint64_t page, int right, bool data)
 {
     struct dsm_msg m = {
         .type = (uint8_t)type, .right = (uint8_t)right, .has_data = data, .gpa = page << 12};
     if (data) atomic_fetch_add(&d->st.pages_sent, 1);
-    /* a failed send means a lost peer: the node layer stops the VM */
-    d->net.send(d->net.ctx, dst, &m, data ? page_host(d, page) : NULL);
+    /* a failed send means a lost peer: the node layer stops the VM (a fault
+     * whose request failed returns -EIO) */
+    return d->net.send(d->net.ctx, dst, &m, data ? page_host(d, page) : NULL);
 }
 
 /* ---- pending requests of this node ---- */
@@ -198,12 +201,26 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
             d->pend[bucket(page)] = p;
             p->waiters = 1;
             pthread_mutex_unlock(&d->lock);
-            send(d, home, DSM_REQ, page, want, false);
+            int sent = send(d, home, DSM_REQ, page, want, false);
             pthread_mutex_lock(&d->lock);
+            if (sent < 0 && !p->granted) {
+                /* later faults of the page start a new request */
+                p->failed = true;
+                pending_remove(d->pend, p);
+                pthread_cond_broadcast(&d->granted);
+            }
         } else {
             p->waiters++;
         }
-        while (!p->granted && !d->shut)
+        /* a remote miss takes tens of microseconds: spin that long before
+         * sleeping (UNUM_DSM_SPIN_US, default 30) */
+        pthread_mutex_unlock(&d->lock);
+        uint64_t spin_until = now_ns() + d->spin_ns;
+        while (!__atomic_load_n(&p->granted, __ATOMIC_ACQUIRE) && now_ns() < spin_until)
+            for (int i = 0; i < 64; i++)
+                __builtin_ia32_pause();
+        pthread_mutex_lock(&d->lock);
+        while (!p->granted && !p->failed && !d->shut)
             pthread_cond_wait(&d->granted, &d->lock);
         pthread_mutex_unlock(&d->lock);
         /* back in the guest before looking at the right: from here a revocation
@@ -212,6 +229,7 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
         bool ok = right_of(d, page) >= want;
         bool resume = false;
         pthread_mutex_lock(&d->lock);
+        bool failed = p->failed;
         if (--p->waiters == 0) {
             pending_remove(p->granted ? d->granted_p : d->pend, p);
             if (p->held) {
@@ -229,6 +247,10 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
         if (ok) break;
         if (shut) {
             result = -ESHUTDOWN;
+            break;
+        }
+        if (failed) {
+            result = -EIO;
             break;
         }
     }
@@ -253,7 +275,7 @@ static void install_grant(struct dsm *d, uint64_t page, int right, const void *d
     struct pending *p = pending_find(d->pend, page);
     if (p) {
         pending_remove(d->pend, p);
-        p->granted = true;
+        __atomic_store_n(&p->granted, true, __ATOMIC_RELEASE);
         p->next = d->granted_p[bucket(page)];
         d->granted_p[bucket(page)] = p;
     }
@@ -567,6 +589,8 @@ struct dsm *dsm_create(struct guest_mem *mem, int self, int nnodes, dsm_home_fn 
     d->home_ctx = home_ctx;
     d->net = *net;
     d->home_queue_tail = &d->home_queue;
+    const char *spin = getenv("UNUM_DSM_SPIN_US");
+    d->spin_ns = (spin && *spin ? strtoull(spin, NULL, 10) : 30) * 1000;
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->granted, NULL);
     for (uint64_t p = 0; p < mem->npages; p++) {
