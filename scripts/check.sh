@@ -33,5 +33,10 @@ if [ -x scripts/linux-tests.sh ]; then
     run linux-tests scripts/linux-tests.sh
     grep -h '^linux tests:' "$BUILD/logs/linux-tests.log" || true
 fi
+# --- one VM over several nodes (DSM, transport, routing, failure) ---
+if [ -x scripts/cluster-tests.sh ]; then
+    run cluster-tests scripts/cluster-tests.sh
+    grep -h '^cluster tests:' "$BUILD/logs/cluster-tests.log" || true
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
