@@ -18,7 +18,7 @@ endif
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter \
            -fno-strict-aliasing -pthread -Isrc -MMD -MP
 LDFLAGS := -pthread $(LDSAN)
-LDLIBS  := -lz -lm
+LDLIBS  := -lz -lm -lucp -lucs -lsodium
 
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c src/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -79,6 +79,11 @@ $(BUILD)/bench/emurun: bench/emurun.c $(BUILD)/libunum.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libunum.a $(LDFLAGS) $(LDLIBS)
 
+# Cluster transport round trips between two node processes (UCX_TLS choices as arguments).
+$(BUILD)/bench/transport_rtt: bench/transport_rtt.c $(BUILD)/libunum.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libunum.a $(LDFLAGS) $(LDLIBS)
+
 bench: $(BUILD)/unum $(BUILD)/bench/cpubench $(BUILD)/bench/emurun guest
 	@BUILD=$(BUILD) scripts/bench.sh
 	@BUILD=$(BUILD) bench/boot.sh
@@ -90,17 +95,23 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-saniti
 build-fuzz/fuzz_exec: fuzz/fuzz_exec.c $(TEST_COMMON) $(LIB_SRC)
 	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)"; exit 1; }
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $^ -lz -lm
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 
 build-fuzz/fuzz_platform: fuzz/fuzz_platform.c $(TEST_COMMON) $(LIB_SRC)
 	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)"; exit 1; }
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $^ -lz -lm
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 
-fuzz: build-fuzz/fuzz_exec build-fuzz/fuzz_platform
-	@mkdir -p build-fuzz/corpus-exec build-fuzz/corpus-platform
+build-fuzz/fuzz_wire: fuzz/fuzz_wire.c src/cluster/wire.c src/cluster/wire.h
+	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)"; exit 1; }
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ fuzz/fuzz_wire.c src/cluster/wire.c -lsodium
+
+fuzz: build-fuzz/fuzz_exec build-fuzz/fuzz_platform build-fuzz/fuzz_wire
+	@mkdir -p build-fuzz/corpus-exec build-fuzz/corpus-platform build-fuzz/corpus-wire
 	build-fuzz/fuzz_exec -max_total_time=$(FUZZ_TIME) -max_len=512 build-fuzz/corpus-exec
 	build-fuzz/fuzz_platform -max_total_time=$(FUZZ_TIME) -max_len=4096 build-fuzz/corpus-platform
+	build-fuzz/fuzz_wire -max_total_time=$(FUZZ_TIME) -max_len=8400 build-fuzz/corpus-wire
 
 deps:
 	scripts/install-deps.sh

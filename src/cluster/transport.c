@@ -81,8 +81,9 @@ static const char *my_version(void)
 #define MS                 1000000ll
 #define RETRY_NS           (100 * MS) /* between connection attempts */
 #define TICK_NS            (100 * MS)
-#define HEARTBEAT_NS       (250 * MS) /* at most; a quarter of the timeout if shorter */
-#define DEFAULT_SPIN_US    50         /* override: UNUM_TRANSPORT_SPIN_US */
+#define HEARTBEAT_NS       (250 * MS)  /* at most; a quarter of the timeout if shorter */
+#define YIELD_BUSY_NS      (20 * 1000) /* a sched_yield this long: another thread ran */
+#define DEFAULT_SPIN_US    50          /* override: UNUM_TRANSPORT_SPIN_US */
 #define HS_MAX_PAYLOAD     256
 #define MAX_CONN_REQS      64
 #define CLOSE_WAIT_NS      (1000 * MS)
@@ -141,7 +142,7 @@ struct peer {
     /* start-up (the starting thread) */
     struct conn *out, *in, *dialling;
     int64_t next_attempt;
-    char last_err[96];
+    bool unresolved; /* its host name did not resolve */
     char desc[160];
     /* statistics */
     _Atomic uint64_t msgs_sent, msgs_recv, bytes_sent, bytes_recv, rejected;
@@ -152,9 +153,9 @@ struct peer {
  * (released after the handler ran) or, when UCX cannot lend it, a copy. */
 struct rx {
     struct wire_hdr h;
-    const uint8_t *payload;
-    void *desc; /* for ucp_am_data_release */
-    void *copy; /* to free */
+    void *desc;    /* UCX's buffer (header, payload), for ucp_am_data_release */
+    uint8_t *copy; /* or a copy of the payload, to free */
+    uint8_t small[128] __attribute__((aligned(8))); /* or this (the queue may move) */
 };
 
 struct loop_msg {
@@ -255,9 +256,9 @@ static void wake(struct transport *t)
 /* ---- sending ---------------------------------------------------------------- */
 
 /* The transport lock. Every UCX call is made under it, so a message's place in
- * the sequence of its connection is also its place in UCX's queue. The thread
- * progressing the worker holds it while handlers run, and handlers send: the
- * lock is recursive per thread through tls_locked. */
+ * the sequence of its connection is also its place in UCX's queue. UCX's
+ * callbacks (send completions, the handshake) run under it and call UCX again:
+ * the lock is recursive per thread through tls_locked. */
 static __thread struct transport *tls_locked;
 
 static struct transport *lock(struct transport *t)
@@ -580,10 +581,11 @@ static void dial(struct transport *t, int node)
     struct sockaddr_in sa;
     char a[96];
     if (resolve(t->cfg.node[node].host, t->cfg.node[node].port, &sa) != 0) {
-        snprintf(p->last_err, sizeof(p->last_err), "cannot resolve the address");
+        p->unresolved = true;
         p->next_attempt = now_ns() + RETRY_NS;
         return;
     }
+    p->unresolved = false;
     struct conn *c = conn_new(t, true, node);
     if (!c) return;
     snprintf(c->addr, sizeof(c->addr), "%s", node_addr(t, node, a, sizeof(a)));
@@ -599,7 +601,6 @@ static void dial(struct transport *t, int node)
     if (st != UCS_OK) {
         c->ep = NULL;
         c->state = CS_DEAD;
-        snprintf(p->last_err, sizeof(p->last_err), "%s", ucs_status_string(st));
         p->next_attempt = now_ns() + RETRY_NS;
         return;
     }
@@ -656,7 +657,6 @@ static void accept_requests(struct transport *t)
     t->nconn_reqs = 0;
 }
 
-/* Connection failures and closes, on the thread that progresses the worker. */
 /* A peer is lost: sends to it fail from now on, nothing more from it is
  * delivered, and the handler hears of it (report_lost, without the lock). */
 static void peer_lost(struct transport *t, int node, const char *why)
@@ -681,6 +681,7 @@ static void report_lost(struct transport *t)
     }
 }
 
+/* Connection failures and closes, on the thread that progresses the worker. */
 static void conn_events(struct transport *t)
 {
     if (!atomic_exchange(&t->conn_events, false)) return;
@@ -702,7 +703,6 @@ static void conn_events(struct transport *t)
             } else {
                 if (c->outgoing && p && p->dialling == c) {
                     p->dialling = NULL;
-                    snprintf(p->last_err, sizeof(p->last_err), "%s", why);
                     p->next_attempt = now_ns() + RETRY_NS;
                 }
                 close_ep(t, c, true);
@@ -828,7 +828,9 @@ static ucs_status_t am_handshake(void *arg, const void *header, size_t header_le
     struct transport *t = arg;
     if (!(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)) return UCS_OK;
     struct conn *c = conn_by_ep(t, param->reply_ep);
-    if (!c || c->state == CS_CLOSING || c->state == CS_DEAD) return UCS_OK;
+    /* Nothing more to say once authenticated (an authenticated outgoing
+     * endpoint is in use by senders: it must not be closed here). */
+    if (!c || c->state == CS_AUTHED || c->state == CS_CLOSING || c->state == CS_DEAD) return UCS_OK;
     if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) || header_length ||
         length > sizeof(struct wire_hdr) + HS_MAX_PAYLOAD || wire_check(data, length) != 0) {
         if (c->outgoing) {
@@ -896,21 +898,18 @@ static ucs_status_t am_data(void *arg, const void *header, size_t header_length,
     }
     struct rx *r = &t->rxq[t->nrx];
     r->h = h;
+    r->copy = NULL;
     if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) { /* UCX lends us its buffer */
-        r->payload = pl;
         r->desc = data;
-        r->copy = NULL;
         t->nrx++;
         return UCS_INPROGRESS;
     }
-    r->copy = malloc(h.len ? h.len : 1);
-    if (!r->copy) {
+    r->desc = NULL;
+    if (h.len > sizeof(r->small) && !(r->copy = malloc(h.len))) {
         atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
         return UCS_OK;
     }
-    memcpy(r->copy, pl, h.len);
-    r->payload = r->copy;
-    r->desc = NULL;
+    memcpy(r->copy ? r->copy : r->small, pl, h.len);
     t->nrx++;
     return UCS_OK;
 }
@@ -921,8 +920,10 @@ static void deliver_rx(struct transport *t)
 {
     for (int i = 0; i < t->nrx; i++) {
         struct rx *r = &t->rxq[i];
-        if (!atomic_load_explicit(&t->stop, memory_order_relaxed))
-            t->h.recv(t->h.ctx, &r->h, r->payload);
+        const uint8_t *pl = r->desc   ? (const uint8_t *)r->desc + sizeof(struct wire_hdr)
+                            : r->copy ? r->copy
+                                      : r->small;
+        if (!atomic_load_explicit(&t->stop, memory_order_relaxed)) t->h.recv(t->h.ctx, &r->h, pl);
     }
     struct transport *prev = lock(t);
     for (int i = 0; i < t->nrx; i++)
@@ -1054,8 +1055,12 @@ static void *progress_thread(void *arg)
         }
         if (now - idle_since < t->spin_ns) {
             /* Poll, but let any other runnable thread of this core go first:
-             * vCPU threads of several nodes share two cores here. */
+             * vCPU threads of several nodes share two cores here. When one
+             * did (the yield took long), the core is busy: polling would
+             * only come back a time slice later, so sleep instead, to be
+             * woken (promptly: a thread that slept gets the CPU back first). */
             sched_yield();
+            if (now_ns() - now > YIELD_BUSY_NS) idle_since = now - t->spin_ns;
             continue;
         }
         wait_events(t, t->next_tick - now);
@@ -1360,7 +1365,8 @@ static void startup_timeout(struct transport *t)
     for (int k = 0; k < t->cfg.nnodes; k++) {
         struct peer *p = &t->peer[k];
         if (k == t->self || p->out) continue;
-        fatal(t, "node %d (%s) is unreachable", k, node_addr(t, k, a, sizeof(a)));
+        fatal(t, "node %d (%s) is unreachable%s", k, node_addr(t, k, a, sizeof(a)),
+              p->unresolved ? ": its host name does not resolve" : "");
         return;
     }
     for (int k = 0; k < t->cfg.nnodes; k++) {
