@@ -1,5 +1,5 @@
 /* transport.c — node-to-node messaging on UCX's UCP active messages
- * (docs/WIRE.md describes what goes over the wire).
+ * (docs/ARCHITECTURE.md, "The wire protocol", describes what goes over the wire).
  *
  * Connections. Every node listens on its address and dials every other node,
  * so each ordered pair (A, B) has its own UCX connection, opened by A: A sends

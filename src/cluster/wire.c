@@ -1,5 +1,5 @@
 /* wire.c — framing, per-message authentication, replay window and handshake
- * proofs of the node-to-node protocol (docs/WIRE.md).
+ * proofs of the node-to-node protocol (docs/ARCHITECTURE.md, "The wire protocol").
  *
  * The tag is exactly what crypto_aead_chacha20poly1305_ietf_encrypt_detached
  * computes for an empty message with the header (mac zeroed) followed by the
