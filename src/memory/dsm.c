@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -216,9 +217,10 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
          * sleeping (UNUM_DSM_SPIN_US, default 30) */
         pthread_mutex_unlock(&d->lock);
         uint64_t spin_until = now_ns() + d->spin_ns;
+        /* yielding, not pausing: on a host with fewer cores than busy threads the
+         * thread that will answer may be waiting for this core */
         while (!__atomic_load_n(&p->granted, __ATOMIC_ACQUIRE) && now_ns() < spin_until)
-            for (int i = 0; i < 64; i++)
-                __builtin_ia32_pause();
+            sched_yield();
         pthread_mutex_lock(&d->lock);
         while (!p->granted && !p->failed && !d->shut)
             pthread_cond_wait(&d->granted, &d->lock);
