@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# cluster.sh — figures for one VM over several local node processes (docs/CLUSTER.md):
+#   i.   transport round trip (bench/transport_rtt), UCX's default choice and tcp
+#   ii.  DSM fault latency of the coherence test guest on 2 nodes, default and tcp
+#   iii. boot to first command on 1, 2 and 4 nodes, and the 2-node/1-node ratio
+#   iv.  DSM traffic of a 2-node boot (the --stats lines)
+#   v.   a parallel sort with node-local data: 1 thread on 1 node vs 2 threads on 2 nodes
+# Every command is printed before its figures. Prints figures and ratios (best of
+# CLUSTER_BENCH_RUNS runs, default 1: a 4-node boot takes about a minute here); never
+# fails on timing (exit 0 unless unum is not built).
+set -u
+cd "$(dirname "$0")/.." || exit 2
+BUILD=${BUILD:-build}
+UNUM=${UNUM:-$BUILD/unum}
+runs=${CLUSTER_BENCH_RUNS:-1}
+LIMIT=${CLUSTER_BENCH_TIMEOUT:-600}
+PSORT_N=${PSORT_N:-2000000}
+COHERENCE=$BUILD/guest-tests/coherence.bin
+if [ ! -x "$UNUM" ]; then
+    echo "cluster.sh: $UNUM not built (run make)" >&2
+    exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+cmd() { printf '$ %s\n' "$*"; }
+# --stats lines of FILE. The node processes share one stderr and their lines can be
+# interleaved mid-line, so the lines are picked out by their full shape.
+LAT='dsm node [0-9]+: fault latency mean [0-9.]+ us, p50 [0-9.]+ us, p99 [0-9.]+ us'
+FAULTS='dsm node [0-9]+: faults read [0-9]+ write [0-9]+ \(remote-homed [0-9]+\), invalidations [0-9]+, fetches [0-9]+, served [0-9]+, pages sent [0-9]+ \([0-9]+ KiB\) received [0-9]+ \([0-9]+ KiB\), deferred [0-9]+, bad [0-9]+'
+LINK='node [0-9]+ -> node [0-9]+ \([^:]*\): sent [0-9]+ msgs [0-9]+ KiB, received [0-9]+ msgs [0-9]+ KiB, rejected [0-9]+'
+SKEW='node [0-9]+ time: offset [-0-9]+ cycles .*\(last uncertainty [0-9.]+ us\)'
+stats() { # FILE PATTERN...: the matching --stats lines, sorted, indented
+    local f=$1; shift
+    local p
+    for p in "$@"; do grep -oE "$p" "$f"; done | sort | sed 's/^/  /'
+}
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+best() { # the smallest number read, else the first line (a failure)
+    awk '/^[0-9.]+$/ { if (m == "" || $1 < m) m = $1; next } f == "" { f = $0 }
+         END { print (m != "" ? m : f) }'
+}
+
+echo "== i. transport round trip (two node processes on 127.0.0.1) =="
+rtt=$BUILD/bench/transport_rtt
+if [ -x "$rtt" ]; then
+    cmd "$rtt default tcp"
+    timeout 300 "$rtt" default tcp 2>&1 || echo "(transport_rtt exited with status $?)"
+else
+    echo "$rtt not built (make $rtt): no figures"
+fi
+echo
+
+echo "== ii. DSM fault latency, coherence test guest on 2 nodes, 2 vCPUs =="
+if [ -f "$COHERENCE" ]; then
+    for tr in default tcp; do
+        args=(testguest --nodes 2 --cpus 2 --stats)
+        [ "$tr" = tcp ] && args+=(--transport tcp)
+        cmd "$UNUM ${args[*]} $COHERENCE"
+        t0=$(now)
+        timeout "$LIMIT" "$UNUM" "${args[@]}" "$COHERENCE" >"$tmp/out" 2>&1
+        rc=$?
+        printf '  transport %-7s wall %s s, exit %d\n' "$tr" "$(since "$t0")" "$rc"
+        stats "$tmp/out" "$LAT" "$LINK"
+    done
+else
+    echo "$COHERENCE not built (make guest-tests): no figures"
+fi
+echo
+
+echo "== iii. boot to first command (UNUM_TIMING=1: 'guest ready after X s'; best of $runs) =="
+boot_ready() { # unum run args...: best 'guest ready' time, or FAILED
+    local r t
+    for _ in $(seq "$runs"); do
+        t=$(UNUM_TIMING=1 timeout "$LIMIT" "$UNUM" run "$@" -- true 2>&1 >/dev/null |
+            sed -n 's/^unum: guest ready after \([0-9.]*\) s$/\1/p')
+        r=${PIPESTATUS[0]}
+        [ -n "$t" ] && echo "$t" || echo "FAILED(exit $r)"
+    done | best
+}
+declare -A ready
+for cfg in "1 1" "1 2" "2 2" "4 4"; do
+    set -- $cfg
+    cmd "UNUM_TIMING=1 $UNUM run --nodes $1 --cpus $2 --memory 512M -- true"
+    ready[$1x$2]=$(boot_ready --nodes "$1" --cpus "$2" --memory 512M)
+    printf '  nodes %d, vCPUs %d: guest ready after %s s\n' "$1" "$2" "${ready[$1x$2]}"
+done
+printf '  ratio 2 nodes/2 vCPUs to 1 node/1 vCPU:  %s\n' "$(ratio "${ready[2x2]}" "${ready[1x1]}")"
+printf '  ratio 2 nodes/2 vCPUs to 1 node/2 vCPUs: %s\n' "$(ratio "${ready[2x2]}" "${ready[1x2]}")"
+printf '  ratio 4 nodes/4 vCPUs to 1 node/1 vCPU:  %s\n' "$(ratio "${ready[4x4]}" "${ready[1x1]}")"
+echo
+
+echo "== iv. DSM traffic of a 2-node boot (--stats; the whole run: boot, 'true', power-off) =="
+cmd "$UNUM run --nodes 2 --cpus 2 --memory 512M --stats -- true"
+timeout "$LIMIT" "$UNUM" run --nodes 2 --cpus 2 --memory 512M --stats -- true >"$tmp/out" 2>&1
+echo "  exit $?"
+stats "$tmp/out" "$FAULTS" "$LAT" "$LINK" "$SKEW"
+echo
+
+echo "== v. parallel sort, node-local data (psort -n $PSORT_N; in-guest time = sum of the -v phases) =="
+psort_ms() { # unum run args... -- psort args: prints the phases line and sets $ms
+    local out
+    out=$(timeout "$LIMIT" "$UNUM" run "$@" 2>&1)
+    printf '%s\n' "$out" >"$tmp/out"
+    grep -oE 'psort: .*(checksum=[0-9a-f]+|verify [0-9.]+ ms)' "$tmp/out" | sed 's/^/  /'
+    stats "$tmp/out" "$FAULTS"
+    ms=$(grep -oE 'psort: generate .* verify [0-9.]+ ms' "$tmp/out" | sed -n 's/^psort: generate \([0-9.]*\) ms, sort \([0-9.]*\) ms, merge \([0-9.]*\) ms, verify \([0-9.]*\) ms$/\1 \2 \3 \4/p' |
+        awk '{ printf "%.1f", $1 + $2 + $3 + $4 }')
+    [ -n "$ms" ] || { ms=FAILED; tail -n 5 <<<"$out" | sed 's/^/  /'; }
+}
+echo "  (the dsm lines of the 2-node run count its boot too: compare with iv)"
+declare -A sort_ms
+for cfg in "1 1 1" "2 2 2" "1 2 2"; do
+    set -- $cfg
+    extra=()
+    [ "$1" -gt 1 ] && extra=(--stats)
+    cmd "$UNUM run --nodes $1 --cpus $2 --memory 512M ${extra[*]} -- 'psort -t $3 -n $PSORT_N -v'"
+    psort_ms --nodes "$1" --cpus "$2" --memory 512M "${extra[@]}" -- "psort -t $3 -n $PSORT_N -v"
+    sort_ms[$1x$2]=$ms
+    printf '  nodes %d, vCPUs %d, threads %d: %s ms\n' "$1" "$2" "$3" "$ms"
+done
+printf '  2-node speedup (1 node/1 thread over 2 nodes/2 threads): %s (ideal 2)\n' \
+    "$(ratio "${sort_ms[1x1]}" "${sort_ms[2x2]}")"
+printf '  1-node SMP speedup (1 node/1 thread over 1 node/2 threads), for reference: %s\n' \
+    "$(ratio "${sort_ms[1x1]}" "${sort_ms[1x2]}")"
+exit 0
