@@ -84,9 +84,10 @@ $(BUILD)/bench/transport_rtt: bench/transport_rtt.c $(BUILD)/libunum.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libunum.a $(LDFLAGS) $(LDLIBS)
 
-bench: $(BUILD)/unum $(BUILD)/bench/cpubench $(BUILD)/bench/emurun guest
+bench: $(BUILD)/unum $(BUILD)/bench/cpubench $(BUILD)/bench/emurun $(BUILD)/bench/transport_rtt $(GUEST_BIN) guest
 	@BUILD=$(BUILD) scripts/bench.sh
 	@BUILD=$(BUILD) bench/boot.sh
+	@BUILD=$(BUILD) bench/cluster.sh
 
 # Coverage-guided fuzzing with libFuzzer (clang). FUZZ_TIME seconds per target.
 FUZZ_TIME ?= 60

@@ -47,6 +47,7 @@ struct node {
     pthread_mutex_t lock; /* start/stop state, time samples, slot allocation */
     pthread_cond_t cond;
     bool started;
+    bool stop_done; /* the machine has been told (node_wait_stopped) */
     int ready; /* platform: nodes that finished joining */
     _Atomic bool stopping;
     bool stop_initiator;
@@ -134,7 +135,8 @@ static void fail_waiters(struct node *n)
     if (n->dsm) dsm_shutdown(n->dsm);
 }
 
-/* Marks the VM stopping; true for the caller that did it first. */
+/* Marks the VM stopping; true for the caller that did it first, which must
+ * call finish_stop once the machine knows its status. */
 static bool begin_stop(struct node *n)
 {
     pthread_mutex_lock(&n->lock);
@@ -144,6 +146,14 @@ static bool begin_stop(struct node *n)
     return first;
 }
 
+static void finish_stop(struct node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->stop_done = true;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+}
+
 static void abort_vm(struct node *n, int lost, const char *why, bool tell_others)
 {
     if (!begin_stop(n)) return;
@@ -151,6 +161,7 @@ static void abort_vm(struct node *n, int lost, const char *why, bool tell_others
         send_all(n, WIRE_ABORT, (uint64_t)lost, 0, 0, why, (uint32_t)strlen(why));
     fail_waiters(n);
     n->mach.stop(n->mach.ctx, NODE_EXIT_PEER_LOST);
+    finish_stop(n);
 }
 
 static void on_peer_lost(void *ctx, int node, const char *why)
@@ -176,6 +187,7 @@ void node_stop_all(struct node *n, int status)
     pthread_mutex_unlock(&n->lock);
     send_all(n, WIRE_STOP, (uint64_t)status, 0, 0, NULL, 0);
     fail_waiters(n);
+    finish_stop(n); /* the caller stopped its machine before calling */
 }
 
 /* ---- forwarded exits ---- */
@@ -514,6 +526,7 @@ static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
         if (begin_stop(n)) {
             fail_waiters(n);
             n->mach.stop(n->mach.ctx, (int)(h->arg[0] & 0xff));
+            finish_stop(n);
         }
         break;
     case WIRE_ABORT: {
@@ -560,7 +573,7 @@ bool node_wait_start(struct node *n)
 void node_wait_stopped(struct node *n)
 {
     pthread_mutex_lock(&n->lock);
-    while (!atomic_load(&n->stopping))
+    while (!n->stop_done)
         pthread_cond_wait(&n->cond, &n->lock);
     pthread_mutex_unlock(&n->lock);
 }
@@ -649,7 +662,30 @@ void node_destroy(struct node *n)
     free(n);
 }
 
-void node_print_stats(struct node *n, FILE *f)
+/* Built in memory and written at once: the nodes of a local cluster share stderr. */
+static void node_print_stats_to(struct node *n, FILE *f);
+
+void node_print_stats(struct node *n, FILE *out)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        node_print_stats_to(n, out);
+        return;
+    }
+    node_print_stats_to(n, f);
+    fclose(f);
+    fflush(out);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fileno(out), buf + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    free(buf);
+}
+
+static void node_print_stats_to(struct node *n, FILE *f)
 {
     dsm_print_stats(n->dsm, f, 5);
     struct transport *t = atomic_load(&n->t);

@@ -765,7 +765,10 @@ static void join_cluster(struct pc *pc)
                              .ctx = pc};
     char err[256];
     pc->node = node_create(pc->cfg.cluster, pc->self, &pc->mem, pc_home, pc, &m, err, sizeof(err));
-    if (!pc->node) die("node %d: %s", pc->self, err);
+    char prefix[16];
+    snprintf(prefix, sizeof(prefix), "node %d: ", pc->self);
+    if (!pc->node)
+        die("node %d: %s", pc->self, strncmp(err, prefix, strlen(prefix)) ? err : err + strlen(prefix));
     router_set_cluster(&pc->router, pc->self, pc->platform, node_forward_io, pc->node);
 }
 
@@ -803,12 +806,24 @@ void pc_access(struct pc *pc, int cpu, struct cpu_io *io)
     vcpu_io(&pc->cpus[cpu % pc->ncpus], io);
 }
 
+/* One write: the nodes of a local cluster share stderr. */
 static void print_routes(struct pc *pc, bool counters)
 {
-    fprintf(stderr, "unum: routing table of node %d (the local APIC page 0xfee00000 is "
-                    "served by each vCPU's own node)\n",
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return;
+    fprintf(f, "unum: routing table of node %d (the local APIC page 0xfee00000 is "
+               "served by each vCPU's own node)\n",
             pc->self);
-    router_print(&pc->router, stderr, counters);
+    router_print(&pc->router, f, counters);
+    fclose(f);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(STDERR_FILENO, buf + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    free(buf);
 }
 
 int pc_run(const struct pc_config *cfg)

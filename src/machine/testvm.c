@@ -161,7 +161,11 @@ int testvm_run(const struct testvm_config *cfg)
         char err[256];
         vm.node = node_create(cfg->cluster, vm.self, &vm.mem, testvm_home, &vm, &m, err,
                               sizeof(err));
-        if (!vm.node) die("node %d: %s", vm.self, err);
+        char prefix[16];
+        snprintf(prefix, sizeof(prefix), "node %d: ", vm.self);
+        if (!vm.node)
+            die("node %d: %s", vm.self,
+                strncmp(err, prefix, strlen(prefix)) ? err : err + strlen(prefix));
     }
     bool run = true;
     if (vm.platform) {
