@@ -4,7 +4,8 @@
  * page is one remote write miss (`--stats` prints their latency). Other vCPUs
  * halt. On one node it simply touches local memory.
  * # cpus: 1
- * # expect: PASS: dsm_write_miss */
+ * # expect: PASS: dsm_write_miss
+ */
     .code32
     .text
     .globl _start
