@@ -132,8 +132,13 @@ static void test_full_example(void **state)
     assert_int_equal(cfg.node[1].port, 7101);
     assert_int_equal(cfg.node[0].cpus, 2);
     assert_int_equal(cfg.node[1].memory, 512 * MiB);
-    assert_int_equal(cfg.node[1].first_cpu, 2);
-    assert_int_equal(cfg.node[1].first_byte, 256 * MiB);
+    /* the platform node (1) comes first in the layout: vCPU 0, low memory */
+    assert_int_equal(cfg.node[1].first_cpu, 0);
+    assert_int_equal(cfg.node[1].first_byte, 0);
+    assert_int_equal(cfg.node[0].first_cpu, 1);
+    assert_int_equal(cfg.node[0].first_byte, 512 * MiB);
+    assert_int_equal(cluster_node_of_cpu(&cfg, 0), 1);
+    assert_int_equal(cluster_node_of_ram(&cfg, 0), 1);
     assert_int_equal(cluster_total_cpus(&cfg), 3);
     assert_int_equal(cluster_total_memory(&cfg), 768 * MiB);
 }
@@ -164,8 +169,10 @@ static void test_comments_whitespace(void **state)
     assert_int_equal(cfg.node[0].memory, 4 * MiB);
     assert_string_equal(cfg.node[1].host, "b");
     assert_int_equal(cfg.node[1].cpus, 3);
-    assert_int_equal(cfg.node[1].first_cpu, 1);
-    assert_int_equal(cfg.node[1].first_byte, 4 * MiB);
+    assert_int_equal(cfg.node[1].first_cpu, 0); /* platform first */
+    assert_int_equal(cfg.node[1].first_byte, 0);
+    assert_int_equal(cfg.node[0].first_cpu, 3);
+    assert_int_equal(cfg.node[0].first_byte, 8 * MiB);
 }
 
 static void test_unknown_key(void **state)
