@@ -37,10 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GAMMA 0x9e3779b97f4a7c15ULL
+#define GAMMA  0x9e3779b97f4a7c15ULL
 #define HASH_P 0x100000001b3ULL /* FNV-1 64-bit prime */
 
-struct result { /* per thread, padded to its own cache lines */
+struct result {                /* per thread, padded to its own cache lines */
     uint64_t gen_sum, gen_xor; /* fingerprint of the generated keys */
     uint64_t out_sum, out_xor; /* ... and of this thread's range of the sorted array */
     uint64_t hash;             /* polynomial hash of the sorted range */
@@ -51,8 +51,8 @@ struct result { /* per thread, padded to its own cache lines */
 static uint64_t n_keys, seed;
 static unsigned nthreads;
 static uint64_t *buf[2];
-static uint64_t *sorted;   /* buf[0] or buf[1]: where the merge rounds left the result */
-static uint64_t *bounds;   /* chunk t is [bounds[t], bounds[t + 1]) */
+static uint64_t *sorted; /* buf[0] or buf[1]: where the merge rounds left the result */
+static uint64_t *bounds; /* chunk t is [bounds[t], bounds[t + 1]) */
 static struct result *results;
 static pthread_barrier_t barrier;
 static double t_phase[5]; /* thread 0: time at the end of each phase */
@@ -105,8 +105,7 @@ static void radix_sort(uint64_t *a, uint64_t *tmp, uint64_t len)
 
 /* Merge path: how many of the first k outputs of the stable merge of A (ma keys) and
  * B (mb keys) come from A (ties go to A first). */
-static uint64_t co_rank(uint64_t k, const uint64_t *A, uint64_t ma, const uint64_t *B,
-                        uint64_t mb)
+static uint64_t co_rank(uint64_t k, const uint64_t *A, uint64_t ma, const uint64_t *B, uint64_t mb)
 {
     uint64_t lo = k > mb ? k - mb : 0, hi = k < ma ? k : ma;
     for (;;) {
@@ -161,8 +160,10 @@ static void *worker(void *arg)
         uint64_t *out = dst + lo;
         while (i < i1 && j < j1)
             *out++ = A[i] <= B[j] ? A[i++] : B[j++];
-        while (i < i1) *out++ = A[i++];
-        while (j < j1) *out++ = B[j++];
+        while (i < i1)
+            *out++ = A[i++];
+        while (j < j1)
+            *out++ = B[j++];
         s ^= 1;
         pthread_barrier_wait(&barrier);
     }
@@ -286,8 +287,9 @@ int main(int argc, char **argv)
     int ok = 1;
     if (unsorted) {
         uint64_t i = unsorted - 1;
-        fprintf(stderr, "psort: NOT SORTED: key[%" PRIu64 "] = %016" PRIx64
-                        " > key[%" PRIu64 "] = %016" PRIx64 "\n",
+        fprintf(stderr,
+                "psort: NOT SORTED: key[%" PRIu64 "] = %016" PRIx64 " > key[%" PRIu64
+                "] = %016" PRIx64 "\n",
                 i - 1, sorted[i - 1], i, sorted[i]);
         ok = 0;
     }

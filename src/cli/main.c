@@ -154,11 +154,9 @@ static char *read_script(FILE *f)
     char *s = malloc(cap);
     while (s && (n = fread(s + len, 1, cap - len - 1, f)) > 0) {
         len += n;
-        if (len == cap - 1)
-            s = realloc(s, cap *= 2);
+        if (len == cap - 1) s = realloc(s, cap *= 2);
     }
-    if (!s)
-        die("out of memory reading the guest command from stdin");
+    if (!s) die("out of memory reading the guest command from stdin");
     s[len] = 0;
     if (!len) {
         free(s);
@@ -184,7 +182,8 @@ static bool parse_onoff(const char *opt, const char *v)
 
 static void set_transport(struct cluster_config *cl, const char *t)
 {
-    if (strlen(t) >= sizeof(cl->transport) || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_,^:-") != strlen(t))
+    if (strlen(t) >= sizeof(cl->transport) ||
+        strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_,^:-") != strlen(t))
         die("--transport: '%s' is not a UCX transport list (e.g. tcp, sm, rc)", t);
     snprintf(cl->transport, sizeof(cl->transport), "%s", t);
 }
@@ -218,7 +217,8 @@ static int cmd_run_or_node(int argc, char **argv, bool node_cmd)
     const char *transport = NULL, *cluster_file = NULL;
     void (*usage)(FILE *) = node_cmd ? usage_node : usage_run;
     while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        if (node_cmd && (o == 'c' || o == 'm' || o == OPT_NODES || o == OPT_NUMA || o == OPT_TRANSPORT))
+        if (node_cmd &&
+            (o == 'c' || o == 'm' || o == OPT_NODES || o == OPT_NUMA || o == OPT_TRANSPORT))
             die("node: vCPUs, memory, NUMA and transport come from the cluster file");
         if (!node_cmd && (o == OPT_CLUSTER || o == OPT_ID))
             die("run: --cluster and --id belong to 'unum node' (see unum node --help)");
@@ -259,15 +259,16 @@ static int cmd_run_or_node(int argc, char **argv, bool node_cmd)
     }
     (void)memory_given;
     if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
-        die("%s: unexpected argument '%s' (put the guest command after --)", node_cmd ? "node" : "run",
-            argv[optind]);
+        die("%s: unexpected argument '%s' (put the guest command after --)",
+            node_cmd ? "node" : "run", argv[optind]);
     static struct cluster_config cl;
     char err[512];
     if (node_cmd) {
         if (!cluster_file) die("node: --cluster FILE is required (see unum node --help)");
         if (id < 0) die("node: --id K is required (see unum node --help)");
         if (cluster_config_parse(cluster_file, &cl, err, sizeof(err)) < 0) die("%s", err);
-        if (id >= cl.nnodes) die("node: --id %ld is not in %s (nodes 0..%d)", id, cluster_file, cl.nnodes - 1);
+        if (id >= cl.nnodes)
+            die("node: --id %ld is not in %s (nodes 0..%d)", id, cluster_file, cl.nnodes - 1);
         cfg.cpus = cluster_total_cpus(&cl);
         cfg.memory = cluster_total_memory(&cl);
     } else {
@@ -309,8 +310,14 @@ static int cmd_run_or_node(int argc, char **argv, bool node_cmd)
     return status;
 }
 
-static int cmd_run(int argc, char **argv) { return cmd_run_or_node(argc, argv, false); }
-static int cmd_node(int argc, char **argv) { return cmd_run_or_node(argc, argv, true); }
+static int cmd_run(int argc, char **argv)
+{
+    return cmd_run_or_node(argc, argv, false);
+}
+static int cmd_node(int argc, char **argv)
+{
+    return cmd_run_or_node(argc, argv, true);
+}
 
 static int run_test_node(const struct cluster_config *cl, int node, void *arg)
 {

@@ -19,9 +19,9 @@
 #define CLUSTER_SECRET_MIN 16
 
 struct cluster_node {
-    char host[64];  /* IPv4 address or host name to listen on / connect to */
-    uint16_t port;  /* TCP port of the node's listener */
-    int cpus;       /* >= 1 */
+    char host[64];   /* IPv4 address or host name to listen on / connect to */
+    uint16_t port;   /* TCP port of the node's listener */
+    int cpus;        /* >= 1 */
     uint64_t memory; /* bytes, a multiple of 4 KiB, >= 4 MiB (Linux ignores smaller NUMA nodes) */
     int first_cpu;   /* derived: global index of its first vCPU */
     uint64_t first_byte; /* derived: offset of its home range in guest RAM */
@@ -33,10 +33,10 @@ struct cluster_config {
     struct cluster_node node[CLUSTER_MAX_NODES];
     uint8_t secret[CLUSTER_SECRET_MAX];
     size_t secret_len;
-    char transport[32];        /* UCX_TLS value ("" = UCX's choice, "tcp", "sm", ...) */
-    int connect_timeout_ms;    /* start-up: how long to wait for every peer (default 10000) */
-    int heartbeat_timeout_ms;  /* running: silence after which a peer is lost (default 2000) */
-    bool numa;                 /* present nodes as NUMA nodes (default true) */
+    char transport[32];       /* UCX_TLS value ("" = UCX's choice, "tcp", "sm", ...) */
+    int connect_timeout_ms;   /* start-up: how long to wait for every peer (default 10000) */
+    int heartbeat_timeout_ms; /* running: silence after which a peer is lost (default 2000) */
+    bool numa;                /* present nodes as NUMA nodes (default true) */
 };
 
 /* Parses a cluster file. On error returns -1 and writes a one-line message naming

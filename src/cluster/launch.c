@@ -15,8 +15,7 @@
 #define CHILD_EXIT_WAIT_MS 3000
 
 int launch_local(const struct cluster_config *cfg,
-                 int (*node_main)(const struct cluster_config *cfg, int node, void *arg),
-                 void *arg)
+                 int (*node_main)(const struct cluster_config *cfg, int node, void *arg), void *arg)
 {
     pid_t pids[CLUSTER_MAX_NODES] = {0};
     pid_t parent = getpid();

@@ -48,7 +48,7 @@ struct node {
     pthread_cond_t cond;
     bool started;
     bool stop_done; /* the machine has been told (node_wait_stopped) */
-    int ready; /* platform: nodes that finished joining */
+    int ready;      /* platform: nodes that finished joining */
     _Atomic bool stopping;
     bool stop_initiator;
     int stop_acks;
@@ -116,12 +116,26 @@ static void send_all(struct node *n, int type, uint64_t a0, uint64_t a1, uint64_
             send_msg(n, i, type, a0, a1, a2, payload, len);
 }
 
-int node_self(const struct node *n) { return n->self; }
-bool node_is_platform(const struct node *n) { return n->self == n->cfg.platform; }
-const struct cluster_config *node_config(const struct node *n) { return &n->cfg; }
-struct dsm *node_dsm(struct node *n) { return n->dsm; }
-bool node_stopping(const struct node *n) { return atomic_load(&n->stopping); }
-
+int node_self(const struct node *n)
+{
+    return n->self;
+}
+bool node_is_platform(const struct node *n)
+{
+    return n->self == n->cfg.platform;
+}
+const struct cluster_config *node_config(const struct node *n)
+{
+    return &n->cfg;
+}
+struct dsm *node_dsm(struct node *n)
+{
+    return n->dsm;
+}
+bool node_stopping(const struct node *n)
+{
+    return atomic_load(&n->stopping);
+}
 
 /* ---- failing and stopping ---- */
 
@@ -157,8 +171,7 @@ static void finish_stop(struct node *n)
 static void abort_vm(struct node *n, int lost, const char *why, bool tell_others)
 {
     if (!begin_stop(n)) return;
-    if (tell_others)
-        send_all(n, WIRE_ABORT, (uint64_t)lost, 0, 0, why, (uint32_t)strlen(why));
+    if (tell_others) send_all(n, WIRE_ABORT, (uint64_t)lost, 0, 0, why, (uint32_t)strlen(why));
     fail_waiters(n);
     n->mach.stop(n->mach.ctx, NODE_EXIT_PEER_LOST);
     finish_stop(n);
@@ -225,10 +238,9 @@ void node_forward_io(void *vn, int dst, struct cpu_io *io)
     }
     struct io_slot *s = &n->slots[i];
     s->dst = dst;
-    uint64_t a0 = (uint64_t)io->kind | (uint64_t)io->write << 1 | (uint64_t)io->size << 8 |
-                  (uint64_t)i << 16;
-    if (send_msg(n, dst, WIRE_IO_REQ, a0, io->addr, io->write ? io->data & mask : 0, NULL, 0) <
-        0) {
+    uint64_t a0 =
+        (uint64_t)io->kind | (uint64_t)io->write << 1 | (uint64_t)io->size << 8 | (uint64_t)i << 16;
+    if (send_msg(n, dst, WIRE_IO_REQ, a0, io->addr, io->write ? io->data & mask : 0, NULL, 0) < 0) {
         uint32_t want = SLOT_WAITING;
         atomic_compare_exchange_strong(&s->state, &want, SLOT_FAILED);
     }
@@ -467,7 +479,6 @@ static void dsm_in(struct node *n, int src, const struct wire_hdr *h, const void
 }
 
 /* ---- receiving ---- */
-
 
 static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
 {

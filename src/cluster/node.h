@@ -81,11 +81,11 @@ bool node_stopping(const struct node *n);
 struct dsm *node_dsm(struct node *n);
 /* Offset applied to this node's clock, and the skew re-checks so far. */
 struct node_time {
-    int64_t offset_cycles;    /* applied at join */
-    uint64_t rtt_ns;          /* best round trip at join */
-    uint64_t checks;          /* re-checks since */
-    double max_skew_ns;       /* largest |measured - applied| seen by re-checks */
-    double last_bound_ns;     /* uncertainty (half the round trip) of the last check */
+    int64_t offset_cycles; /* applied at join */
+    uint64_t rtt_ns;       /* best round trip at join */
+    uint64_t checks;       /* re-checks since */
+    double max_skew_ns;    /* largest |measured - applied| seen by re-checks */
+    double last_bound_ns;  /* uncertainty (half the round trip) of the last check */
 };
 void node_get_time(struct node *n, struct node_time *t);
 void node_print_stats(struct node *n, FILE *f);

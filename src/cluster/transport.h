@@ -38,7 +38,7 @@ struct transport_handlers {
  * 0, or -1 with a one-line reason in err (unreachable peer after the connect
  * timeout, port in use, peer refused our secret, version mismatch, ...). */
 int transport_start(struct transport **out, const struct cluster_config *cfg, int self,
-                     const struct transport_handlers *h, char *err, size_t errlen);
+                    const struct transport_handlers *h, char *err, size_t errlen);
 
 /* Queues one message; any thread. dst may be self. 0, or -errno (peer lost,
  * payload too large). The payload is copied before return. */

@@ -44,8 +44,8 @@ enum wire_type {
     WIRE_IO_REPLY,
     /* interrupts: arg0 = packed apic_msg, arg1 = destination vCPU mask */
     WIRE_APIC_MSG = 40,
-    WIRE_APIC_EOI,      /* arg0 = vector */
-    WIRE_APIC_LOGICAL,  /* arg0 = vCPU, arg1 = LDR, arg2 = DFR */
+    WIRE_APIC_EOI,     /* arg0 = vector */
+    WIRE_APIC_LOGICAL, /* arg0 = vCPU, arg1 = LDR, arg2 = DFR */
     /* time and life cycle */
     WIRE_TIME_PING = 48, /* arg0 = sender's clock at send */
     WIRE_TIME_PONG,      /* arg0 = echoed, arg1 = responder's clock */
@@ -53,7 +53,7 @@ enum wire_type {
     WIRE_STOP,           /* arg0 = guest exit status */
     WIRE_ABORT,          /* arg0 = failed node, payload: reason text */
     WIRE_STATS_REQ,
-    WIRE_STATS_REPLY,    /* payload: text */
+    WIRE_STATS_REPLY, /* payload: text */
     WIRE_TYPE_MAX = 63,
 };
 
@@ -61,20 +61,20 @@ struct wire_hdr {
     uint32_t magic;
     uint8_t version;
     uint8_t type;
-    uint16_t src;     /* sending node */
-    uint16_t dst;     /* receiving node */
+    uint16_t src; /* sending node */
+    uint16_t dst; /* receiving node */
     uint16_t flags;
-    uint32_t len;     /* payload bytes */
-    uint64_t seq;     /* per-connection, strictly increasing; the MAC nonce */
+    uint32_t len; /* payload bytes */
+    uint64_t seq; /* per-connection, strictly increasing; the MAC nonce */
     uint64_t arg[3];
     uint8_t mac[WIRE_MAC_BYTES];
 };
 _Static_assert(sizeof(struct wire_hdr) == 64, "wire header is 64 bytes");
 
 struct wire_hello {
-    uint32_t node;          /* claimed node id */
+    uint32_t node; /* claimed node id */
     uint32_t wire_version;
-    char unum_version[24];  /* NUL-terminated */
+    char unum_version[24]; /* NUL-terminated */
     uint8_t nonce[32];
 };
 
@@ -110,7 +110,8 @@ bool wire_replay_accept(struct wire_replay *r, uint64_t seq);
 /* Keyed proofs for the handshake (HMAC-SHA-512/256 of the secret over the
  * transcript) and the session key derivation. */
 void wire_proof(uint8_t out[32], const uint8_t *secret, size_t secret_len, const char *label,
-                const uint8_t nonce_c[32], const uint8_t nonce_s[32], uint32_t client, uint32_t server);
+                const uint8_t nonce_c[32], const uint8_t nonce_s[32], uint32_t client,
+                uint32_t server);
 void wire_session_key(uint8_t key[WIRE_KEY_BYTES], const uint8_t *secret, size_t secret_len,
                       const uint8_t nonce_c[32], const uint8_t nonce_s[32], uint32_t client,
                       uint32_t server);

@@ -79,8 +79,8 @@ void lapic_accept(struct lapic *l, const struct apic_msg *m);
 /* Called (outside the LAPIC's lock) whenever the guest writes the logical
  * destination (LDR) or its format (DFR): on a cluster, other nodes route
  * logical-mode messages with it. */
-void lapic_set_logical_hook(struct lapic *l, void (*fn)(void *ctx, int vcpu, uint32_t ldr, uint32_t dfr),
-                            void *ctx);
+void lapic_set_logical_hook(struct lapic *l,
+                            void (*fn)(void *ctx, int vcpu, uint32_t ldr, uint32_t dfr), void *ctx);
 /* Arbitration priority (APR) for lowest-priority delivery: lower wins. */
 int lapic_priority(struct lapic *l);
 

@@ -43,11 +43,11 @@ struct pc;
 
 struct pc_vcpu {
     struct pc *pc;
-    int id;       /* global vCPU index = APIC ID */
-    int node;     /* the node running it */
-    struct vcpu *v;       /* NULL for a vCPU on another node */
-    struct lapic *lapic;  /* NULL for a vCPU on another node */
-    uint32_t ldr, dfr;    /* another node's vCPU: its logical destination */
+    int id;              /* global vCPU index = APIC ID */
+    int node;            /* the node running it */
+    struct vcpu *v;      /* NULL for a vCPU on another node */
+    struct lapic *lapic; /* NULL for a vCPU on another node */
+    uint32_t ldr, dfr;   /* another node's vCPU: its logical destination */
     pthread_t thread;
 };
 
@@ -80,12 +80,15 @@ struct pc {
     _Atomic int exit_status;
     uint64_t start_ns;
     /* cluster */
-    struct node *node;    /* NULL on a single node */
-    int self, platform;   /* node ids (0, 0 on a single node) */
-    bool is_platform;     /* this node has the platform devices */
+    struct node *node;  /* NULL on a single node */
+    int self, platform; /* node ids (0, 0 on a single node) */
+    bool is_platform;   /* this node has the platform devices */
 };
 
-static bool vcpu_local(const struct pc *pc, int i) { return pc->cpus[i].v != NULL; }
+static bool vcpu_local(const struct pc *pc, int i)
+{
+    return pc->cpus[i].v != NULL;
+}
 
 /* ---- stopping ---- */
 
@@ -494,7 +497,10 @@ static char *kernel_cmdline(const struct pc_config *cfg)
 
 /* The I/O APIC's ID follows the local APICs' (0..n-1) in its 4-bit register, as on
  * real boards; MADT and device must agree. */
-static int pc_ioapic_id(const struct pc *pc) { return pc->ncpus & 0xf; }
+static int pc_ioapic_id(const struct pc *pc)
+{
+    return pc->ncpus & 0xf;
+}
 
 static void build_e820(const struct pc *pc, struct boot_layout *l)
 {
@@ -546,8 +552,9 @@ static void build_acpi(struct pc *pc, struct boot_layout *l)
     ac.ioapic_id = (uint8_t)pc_ioapic_id(pc);
     struct acpi_cpu *cpus = calloc((size_t)pc->ncpus, sizeof(*cpus));
     for (int i = 0; i < pc->ncpus; i++)
-        cpus[i] = (struct acpi_cpu){
-            .apic_id = (uint32_t)i, .node = numa ? numa_domain(cl, pc->cpus[i].node) : 0, .present = true};
+        cpus[i] = (struct acpi_cpu){.apic_id = (uint32_t)i,
+                                    .node = numa ? numa_domain(cl, pc->cpus[i].node) : 0,
+                                    .present = true};
     ac.cpus = cpus;
     ac.ncpus = (uint32_t)pc->ncpus;
     struct acpi_mem_range mem[2 * CLUSTER_MAX_NODES];
@@ -733,8 +740,8 @@ static void node_start_in(void *ctx, const void *info, uint32_t len)
         memcpy(route_names[i], r[i].name, sizeof(route_names[i]));
         route_names[i][sizeof(route_names[i]) - 1] = 0;
         if (r[i].node != pc->self)
-            router_add_remote(&pc->router, r[i].space ? ROUTE_MMIO : ROUTE_PIO, r[i].base,
-                              r[i].len, route_names[i], r[i].node);
+            router_add_remote(&pc->router, r[i].space ? ROUTE_MMIO : ROUTE_PIO, r[i].base, r[i].len,
+                              route_names[i], r[i].node);
     }
 }
 
@@ -768,7 +775,8 @@ static void join_cluster(struct pc *pc)
     char prefix[16];
     snprintf(prefix, sizeof(prefix), "node %d: ", pc->self);
     if (!pc->node)
-        die("node %d: %s", pc->self, strncmp(err, prefix, strlen(prefix)) ? err : err + strlen(prefix));
+        die("node %d: %s", pc->self,
+            strncmp(err, prefix, strlen(prefix)) ? err : err + strlen(prefix));
     router_set_cluster(&pc->router, pc->self, pc->platform, node_forward_io, pc->node);
 }
 
@@ -813,8 +821,9 @@ static void print_routes(struct pc *pc, bool counters)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return;
-    fprintf(f, "unum: routing table of node %d (the local APIC page 0xfee00000 is "
-               "served by each vCPU's own node)\n",
+    fprintf(f,
+            "unum: routing table of node %d (the local APIC page 0xfee00000 is "
+            "served by each vCPU's own node)\n",
             pc->self);
     router_print(&pc->router, f, counters);
     fclose(f);

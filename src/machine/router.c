@@ -100,12 +100,16 @@ void router_print(struct router *r, FILE *f, bool counters)
                      (unsigned long long)(e->base + e->len - 1));
         else
             snprintf(range, sizeof(range), "anything else");
-        fprintf(f, "%-5s %-33s %-4d %-14s", i == r->n ? "*" : e->space == ROUTE_PIO ? "pio" : "mmio",
+        fprintf(f, "%-5s %-33s %-4d %-14s",
+                i == r->n               ? "*"
+                : e->space == ROUTE_PIO ? "pio"
+                                        : "mmio",
                 range, e->node, e->name ? e->name : "?");
         if (counters) {
             uint64_t fw = atomic_load(&e->forwarded);
             fprintf(f, " %12llu %12llu %10.1f", (unsigned long long)atomic_load(&e->accesses),
-                    (unsigned long long)fw, fw ? atomic_load(&e->forward_ns) / 1000.0 / (double)fw : 0.0);
+                    (unsigned long long)fw,
+                    fw ? atomic_load(&e->forward_ns) / 1000.0 / (double)fw : 0.0);
         }
         fputc('\n', f);
     }

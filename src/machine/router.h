@@ -33,8 +33,8 @@ struct route {
     const struct io_ops *ops;
     void *dev;
     const char *name;
-    int node;                  /* implementing node */
-    _Atomic uint64_t accesses; /* statistics: all accesses through this route */
+    int node;                               /* implementing node */
+    _Atomic uint64_t accesses;              /* statistics: all accesses through this route */
     _Atomic uint64_t forwarded, forward_ns; /* remote: accesses and their round trips */
 };
 

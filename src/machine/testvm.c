@@ -70,8 +70,14 @@ static void testvm_io(void *opaque, struct cpu_io *io)
         node_forward_io(vm->node, vm->cl->platform, io);
 }
 
-static void node_io_in(void *ctx, int from, struct cpu_io *io) { platform_io(ctx, io); }
-static void node_stop_in(void *ctx, int status) { stop_local(ctx, status); }
+static void node_io_in(void *ctx, int from, struct cpu_io *io)
+{
+    platform_io(ctx, io);
+}
+static void node_stop_in(void *ctx, int status)
+{
+    stop_local(ctx, status);
+}
 
 static int testvm_home(void *ctx, uint64_t gpa)
 {
@@ -159,8 +165,8 @@ int testvm_run(const struct testvm_config *cfg)
     if (cfg->cluster) {
         struct node_machine m = {.io = node_io_in, .stop = node_stop_in, .ctx = &vm};
         char err[256];
-        vm.node = node_create(cfg->cluster, vm.self, &vm.mem, testvm_home, &vm, &m, err,
-                              sizeof(err));
+        vm.node =
+            node_create(cfg->cluster, vm.self, &vm.mem, testvm_home, &vm, &m, err, sizeof(err));
         char prefix[16];
         snprintf(prefix, sizeof(prefix), "node %d: ", vm.self);
         if (!vm.node)

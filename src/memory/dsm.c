@@ -69,9 +69,9 @@ struct dsm {
     /* shared */
     pthread_mutex_t lock;
     pthread_cond_t granted;
-    struct pending *pend[HASH_BUCKETS];    /* asked for, not granted yet */
+    struct pending *pend[HASH_BUCKETS];      /* asked for, not granted yet */
     struct pending *granted_p[HASH_BUCKETS]; /* granted, waiters still to run */
-    struct held_msg *resume; /* revocations released by the last waiter */
+    struct held_msg *resume;                 /* revocations released by the last waiter */
     bool shut;
     uint64_t spin_ns;
 
@@ -512,8 +512,8 @@ static void run_resumed(struct dsm *d)
 void dsm_receive(struct dsm *d, int src, const struct dsm_msg *m, const void *page_data)
 {
     uint64_t page = m->gpa >> GUEST_PAGE_SHIFT;
-    bool bad = m->type >= DSM_MSG_TYPES || src < 0 || src >= d->nnodes ||
-               page >= d->mem->npages || (m->gpa & ~GUEST_PAGE_MASK) || m->right > MEM_WRITE ||
+    bool bad = m->type >= DSM_MSG_TYPES || src < 0 || src >= d->nnodes || page >= d->mem->npages ||
+               (m->gpa & ~GUEST_PAGE_MASK) || m->right > MEM_WRITE ||
                !guest_mem_host(d->mem, m->gpa);
     bool home_msg = m->type == DSM_REQ || m->type == DSM_FETCH_REPLY || m->type == DSM_INV_ACK ||
                     m->type == DSM_DONE;

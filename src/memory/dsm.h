@@ -84,13 +84,13 @@ void dsm_shutdown(struct dsm *d);
 
 #define DSM_LAT_BUCKETS 24 /* fault latency histogram: bucket i counts [2^i, 2^(i+1)) us */
 struct dsm_stats {
-    uint64_t read_faults, write_faults;      /* faults taken on this node */
-    uint64_t remote_faults;                  /* of those, served by another node */
-    uint64_t invalidations;                  /* copies dropped on request */
-    uint64_t fetches;                        /* pages given back to their home */
-    uint64_t requests_served;                /* as home */
-    uint64_t pages_sent, pages_received;     /* payload pages */
-    uint64_t deferred;                       /* revocations held back for waiters */
+    uint64_t read_faults, write_faults;  /* faults taken on this node */
+    uint64_t remote_faults;              /* of those, served by another node */
+    uint64_t invalidations;              /* copies dropped on request */
+    uint64_t fetches;                    /* pages given back to their home */
+    uint64_t requests_served;            /* as home */
+    uint64_t pages_sent, pages_received; /* payload pages */
+    uint64_t deferred;                   /* revocations held back for waiters */
     uint64_t bad_messages;
     uint64_t lat_hist[DSM_LAT_BUCKETS];
     uint64_t lat_total_ns, lat_count;
