@@ -15,6 +15,7 @@
 
 #include "cluster/transport.h"
 #include "cpu/emu/emu_api.h"
+#include "util/util.h"
 
 #define IO_SLOTS         256
 #define TIME_SAMPLES     16
@@ -73,13 +74,6 @@ struct node {
 
     _Atomic uint64_t bad_messages;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
 {
@@ -434,7 +428,7 @@ static int time_sync(struct node *n, char *err, size_t errlen)
     emu_set_clock_offset(best_off);
     n->time.offset_cycles = best_off;
     n->time.rtt_ns = (uint64_t)((double)best_rtt / (double)emu_tsc_hz() * 1e9);
-    n->last_check_ns = now_ns();
+    n->last_check_ns = clock_ns();
     return 0;
 }
 
@@ -442,7 +436,7 @@ static void on_tick(void *ctx)
 {
     struct node *n = ctx;
     if (node_is_platform(n) || atomic_load(&n->stopping) || !atomic_load(&n->t)) return;
-    uint64_t t = now_ns();
+    uint64_t t = clock_ns();
     if (t - n->last_check_ns < TIME_RECHECK_NS) return;
     n->last_check_ns = t;
     send_msg(n, n->cfg.platform, WIRE_TIME_PING, emu_host_clock(), 1, 0, NULL, 0);
@@ -484,7 +478,9 @@ static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
 {
     struct node *n = ctx;
     int src = h->src;
-    if (getenv("UNUM_DEBUG_WIRE"))
+    static int debug = -1; /* UNUM_DEBUG_WIRE: trace every message (read once) */
+    if (debug < 0) debug = getenv("UNUM_DEBUG_WIRE") != NULL;
+    if (debug)
         fprintf(stderr, "node %d <- %d %s %llx %llx %llx len %u\n", n->self, src,
                 wire_type_name(h->type), (unsigned long long)h->arg[0],
                 (unsigned long long)h->arg[1], (unsigned long long)h->arg[2], h->len);
@@ -688,11 +684,7 @@ void node_print_stats(struct node *n, FILE *out)
     node_print_stats_to(n, f);
     fclose(f);
     fflush(out);
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fileno(out), buf + off, len - off);
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
+    write_all(fileno(out), buf, len);
     free(buf);
 }
 

@@ -550,6 +550,17 @@ int lapic_msr(struct lapic *l, uint32_t index, bool write, uint64_t *value)
 
 /* ---- APIC bus side ---- */
 
+bool apic_logical_match(uint32_t ldr_reg, uint32_t dfr, unsigned dest)
+{
+    unsigned ldr = ldr_reg >> 24;
+    switch (dfr >> 28) {
+    case 0xf: return (ldr & dest) != 0; /* flat: one bit per APIC */
+    case 0x0:                           /* cluster: 4-bit cluster, 4 bits */
+        return ((dest >> 4) == 0xf || (dest >> 4) == (ldr >> 4)) && (ldr & dest & 0xf);
+    default: return false;
+    }
+}
+
 bool lapic_match(struct lapic *l, const struct apic_msg *m)
 {
     int self = l->v ? l->v->id : l->id;
@@ -568,14 +579,7 @@ bool lapic_match(struct lapic *l, const struct apic_msg *m)
     } else if (!m->logical) {
         r = dest == (unsigned)l->id;
     } else {
-        unsigned ldr = l->ldr >> 24;
-        switch (l->dfr >> 28) {
-        case 0xf: r = (ldr & dest) != 0; break; /* flat: one bit per APIC */
-        case 0x0:                               /* cluster: 4-bit cluster, 4 bits */
-            r = ((dest >> 4) == 0xf || (dest >> 4) == (ldr >> 4)) && (ldr & dest & 0xf);
-            break;
-        default: break;
-        }
+        r = apic_logical_match(l->ldr, l->dfr, dest);
     }
 out:
     pthread_mutex_unlock(&l->lock);

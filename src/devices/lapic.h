@@ -76,6 +76,10 @@ int lapic_id(const struct lapic *l);
  * APIC matches nothing. lapic_accept takes a message the bus routed here. */
 bool lapic_match(struct lapic *l, const struct apic_msg *m);
 void lapic_accept(struct lapic *l, const struct apic_msg *m);
+/* The logical-destination rule (flat or cluster model, by DFR) for a LAPIC with
+ * these LDR/DFR values and an 8-bit logical destination: shared with the bus's
+ * matching of vCPUs on other nodes. */
+bool apic_logical_match(uint32_t ldr, uint32_t dfr, unsigned dest);
 /* Called (outside the LAPIC's lock) whenever the guest writes the logical
  * destination (LDR) or its format (DFR): on a cluster, other nodes route
  * logical-mode messages with it. */

@@ -5,13 +5,6 @@
 #include <errno.h>
 #include <time.h>
 
-uint64_t clock_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 static void heap_swap(struct timer_service *ts, int a, int b)
 {
     struct timer *t = ts->heap[a];

@@ -28,7 +28,7 @@ struct timer_service {
     bool running;
 };
 
-uint64_t clock_ns(void);
+#include "util/util.h" /* clock_ns */
 
 int timer_service_start(struct timer_service *ts);
 void timer_service_stop(struct timer_service *ts);

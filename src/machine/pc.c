@@ -277,12 +277,7 @@ static bool remote_match(const struct pc_vcpu *pv, const struct apic_msg *m)
     unsigned dest = m->dest & 0xff;
     if (dest == 0xff) return true;
     if (!m->logical) return dest == (unsigned)pv->id;
-    unsigned ldr = pv->ldr >> 24;
-    switch (pv->dfr >> 28) {
-    case 0xf: return (ldr & dest) != 0;
-    case 0x0: return ((dest >> 4) == 0xf || (dest >> 4) == (ldr >> 4)) && (ldr & dest & 0xf);
-    default: return false;
-    }
+    return apic_logical_match(pv->ldr, pv->dfr, dest);
 }
 
 static void bus_deliver(void *opaque, const struct apic_msg *m)
@@ -827,11 +822,7 @@ static void print_routes(struct pc *pc, bool counters)
             pc->self);
     router_print(&pc->router, f, counters);
     fclose(f);
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(STDERR_FILENO, buf + off, len - off);
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
+    write_all(STDERR_FILENO, buf, len);
     free(buf);
 }
 

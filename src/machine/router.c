@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/util.h"
+
 void router_init(struct router *r)
 {
     memset(r, 0, sizeof(*r));
@@ -71,20 +73,13 @@ int router_add_remote(struct router *r, enum route_space space, uint64_t base, u
     return add_route(r, space, base, len, NULL, NULL, name, node);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The whole access runs on the implementing node, which splits it if needed. */
 static void forward(struct router *r, struct route *e, struct cpu_io *io)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_ns();
     r->forward(r->forward_ctx, e->node, io);
     atomic_fetch_add_explicit(&e->forwarded, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->forward_ns, now_ns() - t0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->forward_ns, clock_ns() - t0, memory_order_relaxed);
 }
 
 void router_print(struct router *r, FILE *f, bool counters)

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/util.h"
+
 #define HASH_BUCKETS 1024
 #define NO_OWNER     (-1)
 
@@ -82,13 +84,6 @@ struct dsm {
         _Atomic uint64_t lat_total_ns, lat_count;
     } st;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static unsigned bucket(uint64_t page)
 {
@@ -177,7 +172,7 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
     atomic_fetch_add_explicit(&d->page_faults[page], 1, memory_order_relaxed);
     int home = d->home(d->home_ctx, page << GUEST_PAGE_SHIFT);
     if (home != d->self) atomic_fetch_add(&d->st.remote_faults, 1);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_ns();
     int result = 0;
     for (;;) {
         guest_mem_thread_leave();
@@ -216,10 +211,10 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
         /* a remote miss takes tens of microseconds: spin that long before
          * sleeping (UNUM_DSM_SPIN_US, default 30) */
         pthread_mutex_unlock(&d->lock);
-        uint64_t spin_until = now_ns() + d->spin_ns;
+        uint64_t spin_until = clock_ns() + d->spin_ns;
         /* yielding, not pausing: on a host with fewer cores than busy threads the
          * thread that will answer may be waiting for this core */
-        while (!__atomic_load_n(&p->granted, __ATOMIC_ACQUIRE) && now_ns() < spin_until)
+        while (!__atomic_load_n(&p->granted, __ATOMIC_ACQUIRE) && clock_ns() < spin_until)
             sched_yield();
         pthread_mutex_lock(&d->lock);
         while (!p->granted && !p->failed && !d->shut)
@@ -256,7 +251,7 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
             break;
         }
     }
-    record_latency(d, now_ns() - t0);
+    record_latency(d, clock_ns() - t0);
     return result;
 }
 

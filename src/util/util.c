@@ -1,6 +1,8 @@
 /* util.c — die(), size and integer parsing. */
 #include "util/util.h"
 
+#include <unistd.h>
+#include <time.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -52,4 +54,23 @@ int parse_int(const char *s, long min, long max, long *out)
     if (errno || *end || v < min || v > max) return -1;
     *out = v;
     return 0;
+}
+
+uint64_t clock_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+void write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        p += w;
+        len -= (size_t)w;
+    }
 }
