@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 /* node.c — a process's part in the cluster (see node.h). */
 #include "cluster/node.h"
 
@@ -42,6 +43,7 @@ struct node {
     int self;
     struct node_machine mach;
     struct transport *_Atomic t;
+    bool realtime; /* the transport thread runs at real-time priority */
     struct dsm *dsm;
     struct guest_mem *mem;
 
@@ -611,6 +613,7 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
     }
     n->io_running = true;
     pthread_create(&n->io_thread, NULL, io_worker, n);
+    pthread_setname_np(n->io_thread, "io-worker");
     struct transport_handlers h = {
         .recv = on_recv, .peer_lost = on_peer_lost, .tick = on_tick, .ctx = n};
     struct transport *t = NULL;
@@ -619,6 +622,7 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
         return NULL;
     }
     atomic_store(&n->t, t);
+    n->realtime = transport_set_realtime(t);
     if (!node_is_platform(n)) {
         if (time_sync(n, err, errlen) < 0) {
             node_destroy(n);
@@ -692,6 +696,9 @@ static void node_print_stats_to(struct node *n, FILE *f)
 {
     dsm_print_stats(n->dsm, f, 5);
     struct transport *t = atomic_load(&n->t);
+    fprintf(f, "node %d: transport thread at %s priority\n", n->self,
+            n->realtime ? "real-time (SCHED_FIFO)"
+                        : "normal (SCHED_FIFO not permitted, or UNUM_TRANSPORT_RT=0)");
     for (int i = 0; t && i < n->cfg.nnodes; i++) {
         if (i == n->self) continue;
         struct transport_peer_stats s;

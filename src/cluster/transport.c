@@ -180,7 +180,8 @@ struct transport {
     pthread_mutex_t lock; /* every UCX call, the send sequence, the backlogs */
     bool started;         /* start-up done: failures are peer losses */
     char fatal[256];      /* start-up failure */
-    int64_t spin_ns, hb_timeout_ns, hb_interval_ns;
+    _Atomic int64_t spin_ns;
+    int64_t hb_timeout_ns, hb_interval_ns;
     int64_t next_tick, next_heartbeat;
     struct conn *conns;
     _Atomic bool conn_events; /* some conn errored or wants closing */
@@ -1053,20 +1054,34 @@ static void *progress_thread(void *arg)
             idle_since = now;
             continue;
         }
-        if (now - idle_since < t->spin_ns) {
+        int64_t spin_ns = atomic_load_explicit(&t->spin_ns, memory_order_relaxed);
+        if (now - idle_since < spin_ns) {
             /* Poll, but let any other runnable thread of this core go first:
              * vCPU threads of several nodes share two cores here. When one
              * did (the yield took long), the core is busy: polling would
              * only come back a time slice later, so sleep instead, to be
              * woken (promptly: a thread that slept gets the CPU back first). */
             sched_yield();
-            if (now_ns() - now > YIELD_BUSY_NS) idle_since = now - t->spin_ns;
+            if (now_ns() - now > YIELD_BUSY_NS) idle_since = now - spin_ns;
             continue;
         }
         wait_events(t, t->next_tick - now);
         idle_since = now_ns();
     }
     return NULL;
+}
+
+bool transport_set_realtime(struct transport *t)
+{
+    const char *rt = getenv("UNUM_TRANSPORT_RT");
+    if (!t || !t->thread_running || (rt && !strcmp(rt, "0"))) return false;
+    int prio = rt && atoi(rt) > 0 ? atoi(rt) : 1;
+    if (prio > sched_get_priority_max(SCHED_FIFO)) prio = sched_get_priority_max(SCHED_FIFO);
+    struct sched_param sp = {.sched_priority = prio};
+    if (pthread_setschedparam(t->thread, SCHED_FIFO, &sp) != 0) return false;
+    /* polling at real-time priority would take the core from the vCPUs */
+    atomic_store(&t->spin_ns, 0);
+    return true;
 }
 
 /* ---- describe --------------------------------------------------------------------- */
@@ -1476,6 +1491,7 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
         goto fail;
     }
     t->thread_running = true;
+    pthread_setname_np(t->thread, "transport");
     return 0;
 fail:
     destroy(t);

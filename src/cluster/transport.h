@@ -45,6 +45,15 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
 int transport_send(struct transport *t, int dst, int type, const uint64_t arg[3],
                    const void *payload, uint32_t len);
 
+/* Runs the progress thread (and with it the handlers: DSM service, interrupt and
+ * I/O messages) at real-time priority (SCHED_FIFO), so that a message is served
+ * as soon as it arrives even when vCPU threads occupy every core; it then sleeps
+ * as soon as it is idle instead of polling. UNUM_TRANSPORT_RT=0 keeps normal
+ * scheduling; =N picks FIFO priority N (default 1). Returns true when in effect
+ * (needs CAP_SYS_NICE or an RLIMIT_RTPRIO allowance). Call once the handlers'
+ * context is complete: they must never wait for a normal thread by polling. */
+bool transport_set_realtime(struct transport *t);
+
 /* Stops the progress thread (handlers no longer run), closes connections. */
 void transport_stop(struct transport *t);
 

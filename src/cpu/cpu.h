@@ -84,6 +84,8 @@ struct vcpu {
     _Atomic int in_guest;        /* set while the vCPU may use cached translations */
     _Atomic uint64_t flush_seq;  /* shoot-down requests posted */
     _Atomic uint64_t flush_done; /* shoot-down requests acknowledged */
+    _Atomic uint32_t ack_word;   /* futex: bumped on an acknowledgement or leaving */
+    _Atomic int ack_waiters;     /* revokers sleeping on ack_word */
     struct mem_tcache tcache;
     _Atomic int sleeping; /* in vcpu_halt_wait */
     _Atomic bool halt_if; /* RFLAGS.IF when it last halted */
@@ -92,6 +94,24 @@ struct vcpu {
 
 /* Wakes a vCPU sleeping in vcpu_halt_wait (cheap when it is not sleeping). */
 void vcpu_kick(struct vcpu *v);
+
+/* Shoot-down acknowledgement. A revoker waits until the vCPU acknowledged request
+ * `seq` or left the guest; it sleeps rather than spins, so that a revoker running
+ * at real-time priority cannot starve the vCPU it waits for. */
+void vcpu_wait_flush_ack(struct vcpu *v, uint64_t seq);
+void vcpu_wake_flush_waiters(struct vcpu *v); /* cheap when nobody waits */
+
+static inline void vcpu_ack_flush(struct vcpu *v, uint64_t seq)
+{
+    atomic_store_explicit(&v->flush_done, seq, memory_order_seq_cst);
+    vcpu_wake_flush_waiters(v);
+}
+
+static inline void vcpu_leave_guest(struct vcpu *v)
+{
+    atomic_store_explicit(&v->in_guest, 0, memory_order_seq_cst);
+    vcpu_wake_flush_waiters(v);
+}
 
 static inline void vcpu_post(struct vcpu *v, uint32_t req)
 {

@@ -20,6 +20,49 @@ void vcpu_kick(struct vcpu *v)
         syscall(SYS_futex, &v->requests, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }
 
+void vcpu_wake_flush_waiters(struct vcpu *v)
+{
+    if (!atomic_load_explicit(&v->ack_waiters, memory_order_seq_cst)) return;
+    atomic_fetch_add_explicit(&v->ack_word, 1, memory_order_seq_cst);
+    syscall(SYS_futex, &v->ack_word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT32_MAX, NULL, NULL, 0);
+}
+
+static bool flush_acked(struct vcpu *v, uint64_t seq)
+{
+    return !atomic_load_explicit(&v->in_guest, memory_order_seq_cst) ||
+           atomic_load_explicit(&v->flush_done, memory_order_seq_cst) >= seq;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void vcpu_wait_flush_ack(struct vcpu *v, uint64_t seq)
+{
+    /* a vCPU running on another core acknowledges within a block: poll briefly */
+    uint64_t until = mono_ns() + 5000;
+    while (!flush_acked(v, seq))
+        if (mono_ns() > until) break;
+        else
+            __builtin_ia32_pause();
+    if (flush_acked(v, seq)) return;
+    atomic_fetch_add_explicit(&v->ack_waiters, 1, memory_order_seq_cst);
+    for (;;) {
+        uint32_t w = atomic_load_explicit(&v->ack_word, memory_order_seq_cst);
+        if (flush_acked(v, seq)) break;
+        /* the vCPU bumps ack_word after acknowledging when it sees a waiter; the
+         * timeout only bounds the cost of a missed wake-up */
+        uint64_t deadline = mono_ns() + 1000000;
+        struct timespec abs = {.tv_sec = (time_t)(deadline / 1000000000ull),
+                               .tv_nsec = (long)(deadline % 1000000000ull)};
+        futex_wait(&v->ack_word, w, &abs);
+    }
+    atomic_fetch_sub_explicit(&v->ack_waiters, 1, memory_order_seq_cst);
+}
+
 static bool wakes(struct vcpu *v, uint32_t req)
 {
     if (req & (VCPU_REQ_NMI | VCPU_REQ_INIT | VCPU_REQ_SIPI | VCPU_REQ_STOP | VCPU_REQ_SMI))

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 /* timer.c — see timer.h. A binary min-heap of armed timers under one mutex; the
  * service thread sleeps on a condition variable until the earliest deadline. */
 #include "devices/timer.h"
@@ -86,6 +87,7 @@ int timer_service_start(struct timer_service *ts)
     pthread_condattr_destroy(&attr);
     int err = pthread_create(&ts->thread, NULL, service, ts);
     if (err) return -err;
+    pthread_setname_np(ts->thread, "timers");
     ts->running = true;
     return 0;
 }

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 /* pc.c — the PC machine (see pc.h): builds memory, devices, ACPI tables and vCPU
  * threads from a struct pc_config, boots Linux through the 64-bit boot protocol
  * and runs until the guest powers off, resets or triple-faults. */
@@ -470,6 +471,24 @@ static char *base64(const char *s)
     return out;
 }
 
+/* Over several nodes every write to a page another node uses costs a page
+ * round trip, so two periodic sources of such writes are turned off unless the
+ * user's --append sets them: automatic NUMA balancing (it unmaps pages to sample
+ * accesses, and every hinting fault takes the process-wide mmap lock) and, on
+ * every vCPU but 0, the periodic tick while one task runs (nohz_full: each tick
+ * reads jiffies and the timekeeper, which vCPU 0 writes every tick). */
+static void cluster_cmdline(const struct pc_config *cfg, char *out, size_t len)
+{
+    out[0] = 0;
+    if (!cfg->cluster || cfg->cluster->nnodes < 2) return;
+    size_t o = 0;
+    if (!strstr(cfg->append, "numa_balancing="))
+        o += (size_t)snprintf(out + o, len - o, " numa_balancing=disable");
+    if (cfg->cpus > 1 && !strstr(cfg->append, "nohz_full=") && o < len)
+        snprintf(out + o, len - o, cfg->cpus == 2 ? " nohz_full=1" : " nohz_full=1-%d",
+                 cfg->cpus - 1);
+}
+
 static char *kernel_cmdline(const struct pc_config *cfg)
 {
     /* quiet boot on the serial console; tsc=reliable because the TSC is the host's
@@ -481,11 +500,14 @@ static char *kernel_cmdline(const struct pc_config *cfg)
      * self-tests of every crypto algorithm (seconds of RSA arithmetic) */
     const char *base = "console=ttyS0 panic=-1 tsc=reliable no_timer_check cryptomgr.notests=1";
     const char *level = cfg->verbose ? "loglevel=7" : "quiet loglevel=3";
+    char cluster[96];
+    cluster_cmdline(cfg, cluster, sizeof cluster);
     char *b64 = cfg->command ? base64(cfg->command) : NULL;
-    size_t len = strlen(base) + strlen(level) + strlen(cfg->append) + (b64 ? strlen(b64) : 0) + 32;
+    size_t len = strlen(base) + strlen(level) + strlen(cluster) + strlen(cfg->append) +
+                 (b64 ? strlen(b64) : 0) + 32;
     char *s = malloc(len);
-    snprintf(s, len, "%s %s %s%s%s", base, level, cfg->append, b64 ? " unum.cmd=" : "",
-             b64 ? b64 : "");
+    snprintf(s, len, "%s %s%s %s%s%s", base, level, cluster, cfg->append,
+             b64 ? " unum.cmd=" : "", b64 ? b64 : "");
     free(b64);
     return s;
 }
@@ -857,7 +879,12 @@ int pc_run(const struct pc_config *cfg)
     }
     bool running = atomic_load(&pc->exit_status) == EXIT_RUNNING;
     for (int i = 0; running && i < pc->ncpus; i++)
-        if (vcpu_local(pc, i)) pthread_create(&pc->cpus[i].thread, NULL, vcpu_thread, &pc->cpus[i]);
+        if (vcpu_local(pc, i)) {
+            pthread_create(&pc->cpus[i].thread, NULL, vcpu_thread, &pc->cpus[i]);
+            char name[16];
+            snprintf(name, sizeof name, "vcpu%d", i);
+            pthread_setname_np(pc->cpus[i].thread, name);
+        }
     pthread_t prof;
     bool profiling = getenv("UNUM_PROFILE") != NULL && running;
     if (profiling) pthread_create(&prof, NULL, profile_thread, pc);

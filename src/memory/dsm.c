@@ -76,6 +76,8 @@ struct dsm {
     struct held_msg *resume;                 /* revocations released by the last waiter */
     bool shut;
     uint64_t spin_ns;
+    FILE *trace; /* UNUM_DSM_TRACE: one line per fault, for finding what bounces */
+    pthread_mutex_t trace_lock;
 
     struct {
         _Atomic uint64_t read_faults, write_faults, remote_faults, invalidations, fetches,
@@ -161,6 +163,16 @@ static void record_latency(struct dsm *d, uint64_t ns)
     atomic_fetch_add(&d->st.lat_hist[b], 1);
     atomic_fetch_add(&d->st.lat_total_ns, ns);
     atomic_fetch_add(&d->st.lat_count, 1);
+}
+
+static void trace_fault(struct dsm *d, uint64_t t0, uint64_t gpa, enum mem_right want,
+                        uint64_t ns)
+{
+    pthread_mutex_lock(&d->trace_lock);
+    fprintf(d->trace, "%llu %c %#llx %llu %#llx\n", (unsigned long long)(t0 / 1000),
+            want == MEM_WRITE ? 'w' : 'r', (unsigned long long)gpa, (unsigned long long)ns / 1000,
+            (unsigned long long)guest_mem_thread_guest_pc());
+    pthread_mutex_unlock(&d->trace_lock);
 }
 
 int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
@@ -251,7 +263,9 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
             break;
         }
     }
-    record_latency(d, clock_ns() - t0);
+    uint64_t t1 = clock_ns();
+    record_latency(d, t1 - t0);
+    if (d->trace) trace_fault(d, t0, gpa, want, t1 - t0);
     return result;
 }
 
@@ -590,6 +604,14 @@ struct dsm *dsm_create(struct guest_mem *mem, int self, int nnodes, dsm_home_fn 
     d->spin_ns = (spin && *spin ? strtoull(spin, NULL, 10) : 30) * 1000;
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->granted, NULL);
+    pthread_mutex_init(&d->trace_lock, NULL);
+    const char *trace = getenv("UNUM_DSM_TRACE");
+    if (trace && *trace) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.node%d", trace, self);
+        d->trace = fopen(path, "w");
+        if (!d->trace) fprintf(stderr, "unum: cannot write the DSM trace %s\n", path);
+    }
     for (uint64_t p = 0; p < mem->npages; p++) {
         bool mine = home(home_ctx, p << GUEST_PAGE_SHIFT) == self;
         d->dir[p].owner = mine ? (int16_t)self : NO_OWNER;
@@ -643,6 +665,7 @@ void dsm_destroy(struct dsm *d)
     pthread_cond_destroy(&d->granted);
     free(d->dir);
     free(d->page_faults);
+    if (d->trace) fclose(d->trace);
     free(d);
 }
 

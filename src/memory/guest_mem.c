@@ -85,6 +85,11 @@ void guest_mem_set_thread_hooks(const struct guest_mem_thread_hooks *h)
         thread_hooks = (struct guest_mem_thread_hooks){0};
 }
 
+uint64_t guest_mem_thread_guest_pc(void)
+{
+    return thread_hooks.guest_pc ? thread_hooks.guest_pc(thread_hooks.ctx) : 0;
+}
+
 void guest_mem_thread_leave(void)
 {
     if (thread_hooks.leave) thread_hooks.leave(thread_hooks.ctx);

@@ -87,11 +87,13 @@ void guest_mem_grant(struct guest_mem *m, uint64_t gpa, enum mem_right to);
 struct guest_mem_thread_hooks {
     void (*leave)(void *ctx);
     void (*enter)(void *ctx);
+    uint64_t (*guest_pc)(void *ctx); /* where the guest is: for diagnostics */
     void *ctx;
 };
 void guest_mem_set_thread_hooks(const struct guest_mem_thread_hooks *h);
 void guest_mem_thread_leave(void);
 void guest_mem_thread_enter(void);
+uint64_t guest_mem_thread_guest_pc(void); /* 0 outside a vCPU thread */
 
 void guest_mem_register_tcache(struct guest_mem *m, struct mem_tcache *tc);
 void guest_mem_unregister_tcache(struct guest_mem *m, struct mem_tcache *tc);

@@ -122,7 +122,8 @@ void emu_cpuid(struct emu_cpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4])
         put_str(out, 1, "GenuineIntel"); /* EBX, EDX, ECX order */
         break;
     case 1:
-        out[0] = 0x000106c2; /* family 6, model 0x1c (an in-order core), stepping 2 */
+        out[0] = 0x000106ca; /* family 6, model 0x1c (an in-order core), stepping 10: Linux
+                              * drops PSE on steppings up to 2 (an Atom erratum) */
         out[1] = (8u << 8) | ((uint32_t)c->v.id << 24);
         out[2] = F1_ECX | ((c->v.features & VCPU_FEAT_TSC_DEADLINE) ? 1u << 24 : 0);
         out[3] = F1_EDX;

@@ -228,7 +228,7 @@ void emu_handle_flush(struct emu_cpu *c)
     atomic_fetch_and(&c->v.requests, ~VCPU_REQ_FLUSH);
     uint64_t seq = atomic_load(&c->v.flush_seq);
     emu_tlb_flush(c, true);
-    atomic_store(&c->v.flush_done, seq);
+    vcpu_ack_flush(&c->v, seq);
 }
 
 static void do_init(struct emu_cpu *c)
@@ -298,7 +298,7 @@ static bool handle_requests(struct emu_cpu *c, uint32_t req)
 static void emu_leave_guest(void *ctx)
 {
     struct emu_cpu *c = ctx;
-    atomic_store_explicit(&c->v.in_guest, 0, memory_order_seq_cst);
+    vcpu_leave_guest(&c->v);
 }
 
 static void emu_enter_guest(void *ctx)
@@ -308,13 +308,18 @@ static void emu_enter_guest(void *ctx)
     if (atomic_load(&c->v.requests) & VCPU_REQ_FLUSH) emu_handle_flush(c);
 }
 
+static uint64_t emu_guest_pc(void *ctx)
+{
+    return ((struct emu_cpu *)ctx)->s.rip;
+}
+
 static enum vcpu_exit_reason emu_run(struct vcpu *v)
 {
     struct emu_cpu *c = emu_of(v);
     static __thread struct emu_cpu *hooked;
     if (hooked != c) {
         guest_mem_set_thread_hooks(&(struct guest_mem_thread_hooks){
-            .leave = emu_leave_guest, .enter = emu_enter_guest, .ctx = c});
+            .leave = emu_leave_guest, .enter = emu_enter_guest, .guest_pc = emu_guest_pc, .ctx = c});
         hooked = c;
     }
     atomic_store_explicit(&v->in_guest, 1, memory_order_seq_cst);
@@ -370,7 +375,7 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
     }
 out:
     emu_mxcsr_host(c); /* MXCSR: the host's back, s.fpu.mxcsr gets the guest's flags */
-    atomic_store_explicit(&v->in_guest, 0, memory_order_seq_cst);
+    vcpu_leave_guest(v);
     return c->stop_reason;
 }
 
@@ -379,15 +384,7 @@ static void shootdown(struct mem_tcache *tc, uint64_t gpa)
     struct vcpu *v = (struct vcpu *)((char *)tc - offsetof(struct vcpu, tcache));
     uint64_t seq = atomic_fetch_add(&v->flush_seq, 1) + 1;
     vcpu_post(v, VCPU_REQ_FLUSH);
-    /* the vCPU acknowledges between blocks; on an oversubscribed host its thread
-     * may be preempted, so yield rather than burn the slice */
-    for (unsigned spins = 0; atomic_load(&v->in_guest) && atomic_load(&v->flush_done) < seq;
-         spins++) {
-        if (spins < 2000)
-            __builtin_ia32_pause();
-        else
-            sched_yield();
-    }
+    vcpu_wait_flush_ack(v, seq); /* the vCPU acknowledges between blocks */
 }
 
 void vcpu_tcache_init(struct vcpu *v)

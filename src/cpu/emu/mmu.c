@@ -243,7 +243,7 @@ static uint64_t mmio(struct emu_cpu *c, uint64_t gpa, int size, bool write, uint
                         .size = (uint8_t)size,
                         .addr = gpa,
                         .data = write ? val : 0};
-    atomic_store_explicit(&c->v.in_guest, 0, memory_order_seq_cst);
+    vcpu_leave_guest(&c->v);
     bool guest_csr = emu_mxcsr_host(c); /* MXCSR: device code runs under the host's */
     c->v.ops->io(c->v.ctx, &io);
     if (guest_csr) emu_mxcsr_guest(c);

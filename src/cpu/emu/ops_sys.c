@@ -37,7 +37,7 @@ void emu_io(struct emu_cpu *c, bool is_write, uint16_t port, int size, uint64_t 
                         .size = (uint8_t)size,
                         .addr = port,
                         .data = is_write ? (*val & szmask(size)) : 0};
-    atomic_store_explicit(&c->v.in_guest, 0, memory_order_seq_cst);
+    vcpu_leave_guest(&c->v);
     bool guest_csr = emu_mxcsr_host(c); /* MXCSR: device code runs under the host's */
     c->v.ops->io(c->v.ctx, &io);
     if (guest_csr) emu_mxcsr_guest(c);
