@@ -11,6 +11,7 @@
 #ifndef UNUM_CPU_CPU_H
 #define UNUM_CPU_CPU_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,6 +73,8 @@ struct cpu_impl {
     void (*set_state)(struct vcpu *v, const struct x86_state *s);
 };
 
+#define VCPU_FLUSH_PAGES 8
+
 /* Common part of every implementer's vCPU (implementers embed it first). */
 struct vcpu {
     const struct cpu_impl *impl;
@@ -85,6 +88,12 @@ struct vcpu {
     _Atomic uint64_t flush_seq;  /* shoot-down requests posted */
     _Atomic uint64_t flush_done; /* shoot-down requests acknowledged */
     _Atomic uint32_t ack_word;   /* futex: bumped on an acknowledgement or leaving */
+    /* the pages whose translations a pending shoot-down drops (flush_all: every
+     * translation, when more pages came than fit) */
+    pthread_mutex_t flush_lock;
+    uint64_t flush_gpa[VCPU_FLUSH_PAGES];
+    int flush_n;
+    bool flush_all;
     _Atomic int ack_waiters;     /* revokers sleeping on ack_word */
     struct mem_tcache tcache;
     _Atomic int sleeping; /* in vcpu_halt_wait */

@@ -76,12 +76,13 @@ struct dsm {
     struct held_msg *resume;                 /* revocations released by the last waiter */
     bool shut;
     uint64_t spin_ns;
+    unsigned readahead; /* pages asked for ahead of a sequential reader */
     FILE *trace; /* UNUM_DSM_TRACE: one line per fault, for finding what bounces */
     pthread_mutex_t trace_lock;
 
     struct {
         _Atomic uint64_t read_faults, write_faults, remote_faults, invalidations, fetches,
-            requests_served, pages_sent, pages_received, deferred, bad_messages;
+            requests_served, pages_sent, pages_received, deferred, bad_messages, read_ahead;
         _Atomic uint64_t lat_hist[DSM_LAT_BUCKETS];
         _Atomic uint64_t lat_total_ns, lat_count;
     } st;
@@ -175,6 +176,48 @@ static void trace_fault(struct dsm *d, uint64_t t0, uint64_t gpa, enum mem_right
     pthread_mutex_unlock(&d->trace_lock);
 }
 
+/* Sequential read-ahead. A vCPU that read-faults on the page after the one it
+ * faulted on last is streaming through remote memory (a merge, a copy, a scan):
+ * then the next pages it does not hold are asked for at once, without a waiter,
+ * so their round trips overlap. The stream is remembered per vCPU thread, and as
+ * ending at the last page asked for, so the fault just past the window (the pages
+ * of the window no longer fault) continues it. */
+static __thread uint64_t readahead_last = UINT64_MAX;
+
+static void read_ahead(struct dsm *d, uint64_t page)
+{
+    uint64_t last = readahead_last;
+    readahead_last = page;
+    if (last == UINT64_MAX || page != last + 1 || d->readahead == 0) return;
+    uint64_t end = page + 1 + d->readahead;
+    if (end > d->mem->npages) end = d->mem->npages;
+    for (uint64_t q = page + 1; q < end; q++) {
+        if (right_of(d, q) != MEM_ABSENT) continue;
+        int home = d->home(d->home_ctx, q << GUEST_PAGE_SHIFT);
+        if (home == d->self) continue; /* the home never asks itself for a copy */
+        pthread_mutex_lock(&d->lock);
+        bool busy = d->shut || pending_find(d->pend, q) || pending_find(d->granted_p, q);
+        struct pending *p = busy ? NULL : calloc(1, sizeof(*p));
+        if (p) {
+            p->page = q;
+            p->next = d->pend[bucket(q)];
+            d->pend[bucket(q)] = p;
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (!p) continue;
+        atomic_fetch_add(&d->st.read_ahead, 1);
+        if (send(d, home, DSM_REQ, q, MEM_READ, false) < 0) {
+            pthread_mutex_lock(&d->lock);
+            p->failed = true;
+            pending_remove(d->pend, p);
+            if (p->waiters == 0) free(p);
+            else pthread_cond_broadcast(&d->granted);
+            pthread_mutex_unlock(&d->lock);
+        }
+        readahead_last = q;
+    }
+}
+
 int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
 {
     struct dsm *d = vd;
@@ -186,6 +229,7 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
     if (home != d->self) atomic_fetch_add(&d->st.remote_faults, 1);
     uint64_t t0 = clock_ns();
     int result = 0;
+    bool streamed = false;
     for (;;) {
         guest_mem_thread_leave();
         pthread_mutex_lock(&d->lock);
@@ -223,6 +267,8 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
         /* a remote miss takes tens of microseconds: spin that long before
          * sleeping (UNUM_DSM_SPIN_US, default 30) */
         pthread_mutex_unlock(&d->lock);
+        if (want == MEM_READ && home != d->self && !streamed) read_ahead(d, page);
+        streamed = true;
         uint64_t spin_until = clock_ns() + d->spin_ns;
         /* yielding, not pausing: on a host with fewer cores than busy threads the
          * thread that will answer may be waiting for this core */
@@ -286,9 +332,13 @@ static void install_grant(struct dsm *d, uint64_t page, int right, const void *d
     struct pending *p = pending_find(d->pend, page);
     if (p) {
         pending_remove(d->pend, p);
-        __atomic_store_n(&p->granted, true, __ATOMIC_RELEASE);
-        p->next = d->granted_p[bucket(page)];
-        d->granted_p[bucket(page)] = p;
+        if (p->waiters == 0) {
+            free(p); /* a read-ahead nobody waits for (yet): done */
+        } else {
+            __atomic_store_n(&p->granted, true, __ATOMIC_RELEASE);
+            p->next = d->granted_p[bucket(page)];
+            d->granted_p[bucket(page)] = p;
+        }
     }
     pthread_cond_broadcast(&d->granted);
     pthread_mutex_unlock(&d->lock);
@@ -602,6 +652,9 @@ struct dsm *dsm_create(struct guest_mem *mem, int self, int nnodes, dsm_home_fn 
     d->home_queue_tail = &d->home_queue;
     const char *spin = getenv("UNUM_DSM_SPIN_US");
     d->spin_ns = (spin && *spin ? strtoull(spin, NULL, 10) : 30) * 1000;
+    const char *ra = getenv("UNUM_DSM_READAHEAD");
+    d->readahead = ra && *ra ? (unsigned)strtoul(ra, NULL, 10) : DSM_READAHEAD_PAGES;
+    if (d->readahead > 64) d->readahead = 64;
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->granted, NULL);
     pthread_mutex_init(&d->trace_lock, NULL);
@@ -684,6 +737,7 @@ void dsm_get_stats(struct dsm *d, struct dsm_stats *o)
     o->pages_received = atomic_load(&d->st.pages_received);
     o->deferred = atomic_load(&d->st.deferred);
     o->bad_messages = atomic_load(&d->st.bad_messages);
+    o->read_ahead = atomic_load(&d->st.read_ahead);
     for (int i = 0; i < DSM_LAT_BUCKETS; i++)
         o->lat_hist[i] = atomic_load(&d->st.lat_hist[i]);
     o->lat_total_ns = atomic_load(&d->st.lat_total_ns);
@@ -715,13 +769,14 @@ void dsm_print_stats(struct dsm *d, FILE *f, int top)
     fprintf(f,
             "dsm node %d: faults read %llu write %llu (remote-homed %llu), invalidations %llu, "
             "fetches %llu, served %llu, pages sent %llu (%llu KiB) received %llu (%llu KiB), "
-            "deferred %llu, bad %llu\n",
+            "deferred %llu, bad %llu, read ahead %llu\n",
             d->self, (unsigned long long)s.read_faults, (unsigned long long)s.write_faults,
             (unsigned long long)s.remote_faults, (unsigned long long)s.invalidations,
             (unsigned long long)s.fetches, (unsigned long long)s.requests_served,
             (unsigned long long)s.pages_sent, (unsigned long long)s.pages_sent * 4,
             (unsigned long long)s.pages_received, (unsigned long long)s.pages_received * 4,
-            (unsigned long long)s.deferred, (unsigned long long)s.bad_messages);
+            (unsigned long long)s.deferred, (unsigned long long)s.bad_messages,
+            (unsigned long long)s.read_ahead);
     if (s.lat_count)
         fprintf(f, "dsm node %d: fault latency mean %.1f us, p50 %.1f us, p99 %.1f us\n", d->self,
                 s.lat_total_ns / 1000.0 / (double)s.lat_count, dsm_latency_percentile(&s, 50),

@@ -83,6 +83,7 @@ void dsm_receive(struct dsm *d, int src, const struct dsm_msg *m, const void *pa
 void dsm_shutdown(struct dsm *d);
 
 #define DSM_LAT_BUCKETS 24 /* fault latency histogram: bucket i counts [2^i, 2^(i+1)) us */
+#define DSM_READAHEAD_PAGES 8 /* default of UNUM_DSM_READAHEAD (0: off) */
 struct dsm_stats {
     uint64_t read_faults, write_faults;  /* faults taken on this node */
     uint64_t remote_faults;              /* of those, served by another node */
@@ -92,6 +93,7 @@ struct dsm_stats {
     uint64_t pages_sent, pages_received; /* payload pages */
     uint64_t deferred;                   /* revocations held back for waiters */
     uint64_t bad_messages;
+    uint64_t read_ahead; /* pages asked for ahead of a sequential reader */
     uint64_t lat_hist[DSM_LAT_BUCKETS];
     uint64_t lat_total_ns, lat_count;
 };

@@ -4,6 +4,7 @@
  *  - deterministic scenarios on a hand-pumped network: rights and data after
  *    read misses, write misses, upgrades, fetches from an exclusive owner, the
  *    home's own accesses, and the statistics;
+ *  - sequential read-ahead: the pages asked for, their data, invalidation;
  *  - dsm_shutdown waking blocked faults, a request the network cannot send;
  *  - revocations held back (holder and home side) until the vCPU that waited
  *    for the page used it;
@@ -650,6 +651,76 @@ static void test_shared_request(void **state)
         assert_int_equal(v[i], 42);
     assert_int_equal(reqs, 1); /* nothing was delivered yet: they all share one */
     assert_int_equal(stats(&c, 0).requests_served, (uint64_t)atomic_load(&c.sent[DSM_REQ]));
+    check_invariants(&c);
+    cluster_destroy(&c);
+}
+
+/* ---- sequential read-ahead ---- */
+
+struct stream_reader {
+    struct cluster *c;
+    uint64_t first;
+    int count;
+    uint64_t got[NPAGES];
+    int rc;
+};
+
+static void *stream_main(void *arg)
+{
+    struct stream_reader *r = arg;
+    for (int i = 0; i < r->count && !r->rc; i++)
+        r->rc = guest_mem_read(&r->c->node[1].mem, (r->first + (uint64_t)i) * PG, &r->got[i], 8);
+    return NULL;
+}
+
+static void read_stream(struct cluster *c, uint64_t first, int count, struct stream_reader *r)
+{
+    *r = (struct stream_reader){.c = c, .first = first, .count = count};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stream_main, r), 0); /* a fresh stream */
+    pthread_join(t, NULL);
+    assert_int_equal(r->rc, 0);
+}
+
+/* Two consecutive read misses ask for the next DSM_READAHEAD_PAGES pages without a
+ * waiter; they arrive as ordinary read copies (data, copy set, invalidation), and
+ * reading them costs no fault. */
+static void test_read_ahead(void **state)
+{
+    struct cluster c;
+    cluster_init(&c, 2, HOME_CONTIG, true, 0);
+    const int ahead = DSM_READAHEAD_PAGES;
+    uint64_t p0 = page_homed_at(&c, 0, 2);
+    assert_true(home_of(&c, p0 + 2 + ahead) == 0); /* the window stays in node 0's range */
+    for (int i = 0; i < ahead + 4; i++)
+        wr64(&c, 0, (p0 + (uint64_t)i) * PG, 1000 + (uint64_t)i);
+    struct stream_reader r;
+    read_stream(&c, p0, 2, &r);
+    assert_true(quiesce(&c, 2000));
+    struct dsm_stats s = stats(&c, 1);
+    assert_int_equal(s.read_ahead, (uint64_t)ahead);
+    assert_int_equal(s.read_faults, 2);
+    for (int i = 2; i < 2 + ahead; i++) {
+        assert_int_equal(right(&c, 1, p0 + (uint64_t)i), MEM_READ);
+        assert_int_equal(right(&c, 0, p0 + (uint64_t)i), MEM_READ); /* the home keeps a copy */
+    }
+    assert_int_equal(right(&c, 1, p0 + 2 + (uint64_t)ahead), MEM_ABSENT);
+    /* the window's pages hold the home's data and read without a fault */
+    for (int i = 2; i < 2 + ahead; i++) {
+        uint64_t v = 0;
+        assert_int_equal(guest_mem_read(&c.node[1].mem, (p0 + (uint64_t)i) * PG, &v, 8), 0);
+        assert_int_equal(v, 1000 + (uint64_t)i);
+    }
+    assert_int_equal(stats(&c, 1).read_faults, 2);
+    /* a write at the home invalidates a read-ahead copy like any other */
+    wr64(&c, 0, (p0 + 3) * PG, 7);
+    assert_true(quiesce(&c, 2000));
+    assert_int_equal(right(&c, 1, p0 + 3), MEM_ABSENT);
+    assert_int_equal(rd64(&c, 1, (p0 + 3) * PG), 7);
+    /* a read that does not follow the previous one asks for nothing more */
+    read_stream(&c, p0 + 2 + (uint64_t)ahead + 1, 1, &r);
+    assert_true(quiesce(&c, 2000));
+    assert_int_equal(stats(&c, 1).read_ahead, (uint64_t)ahead);
     check_invariants(&c);
     cluster_destroy(&c);
 }
@@ -1491,6 +1562,7 @@ int main(void)
         cmocka_unit_test(test_scenarios_contig),
         cmocka_unit_test(test_scenarios_interleaved),
         cmocka_unit_test(test_shared_request),
+        cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_shutdown_many),
         cmocka_unit_test(test_send_failure),

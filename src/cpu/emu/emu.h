@@ -452,6 +452,7 @@ void *emu_ptr_read(struct emu_cpu *c, uint64_t lin); /* NULL for MMIO */
 void emu_tlb_flush(struct emu_cpu *c, bool include_global);
 void emu_jc_flush(struct emu_cpu *c);
 void emu_tlb_flush_page(struct emu_cpu *c, uint64_t lin);
+void emu_tlb_flush_gpa(struct emu_cpu *c, uint64_t gpa); /* entries translating to that page */
 /* Translate a linear address (page walk, sets A/D, raises #PF). */
 uint64_t emu_translate(struct emu_cpu *c, uint64_t lin, int acc, bool user);
 void emu_read_bytes(struct emu_cpu *c, uint64_t lin, void *dst, int n, int acc);

@@ -226,8 +226,22 @@ block_done:
 void emu_handle_flush(struct emu_cpu *c)
 {
     atomic_fetch_and(&c->v.requests, ~VCPU_REQ_FLUSH);
+    uint64_t gpa[VCPU_FLUSH_PAGES];
+    pthread_mutex_lock(&c->v.flush_lock);
     uint64_t seq = atomic_load(&c->v.flush_seq);
-    emu_tlb_flush(c, true);
+    int n = c->v.flush_all ? -1 : c->v.flush_n;
+    if (n > 0) memcpy(gpa, c->v.flush_gpa, (size_t)n * sizeof(gpa[0]));
+    c->v.flush_n = 0;
+    c->v.flush_all = false;
+    pthread_mutex_unlock(&c->v.flush_lock);
+    /* only the translations to the pages revoked: decoded code of those pages is
+     * already stale by their code generation, and the linear-to-physical mapping
+     * did not change */
+    if (n < 0)
+        emu_tlb_flush(c, true);
+    else
+        for (int i = 0; i < n; i++)
+            emu_tlb_flush_gpa(c, gpa[i]);
     vcpu_ack_flush(&c->v, seq);
 }
 
@@ -382,7 +396,13 @@ out:
 static void shootdown(struct mem_tcache *tc, uint64_t gpa)
 {
     struct vcpu *v = (struct vcpu *)((char *)tc - offsetof(struct vcpu, tcache));
+    pthread_mutex_lock(&v->flush_lock);
+    if (v->flush_n < VCPU_FLUSH_PAGES)
+        v->flush_gpa[v->flush_n++] = gpa;
+    else
+        v->flush_all = true;
     uint64_t seq = atomic_fetch_add(&v->flush_seq, 1) + 1;
+    pthread_mutex_unlock(&v->flush_lock);
     vcpu_post(v, VCPU_REQ_FLUSH);
     vcpu_wait_flush_ack(v, seq); /* the vCPU acknowledges between blocks */
 }
@@ -390,6 +410,7 @@ static void shootdown(struct mem_tcache *tc, uint64_t gpa)
 void vcpu_tcache_init(struct vcpu *v)
 {
     v->tcache.shootdown = shootdown;
+    pthread_mutex_init(&v->flush_lock, NULL);
     guest_mem_register_tcache(v->mem, &v->tcache);
 }
 

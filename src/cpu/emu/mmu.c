@@ -35,6 +35,16 @@ void emu_tlb_flush(struct emu_cpu *c, bool include_global)
         }
 }
 
+void emu_tlb_flush_gpa(struct emu_cpu *c, uint64_t gpa)
+{
+    uint64_t page = gpa & ~0xfffull;
+    for (int t = 0; t < 2; t++)
+        for (unsigned i = 0; i < TLB_SIZE; i++) {
+            struct tlb_entry *e = &c->tlb[t][i];
+            if ((e->gpa & ~0xfffull) == page) e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
+        }
+}
+
 void emu_tlb_flush_page(struct emu_cpu *c, uint64_t lin)
 {
     emu_jc_flush(c);
