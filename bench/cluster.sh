@@ -55,19 +55,39 @@ echo
 
 echo "== ii-a. uncontended remote miss latency: node 1's vCPU reads (then, separately, writes) every"
 echo "         page of a 28 MiB range homed on node 0 (guest/tests/dsm_{read,write}_miss.S; the"
-echo "         'dsm node 1: fault latency' line; target: read miss p50 <= 10 us over shared memory) =="
+echo "         'dsm node 1: fault latency' line; target: read miss p50 <= 10 us over shared memory)"
+echo "         read-ahead off (UNUM_DSM_READAHEAD=0: one page per miss); the transport thread at"
+echo "         real-time priority (default: it sleeps between messages) and polling (UNUM_TRANSPORT_RT=0) =="
 for kind in read write; do
     img=$BUILD/guest-tests/dsm_${kind}_miss.bin
     [ -f "$img" ] || { echo "  $img not built (make guest-tests)"; continue; }
     for tr in default tcp; do
-        args=(testguest --nodes 2 --cpus 2 --memory 64M --stats)
-        [ "$tr" = tcp ] && args+=(--transport tcp)
-        cmd "$UNUM ${args[*]} $img"
-        timeout "$LIMIT" "$UNUM" "${args[@]}" "$img" >"$tmp/out" 2>&1
-        printf '  %s miss, transport %-7s: %s\n' "$kind" "$tr" \
-            "$(grep -o 'dsm node 1: fault latency mean [0-9.]* us, p50 [0-9.]* us, p99 [0-9.]* us' "$tmp/out" | sed 's/dsm node 1: fault latency //')"
+        for rt in 1 0; do
+            [ "$tr" = tcp ] && [ "$rt" = 0 ] && continue
+            args=(testguest --nodes 2 --cpus 2 --memory 64M --stats)
+            [ "$tr" = tcp ] && args+=(--transport tcp)
+            cmd "UNUM_DSM_READAHEAD=0 UNUM_TRANSPORT_RT=$rt $UNUM ${args[*]} $img"
+            UNUM_DSM_READAHEAD=0 UNUM_TRANSPORT_RT=$rt timeout "$LIMIT" "$UNUM" "${args[@]}" "$img" >"$tmp/out" 2>&1
+            printf '  %s miss, transport %-7s %-9s: %s\n' "$kind" "$tr" "$([ "$rt" = 1 ] && echo real-time || echo polling)" \
+                "$(grep -o 'dsm node 1: fault latency mean [0-9.]* us, p50 [0-9.]* us, p99 [0-9.]* us' "$tmp/out" | sed 's/dsm node 1: fault latency //')"
+        done
     done
 done
+img=$BUILD/guest-tests/dsm_read_miss.bin
+if [ -f "$img" ]; then
+    echo "  streaming the same range with read-ahead (default UNUM_DSM_READAHEAD=8):"
+    cmd "$UNUM testguest --nodes 2 --cpus 2 --memory 64M --stats $img"
+    t0=$(now)
+    timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --memory 64M --stats "$img" >"$tmp/out" 2>&1
+    printf '  wall %s s; %s; %s\n' "$(since "$t0")" \
+        "$(grep -o 'dsm node 1: faults read [0-9]*' "$tmp/out" | sed 's/dsm node 1: //')" \
+        "$(grep 'dsm node 1: faults' "$tmp/out" | grep -o 'read ahead [0-9]*')"
+    cmd "UNUM_DSM_READAHEAD=0 $UNUM testguest --nodes 2 --cpus 2 --memory 64M --stats $img"
+    t0=$(now)
+    UNUM_DSM_READAHEAD=0 timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --memory 64M --stats "$img" >"$tmp/out" 2>&1
+    printf '  wall %s s; %s (read-ahead off)\n' "$(since "$t0")" \
+        "$(grep -o 'dsm node 1: faults read [0-9]*' "$tmp/out" | sed 's/dsm node 1: //')"
+fi
 echo
 
 echo "== ii. DSM fault latency, coherence test guest on 2 nodes, 2 vCPUs (contended: every vCPU"
