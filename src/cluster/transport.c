@@ -34,11 +34,12 @@
  * handlers once ucp_worker_progress returned — so a handler may take its own
  * locks and send, and a thread may send while holding those locks.
  *
- * Waiting. When idle, the progress thread polls the worker for a short while,
- * yielding the CPU between polls (latency: a remote page read is two round
- * trips; the machine's two cores are shared with vCPU threads), then sleeps in
- * epoll on the worker's event fd and an eventfd that senders write when they
- * need it (a loopback message, a send that did not complete at once).
+ * Waiting. When idle, the progress thread sleeps in epoll on the worker's event
+ * fd and an eventfd that senders write when they need it (a loopback message, a
+ * send that did not complete at once). At normal priority it first polls the
+ * worker for a short while, yielding the CPU between polls; at real-time
+ * priority (transport_set_realtime) it does not poll, because it would take
+ * the core from the vCPUs, and its wake-up preempts them instead.
  *
  * Lifetime of endpoints. Endpoints that failed are not closed while the
  * transport runs (another thread may be sending on them); transport_stop
@@ -72,6 +73,7 @@
 enum { AM_HANDSHAKE = 0x55, AM_DATA = 0x56 };
 
 const char *transport_claimed_version;
+bool transport_test_silent_dialler;
 
 static const char *my_version(void)
 {
@@ -113,7 +115,8 @@ struct conn {
     ucs_status_t err;
     bool err_handled;
     uint8_t nonce_c[32], nonce_s[32];
-    char addr[96]; /* the remote address, as text */
+    char addr[96];       /* the remote address, as text */
+    int64_t accepted_at; /* accepted: when (the handshake must finish in time) */
 };
 
 /* A sealed message on its way: what UCX sends from, kept until it is done. */
@@ -182,6 +185,7 @@ struct transport {
     char fatal[256];      /* start-up failure */
     _Atomic int64_t spin_ns;
     int64_t hb_timeout_ns, hb_interval_ns;
+    int64_t next_deadline_check; /* of accepted connections' handshakes */
     int64_t next_tick, next_heartbeat;
     struct conn *conns;
     _Atomic bool conn_events; /* some conn errored or wants closing */
@@ -607,6 +611,7 @@ static void dial(struct transport *t, int node)
     }
     c->state = CS_DIALLING;
     p->dialling = c;
+    if (transport_test_silent_dialler) return;
     struct wire_hello hello = {.node = (uint32_t)t->self, .wire_version = WIRE_VERSION};
     snprintf(hello.unum_version, sizeof(hello.unum_version), "%s", my_version());
     randombytes_buf(c->nonce_c, sizeof(c->nonce_c));
@@ -654,8 +659,20 @@ static void accept_requests(struct transport *t)
             continue;
         }
         c->state = CS_ACCEPTED;
+        c->accepted_at = now_ns();
     }
     t->nconn_reqs = 0;
+}
+
+/* An accepted connection that has not proved the secret within the heartbeat
+ * timeout is refused: a process that connects and says nothing (or stops half
+ * way) must not hold a connection open. Under the lock. */
+static void handshake_deadlines(struct transport *t, int64_t now)
+{
+    for (struct conn *c = t->conns; c; c = c->next)
+        if (!c->outgoing && (c->state == CS_ACCEPTED || c->state == CS_CHALLENGED) &&
+            now - c->accepted_at > t->hb_timeout_ns)
+            refuse(t, c, "no handshake within %.1f s", (double)t->hb_timeout_ns / 1e9);
 }
 
 /* A peer is lost: sends to it fail from now on, nothing more from it is
@@ -977,6 +994,11 @@ static unsigned step(struct transport *t)
         n++;
     }
     if (t->nclosing) reap_closing(t);
+    int64_t now = now_ns();
+    if (now >= t->next_deadline_check) {
+        t->next_deadline_check = now + TICK_NS;
+        handshake_deadlines(t, now);
+    }
     unlock(t, prev);
     if (t->nrx) deliver_rx(t);
     if (t->lost_pending) report_lost(t);

@@ -63,6 +63,9 @@ const char *transport_describe(struct transport *t, int node);
 /* Tests only: the unum version this process claims in its handshakes (NULL:
  * UNUM_VERSION), to exercise the version check. */
 extern const char *transport_claimed_version;
+/* Tests only: dial but never say HELLO (a process holding a connection open
+ * without a handshake, which the acceptor must refuse after a while). */
+extern bool transport_test_silent_dialler;
 
 struct transport_peer_stats {
     uint64_t msgs_sent, msgs_recv, bytes_sent, bytes_recv;

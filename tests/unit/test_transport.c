@@ -618,6 +618,20 @@ static int intruder_node(const struct cluster_config *cfg, int self, void *arg)
     return 0;
 }
 
+/* Connects and never says HELLO: node 0 refuses it after the heartbeat timeout. */
+static int silent_node(const struct cluster_config *cfg, int self, void *arg)
+{
+    transport_test_silent_dialler = true;
+    struct tnode n;
+    char err[512] = "";
+    if (tnode_start(&n, cfg, self, err, sizeof(err)) == 0) {
+        fprintf(stderr, "node %d: transport_start succeeded\n", self);
+        return 1;
+    }
+    fprintf(stderr, "silent intruder: %s\n", err);
+    return strstr(err, "node 0 refused us: no handshake within") ? 0 : 1;
+}
+
 static void test_wrong_secret_and_duplicate(void **state)
 {
     struct cluster_config cfg;
@@ -649,6 +663,10 @@ static void test_wrong_secret_and_duplicate(void **state)
     bad.node[1].port = free_port();
     bad.secret_len = 20;
     assert_int_equal(reap(spawn(intruder_node, &bad, 1, "wrong cluster secret", NULL), 10), 0);
+    /* The right secret, but it never starts the handshake. */
+    struct cluster_config silent = cfg;
+    silent.node[1].port = free_port();
+    assert_int_equal(reap(spawn(silent_node, &silent, 1, NULL, NULL), 10), 0);
 
     assert_int_equal(write(go[1], "g", 1), 1);
     assert_int_equal(reap(a, 15), 0);
@@ -657,7 +675,9 @@ static void test_wrong_secret_and_duplicate(void **state)
     close(go[1]);
     const char *log = slurp(log0);
     if (!strstr(log, "unum: node 0: refused a connection claiming to be node 1 from 127.0.0.1:") ||
-        !strstr(log, ": wrong cluster secret\n") || !strstr(log, "node 1 is already connected"))
+        !strstr(log, ": wrong cluster secret\n") || !strstr(log, "node 1 is already connected") ||
+        !strstr(log, "unum: node 0: refused a connection from 127.0.0.1:") ||
+        !strstr(log, ": no handshake within"))
         fail_msg("node 0's log:\n%s", log);
     unlink(log0);
 }
