@@ -94,7 +94,7 @@ struct vcpu {
     uint64_t flush_gpa[VCPU_FLUSH_PAGES];
     int flush_n;
     bool flush_all;
-    _Atomic int ack_waiters;     /* revokers sleeping on ack_word */
+    _Atomic int ack_waiters; /* revokers sleeping on ack_word */
     struct mem_tcache tcache;
     _Atomic int sleeping; /* in vcpu_halt_wait */
     _Atomic bool halt_if; /* RFLAGS.IF when it last halted */

@@ -45,7 +45,8 @@ void vcpu_wait_flush_ack(struct vcpu *v, uint64_t seq)
     /* a vCPU running on another core acknowledges within a block: poll briefly */
     uint64_t until = mono_ns() + 5000;
     while (!flush_acked(v, seq))
-        if (mono_ns() > until) break;
+        if (mono_ns() > until)
+            break;
         else
             __builtin_ia32_pause();
     if (flush_acked(v, seq)) return;

@@ -506,8 +506,8 @@ static char *kernel_cmdline(const struct pc_config *cfg)
     size_t len = strlen(base) + strlen(level) + strlen(cluster) + strlen(cfg->append) +
                  (b64 ? strlen(b64) : 0) + 32;
     char *s = malloc(len);
-    snprintf(s, len, "%s %s%s %s%s%s", base, level, cluster, cfg->append,
-             b64 ? " unum.cmd=" : "", b64 ? b64 : "");
+    snprintf(s, len, "%s %s%s %s%s%s", base, level, cluster, cfg->append, b64 ? " unum.cmd=" : "",
+             b64 ? b64 : "");
     free(b64);
     return s;
 }

@@ -77,7 +77,7 @@ struct dsm {
     bool shut;
     uint64_t spin_ns;
     unsigned readahead; /* pages asked for ahead of a sequential reader */
-    FILE *trace; /* UNUM_DSM_TRACE: one line per fault, for finding what bounces */
+    FILE *trace;        /* UNUM_DSM_TRACE: one line per fault, for finding what bounces */
     pthread_mutex_t trace_lock;
 
     struct {
@@ -166,8 +166,7 @@ static void record_latency(struct dsm *d, uint64_t ns)
     atomic_fetch_add(&d->st.lat_count, 1);
 }
 
-static void trace_fault(struct dsm *d, uint64_t t0, uint64_t gpa, enum mem_right want,
-                        uint64_t ns)
+static void trace_fault(struct dsm *d, uint64_t t0, uint64_t gpa, enum mem_right want, uint64_t ns)
 {
     pthread_mutex_lock(&d->trace_lock);
     fprintf(d->trace, "%llu %c %#llx %llu %#llx\n", (unsigned long long)(t0 / 1000),
@@ -210,8 +209,10 @@ static void read_ahead(struct dsm *d, uint64_t page)
             pthread_mutex_lock(&d->lock);
             p->failed = true;
             pending_remove(d->pend, p);
-            if (p->waiters == 0) free(p);
-            else pthread_cond_broadcast(&d->granted);
+            if (p->waiters == 0)
+                free(p);
+            else
+                pthread_cond_broadcast(&d->granted);
             pthread_mutex_unlock(&d->lock);
         }
         readahead_last = q;

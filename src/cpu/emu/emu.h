@@ -59,7 +59,9 @@ struct insn {
     uint8_t has_modrm;
     uint8_t sext_imm; /* immediate was sign-extended from 8 bits */
     uint8_t ea_kind;  /* EA_GENERAL, or a 64-bit DS-relative address: EA_BASE, EA_BASE_INDEX */
-    uint8_t fop;      /* threaded-dispatch slot of fn (ops_fast.h), 0 = call fn */
+    uint8_t idx;      /* index in its block (run loop: instructions retired) */
+    uint16_t off;     /* offset of the instruction from its block's first byte */
+    uint16_t fop;     /* threaded-dispatch slot (ops_fast.h FOP_*), 0 = call fn */
 };
 enum { EA_GENERAL = 0, EA_BASE, EA_BASE_INDEX, EA_RIPREL };
 #define EA_NONE 0xff
@@ -143,7 +145,9 @@ enum {
     LF_COUNT
 };
 
-/* Decoded-block cache (per vCPU, keyed by guest-physical address and mode). */
+/* Decoded-block cache (per vCPU, keyed by guest-physical address and mode).
+ * insn[ninsn] is a sentinel (fop FOP_END, off = the block's length) that ends
+ * the threaded dispatch. */
 #define BLOCK_MAX_INSNS 48
 struct emu_block {
     struct emu_block *next;    /* hash chain */
@@ -210,6 +214,7 @@ struct emu_cpu {
 
     uint64_t icount;       /* instructions retired */
     uint64_t icount_limit; /* stop (VCPU_EXIT_STOP) once icount reaches it; 0 = none */
+    uint64_t icount_stop;  /* icount_limit, or UINT64_MAX for none (one compare per block) */
     uint64_t tsc_base;
     bool debug_ud; /* log unknown opcodes once */
 };
@@ -406,6 +411,20 @@ EMU_INLINE bool emu_cond_inline(struct emu_cpu *c, int cc)
         case 6: r = sf; break;           /* L: SF != OF */
         case 7: r = zf || sf; break;     /* LE */
         default: return emu_cond(c, cc); /* P */
+        }
+        return (cc & 1) ? !r : r;
+    }
+    if (op == LF_NONE) { /* flags set directly (COMISD, POPF, ...) */
+        uint64_t f = c->s.rflags;
+        switch (cc >> 1) {
+        case 0: r = f & FL_OF; break;
+        case 1: r = f & FL_CF; break;
+        case 2: r = f & FL_ZF; break;
+        case 3: r = f & (FL_CF | FL_ZF); break;
+        case 4: r = f & FL_SF; break;
+        case 5: r = f & FL_PF; break;
+        case 6: r = !(f & FL_SF) != !(f & FL_OF); break;
+        default: r = (f & FL_ZF) || (!(f & FL_SF) != !(f & FL_OF)); break;
         }
         return (cc & 1) ? !r : r;
     }

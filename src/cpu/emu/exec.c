@@ -19,6 +19,9 @@ static void blocks_flush(struct emu_cpu *c)
     c->blk_used = 0;
 }
 
+/* succ_rip of an unused chain slot: non-canonical, so never equal to a RIP */
+#define SUCC_NONE 0x8000000000000001ull
+
 static inline unsigned blk_hash(uint64_t gpa)
 {
     return (gpa ^ (gpa >> 12)) & (BLOCK_HASH_SIZE - 1);
@@ -31,13 +34,24 @@ static void mark_code_page(struct emu_cpu *c, uint64_t gpa)
         atomic_fetch_or_explicit(&c->v.mem->page_flags[page], MEM_PF_CODE, memory_order_seq_cst);
 }
 
+/* Ends a block of n instructions (len bytes) with its sentinel. */
+static void block_seal(struct emu_block *b, int n, int len)
+{
+    struct insn *end = &b->insn[n];
+    memset(end, 0, sizeof(*end));
+    end->fop = FOP_END;
+    end->off = (uint16_t)len;
+    end->idx = (uint8_t)(n - 1);
+    b->ninsn = (uint16_t)n;
+}
+
 /* Decodes an instruction that crosses into the next page (never cached). */
 static struct emu_block *decode_crossing(struct emu_cpu *c, uint64_t lin, const uint8_t *h,
                                          int avail)
 {
     static __thread union {
         struct emu_block b;
-        uint8_t raw[sizeof(struct emu_block) + sizeof(struct insn)];
+        uint8_t raw[sizeof(struct emu_block) + 2 * sizeof(struct insn)];
     } tmp;
     uint8_t buf[16];
     memcpy(buf, h, avail);
@@ -50,8 +64,12 @@ static struct emu_block *decode_crossing(struct emu_cpu *c, uint64_t lin, const 
     int n = emu_decode(buf, 15, c->mode, &tmp.b.insn[0]);
     if (n <= 0) emu_gp(c, 0); /* longer than 15 bytes */
     static _Atomic uint32_t never_changes;
-    tmp.b.ninsn = 1;
+    tmp.b.insn[0].fop = emu_threaded_op(tmp.b.insn[0].fn);
+    tmp.b.insn[0].idx = 0;
+    tmp.b.insn[0].off = 0;
+    block_seal(&tmp.b, 1, n);
     tmp.b.gpa = ~0ull; /* marks it: never cached, never chained */
+    tmp.b.succ_rip[0] = tmp.b.succ_rip[1] = SUCC_NONE;
     tmp.b.gen_ptr = &never_changes;
     tmp.b.code_gen = 0;
     return &tmp.b;
@@ -62,7 +80,7 @@ static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t 
 {
     mark_code_page(c, gpa);
     uint32_t gen = atomic_load_explicit(&c->v.mem->code_gen[gpa >> 12], memory_order_acquire);
-    size_t need = sizeof(struct emu_block) + BLOCK_MAX_INSNS * sizeof(struct insn);
+    size_t need = sizeof(struct emu_block) + (BLOCK_MAX_INSNS + 1) * sizeof(struct insn);
     if (c->blk_used + need > BLOCK_ARENA_SIZE) blocks_flush(c);
     struct emu_block *b = (struct emu_block *)(c->blk_arena + c->blk_used);
     int pos = 0, n = 0;
@@ -78,17 +96,25 @@ static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t 
             break;
         }
         in->fop = emu_threaded_op(in->fn);
+        in->idx = (uint8_t)n;
+        in->off = (uint16_t)pos;
+        if (in->fop >= FOP_jcc0 && in->fop <= FOP_jcc15 && n > 0) {
+            /* compare-and-branch fusion with the flag producer just before */
+            uint16_t f = emu_fused_op(in[-1].fop, in->fop - FOP_jcc0);
+            if (f) in[-1].fop = f;
+        }
         n++;
         pos += len;
         if (emu_optab[in->map][in->opc].flags & OPF_BRANCH || pos >= avail) break;
     }
-    b->ninsn = (uint16_t)n;
+    block_seal(b, n, pos);
     b->succ[0] = b->succ[1] = NULL;
+    b->succ_rip[0] = b->succ_rip[1] = SUCC_NONE;
     b->gpa = gpa;
     b->key = key;
     b->code_gen = gen;
     b->gen_ptr = &c->v.mem->code_gen[gpa >> 12];
-    c->blk_used += (sizeof(struct emu_block) + n * sizeof(struct insn) + 15) & ~15ul;
+    c->blk_used += (sizeof(struct emu_block) + (n + 1) * sizeof(struct insn) + 15) & ~15ul;
     unsigned hh = blk_hash(gpa);
     b->next = c->blk_hash[hh];
     c->blk_hash[hh] = b;
@@ -150,16 +176,17 @@ static inline struct emu_block *block_find(struct emu_cpu *c)
 static inline struct emu_block *block_next(struct emu_cpu *c, struct emu_block *b)
 {
     uint64_t rip = c->s.rip;
+    /* succ_rip of an empty slot is non-canonical (SUCC_NONE): never a RIP */
     for (int k = 0; k < 2; k++) {
         struct emu_block *n = b->succ[k];
-        if (b->succ_rip[k] == rip && b->succ_epoch[k] == c->chain_epoch && n && block_current(c, n))
+        if (b->succ_rip[k] == rip && b->succ_epoch[k] == c->chain_epoch && block_current(c, n))
             return n;
     }
     uint32_t epoch = c->chain_epoch;
     struct emu_block *n = block_find(c);
     /* a lookup may have flushed the arena (epoch bumped): b is then gone */
     if (epoch == c->chain_epoch && n->gpa != ~0ull && b->gpa != ~0ull) {
-        int k = b->succ_epoch[0] == epoch && b->succ[0] ? 1 : 0;
+        int k = b->succ_epoch[0] == epoch && b->succ_rip[0] != SUCC_NONE ? 1 : 0;
         b->succ[k] = n;
         b->succ_rip[k] = rip;
         b->succ_epoch[k] = epoch;
@@ -167,60 +194,171 @@ static inline struct emu_block *block_next(struct emu_cpu *c, struct emu_block *
     return n;
 }
 
-/* Runs blocks until one ends abnormally (exit_block), a request is posted or
- * `max` instructions of a single-step budget are done. Threaded dispatch: the
- * hottest handlers are inlined here, each followed by its own indirect jump to the
- * next instruction's code, which predicts far better than one shared call site. */
+/* A Jcc's chain slot k (0: not taken, 1: taken) missed: look the block up and
+ * chain it there. */
+static struct emu_block *block_chain_miss(struct emu_cpu *c, struct emu_block *b, int k)
+{
+    uint64_t rip = c->s.rip;
+    uint32_t epoch = c->chain_epoch;
+    struct emu_block *n = block_find(c);
+    /* a lookup may have flushed the arena (epoch bumped): b is then gone */
+    if (epoch == c->chain_epoch && n->gpa != ~0ull && b->gpa != ~0ull) {
+        b->succ[k] = n;
+        b->succ_rip[k] = rip;
+        b->succ_epoch[k] = epoch;
+    }
+    return n;
+}
+
+/* Runs one instruction (interrupt shadow, single-step). */
+static void run_one(struct emu_cpu *c)
+{
+    struct emu_block *b = block_find(c);
+    const struct insn *in = &b->insn[0];
+    c->next_rip = c->s.rip + in->len;
+    in->fn(c, in);
+    c->s.rip = c->next_rip;
+    c->icount++;
+    c->exit_block = false;
+}
+
+/* Runs blocks until one ends abnormally (exit_block), a request is posted or the
+ * instruction limit is reached. Threaded dispatch: the hottest handlers are
+ * inlined here, each followed by its own indirect jump to the next instruction's
+ * code, which predicts far better than one shared call site. A block ends with a
+ * sentinel instruction (FOP_END), so there is no count check per instruction.
+ * RIP: s.rip and next_rip are set from the block's start (`base`) and the
+ * instruction's offset only before instructions that may fault, read them or
+ * change them (kinds R, W, B and generic handlers; ops_fast.h); pure register
+ * instructions skip that, and branches set s.rip themselves. */
 /* no-crossjumping: GCC would otherwise merge the replicated dispatch jumps back
  * into one shared indirect jump, which is exactly what threading avoids */
-__attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(struct emu_cpu *c,
-                                                                               int max)
+__attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(struct emu_cpu *c)
 {
-#define LABEL_ADDR(name) &&L_##name,
-    static const void *const labels[] = {&&L_generic, EMU_THREADED_OPS(LABEL_ADDR)};
+#define LABEL_ADDR(name, kind) &&L_##name,
+#define FLABEL_ADDR(prod, cc)  &&LF_##prod##_##cc,
+    static const void *const labels[FOP_COUNT] = {
+        &&L_generic, &&L_end, EMU_THREADED_OPS(LABEL_ADDR) EMU_FUSED_OPS(FLABEL_ADDR)};
     struct emu_block *b = block_find(c);
-    const struct insn *in;
-    int i, n;
-#define DISPATCH()                                                                                 \
+    const struct insn *in = b->insn;
+    uint64_t base = c->s.rip; /* rip of the block's first instruction */
+    int chain_k;
+#define DISPATCH() goto *labels[in->fop]
+#define SYNC()                                                                                     \
     do {                                                                                           \
-        if (unlikely(i >= n)) goto block_done;                                                     \
-        in = &b->insn[i++];                                                                        \
-        c->next_rip = c->s.rip + in->len;                                                          \
-        goto *labels[in->fop];                                                                     \
+        c->s.rip = base + in->off;                                                                 \
+        c->next_rip = base + in->off + in->len;                                                    \
     } while (0)
-#define NEXT()                                                                                     \
-    do {                                                                                           \
-        c->s.rip = c->next_rip;                                                                    \
-        if (unlikely(c->exit_block)) goto block_exit;                                              \
-        DISPATCH();                                                                                \
-    } while (0)
-#define LABEL_BODY(name)                                                                           \
+#define BODY_P(name)                                                                               \
     L_##name : name(c, in);                                                                        \
-    NEXT();
-block_start:
-    n = b->ninsn < max ? b->ninsn : max;
-    i = 0;
+    in++;                                                                                          \
     DISPATCH();
-L_generic:
+#define BODY_R(name)                                                                               \
+    L_##name : SYNC();                                                                             \
+    name(c, in);                                                                                   \
+    in++;                                                                                          \
+    DISPATCH();
+#define BODY_W(name)                                                                               \
+    L_##name : SYNC();                                                                             \
+    name(c, in);                                                                                   \
+    if (unlikely(c->exit_block)) goto block_exit;                                                  \
+    in++;                                                                                          \
+    DISPATCH();
+#define BODY_B(name)                                                                               \
+    L_##name : SYNC();                                                                             \
+    name(c, in);                                                                                   \
+    if (unlikely(c->exit_block)) goto block_exit;                                                  \
+    c->s.rip = c->next_rip;                                                                        \
+    goto block_done;
+/* Jcc (64-bit mode) at insn j: s.rip to the target or the next instruction, then
+ * straight on to the chained block of that direction (chain slot 1 taken, 0 not),
+ * each Jcc form with its own copy of this and so its own indirect jump */
+#define JCC_TAIL(j, CC)                                                                            \
+    do {                                                                                           \
+        uint64_t nr_ = base + (j)->off + (j)->len;                                                 \
+        int k_ = 0;                                                                                \
+        if (emu_cond_inline(c, CC)) {                                                              \
+            nr_ += (j)->imm;                                                                       \
+            k_ = 1;                                                                                \
+            if (unlikely(!canonical(nr_))) {                                                       \
+                c->s.rip = base + (j)->off;                                                        \
+                c->next_rip = base + (j)->off + (j)->len;                                          \
+                emu_gp(c, 0);                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+        c->s.rip = nr_;                                                                            \
+        in = (j);                                                                                  \
+        c->icount += in->idx + 1u;                                                                 \
+        if (unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)) ||                \
+            unlikely(c->icount >= c->icount_stop))                                                 \
+            return;                                                                                \
+        struct emu_block *n_ = b->succ[k_];                                                        \
+        if (likely(b->succ_rip[k_] == nr_ && b->succ_epoch[k_] == c->chain_epoch &&                \
+                   block_current(c, n_))) {                                                        \
+            b = n_;                                                                                \
+            base = nr_;                                                                            \
+            in = b->insn;                                                                          \
+            DISPATCH();                                                                            \
+        }                                                                                          \
+        chain_k = k_;                                                                              \
+        goto chain_miss;                                                                           \
+    } while (0)
+#define BODY_J(name)           L_##name : JCC_TAIL(in, FOP_##name - FOP_jcc0);
+#define LABEL_BODY(name, kind) BODY_##kind(name)
+#define FUSED_BODY(prod, cc)                                                                       \
+    LF_##prod##_##cc : prod(c, in);                                                                \
+    JCC_TAIL(in + 1, cc);
+
+    DISPATCH();
+L_generic : {
+    uint64_t nr = base + in->off + in->len;
+    c->s.rip = base + in->off;
+    c->next_rip = nr;
     in->fn(c, in);
-    NEXT();
+    if (unlikely(c->exit_block)) goto block_exit;
+    if (unlikely(c->next_rip != nr)) {
+        c->s.rip = c->next_rip; /* a branch (or a repeat) */
+        goto block_done;
+    }
+    in++;
+    DISPATCH();
+}
     EMU_THREADED_OPS(LABEL_BODY)
+    EMU_FUSED_OPS(FUSED_BODY)
+L_end:
+    c->s.rip = base + in->off;
+    in--; /* the last instruction: icount below */
+    goto block_done;
 block_exit:
-    c->icount += i;
+    c->s.rip = c->next_rip;
+    c->icount += in->idx + 1u;
     c->exit_block = false;
     return;
 block_done:
-    c->icount += i;
-    if (max < BLOCK_MAX_INSNS ||
-        unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)))
-        return;
-    if (unlikely(c->icount_limit) && c->icount >= c->icount_limit) return; /* emu_run stops */
+    c->icount += in->idx + 1u;
+    if (unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed))) return;
+    if (unlikely(c->icount >= c->icount_stop)) return; /* emu_run stops */
     b = block_next(c, b);
-    goto block_start;
+    base = c->s.rip;
+    in = b->insn;
+    DISPATCH();
+chain_miss:
+    b = block_chain_miss(c, b, chain_k);
+    base = c->s.rip;
+    in = b->insn;
+    DISPATCH();
 #undef DISPATCH
-#undef NEXT
+#undef SYNC
+#undef BODY_P
+#undef BODY_R
+#undef BODY_W
+#undef BODY_B
+#undef BODY_J
+#undef JCC_TAIL
 #undef LABEL_BODY
+#undef FUSED_BODY
 #undef LABEL_ADDR
+#undef FLABEL_ADDR
 }
 
 void emu_handle_flush(struct emu_cpu *c)
@@ -332,8 +470,10 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
     struct emu_cpu *c = emu_of(v);
     static __thread struct emu_cpu *hooked;
     if (hooked != c) {
-        guest_mem_set_thread_hooks(&(struct guest_mem_thread_hooks){
-            .leave = emu_leave_guest, .enter = emu_enter_guest, .guest_pc = emu_guest_pc, .ctx = c});
+        guest_mem_set_thread_hooks(&(struct guest_mem_thread_hooks){.leave = emu_leave_guest,
+                                                                    .enter = emu_enter_guest,
+                                                                    .guest_pc = emu_guest_pc,
+                                                                    .ctx = c});
         hooked = c;
     }
     atomic_store_explicit(&v->in_guest, 1, memory_order_seq_cst);
@@ -368,18 +508,18 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
         }
         if (unlikely(c->irq_shadow)) {
             c->irq_shadow = false;
-            run_blocks(c, 1);
+            run_one(c);
         } else if (unlikely(c->s.rflags & FL_TF)) {
             /* single-step: a #DB trap after each instruction that completes without
              * delivering an event itself */
             uint32_t before = c->n_delivered;
-            run_blocks(c, 1);
+            run_one(c);
             if (!c->stop_run && c->n_delivered == before) {
                 c->s.dr[6] |= 1u << 14; /* BS */
                 emu_deliver(c, EXC_DB, 0, false, EV_EXC);
             }
         } else {
-            run_blocks(c, BLOCK_MAX_INSNS);
+            run_blocks(c);
         }
         if (unlikely(c->stop_run)) goto out;
         if (unlikely(c->icount_limit) && c->icount >= c->icount_limit) {
@@ -437,6 +577,7 @@ static struct vcpu *emu_create(struct guest_mem *mem, int id, const struct cpu_e
     emu_fpu_reset(c);
     emu_update_mode(c);
     emu_tlb_flush(c, true);
+    c->icount_stop = UINT64_MAX;
     c->debug_ud = getenv("UNUM_DEBUG_UD") != NULL;
     vcpu_tcache_init(&c->v);
     return &c->v;
@@ -486,6 +627,7 @@ uint64_t emu_icount(struct vcpu *v)
 void emu_set_insn_limit(struct vcpu *v, uint64_t n)
 {
     emu_of(v)->icount_limit = n;
+    emu_of(v)->icount_stop = n ? n : UINT64_MAX;
 }
 uint64_t emu_sample_rip(struct vcpu *v)
 {

@@ -25,6 +25,8 @@ static emu_handler sel_shift(const struct insn *in)
     if (in->mod != 3 || in->osz == 2) return NULL;
     bool q = in->osz == 8;
     switch (in->reg & 7) {
+    case 0: return q ? rot0_ri8 : rot0_ri4;
+    case 1: return q ? rot1_ri8 : rot1_ri4;
     case 4:
     case 6: return q ? shift4_ri8 : shift4_ri4;
     case 5: return q ? shift5_ri8 : shift5_ri4;
@@ -76,6 +78,7 @@ static emu_handler sel_alu(const struct insn *in)
     int op, form;
     if (in->map != MAP_1B) return NULL;
     if (in->opc < 0x40) {
+        if (in->opc == 0x38 && in->mod == 3) return alu7_mr_rb;
         if (!(in->opc & 1)) return NULL; /* byte forms */
         op = in->opc >> 3;
         if ((in->opc & 7) == 1)
@@ -183,13 +186,22 @@ static emu_handler sel_lea(const struct insn *in)
     return in->osz == 8 ? lea64 : in->osz == 4 ? lea32 : NULL;
 }
 
-#define FN_ENTRY(name) name,
+#define FN_ENTRY(name, kind) name,
 static const emu_handler threaded[] = {EMU_THREADED_OPS(FN_ENTRY)};
 
-uint8_t emu_threaded_op(emu_handler fn)
+uint16_t emu_threaded_op(emu_handler fn)
 {
     for (unsigned i = 0; i < sizeof(threaded) / sizeof(threaded[0]); i++)
-        if (threaded[i] == fn) return (uint8_t)(i + 1);
+        if (threaded[i] == fn) return (uint16_t)(FOP_END + 1 + i);
+    return FOP_GENERIC;
+}
+
+uint16_t emu_fused_op(uint16_t prod, int cc)
+{
+#define FUSED_CASE(P, CC)                                                                          \
+    if (prod == FOP_##P && cc == CC) return FOP_F_##P##_##CC;
+    EMU_FUSED_OPS(FUSED_CASE)
+#undef FUSED_CASE
     return 0;
 }
 
@@ -202,6 +214,7 @@ void emu_ops_fast_init(void)
     for (int op = 0; op < 0x40; op += 8)
         emu_register_selector(MAP_1B, op + 5, sel_acc);
     emu_register_selector(MAP_1B, 0x80, sel_alu);
+    emu_register_selector(MAP_1B, 0x38, sel_alu);
     emu_register_selector(MAP_1B, 0xc1, sel_shift);
     emu_register_selector(MAP_0F, 0xaf, sel_imul);
     emu_register_selector(MAP_1B, 0x88, sel_mov_byte);

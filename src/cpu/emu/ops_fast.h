@@ -9,7 +9,8 @@
 /* Handlers are static inline so the threaded dispatch in exec.c can inline them;
  * ops_fast.c takes their addresses for the decoder. */
 #define H(name)                                                                                    \
-    static inline __attribute__((unused)) void name(struct emu_cpu *c, const struct insn *in)
+    static inline __attribute__((unused, always_inline)) void name(struct emu_cpu *c,             \
+                                                                   const struct insn *in)
 
 /* ---- ALU: op x form x size (2, 4, 8) ---- */
 
@@ -264,29 +265,100 @@ H(lea32)
     c->s.gpr[in->reg] = (uint32_t)emu_ea_off(c, in);
 }
 
+/* ---- ROL/ROR by an immediate (C1 /0 /1) on registers: CF and OF change, the
+ * other arithmetic flags are kept (materialised from the lazy state) ---- */
+#define ROT_SIZE(OP, SZ)                                                                           \
+    H(rot##OP##_ri##SZ)                                                                            \
+    {                                                                                              \
+        const int bits = SZ * 8;                                                                   \
+        uint64_t a = reg_read(c, in->rm, SZ, 1), m = szmask(SZ), msb = 1ull << (bits - 1);         \
+        unsigned cnt = (unsigned)in->imm & (SZ == 8 ? 63 : 31);                                    \
+        if (cnt) {                                                                                 \
+            unsigned n = cnt % bits;                                                               \
+            uint64_t r, cf, of;                                                                    \
+            if (OP == 0) {                                                                         \
+                r = n ? ((a << n) | (a >> (bits - n))) & m : a;                                   \
+                cf = r & 1;                                                                        \
+                of = ((r & msb) != 0) ^ cf;                                                        \
+            } else {                                                                               \
+                r = n ? ((a >> n) | (a << (bits - n))) & m : a;                                   \
+                cf = (r & msb) != 0;                                                               \
+                of = ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1;                                  \
+            }                                                                                      \
+            emu_flags_sync(c);                                                                     \
+            c->s.rflags = (c->s.rflags & ~(uint64_t)(FL_CF | FL_OF)) | (cf ? FL_CF : 0) |          \
+                          (of ? FL_OF : 0);                                                        \
+            a = r;                                                                                 \
+        }                                                                                          \
+        reg_write(c, in->rm, SZ, 1, a);                                                            \
+    }
+ROT_SIZE(0, 4)
+ROT_SIZE(0, 8)
+ROT_SIZE(1, 4)
+ROT_SIZE(1, 8)
+
+/* ---- CMP r/m8, r8 with a register destination (38 /r, mod 3) ---- */
+H(alu7_mr_rb)
+{
+    bool rex = in->pfx & PFX_REX;
+    emu_alu(c, 7, 1, reg_read(c, in->rm, 1, rex), reg_read(c, in->reg, 1, rex));
+}
+
 /* The handlers the run loop inlines, each behind its own indirect jump (threaded
- * dispatch); everything else goes through a call. Order defines insn.fop - 1. */
+ * dispatch); everything else goes through a call. X(name, kind), kind:
+ *   P  pure: registers and lazy flags only, cannot fault, does not read RIP (the
+ *      run loop then does not keep s.rip/next_rip up to date for it)
+ *   R  may fault or reads next_rip: s.rip/next_rip set before it
+ *   W  also writes memory (may set exit_block): checked after it
+ *   B  ends the block: rip from next_rip after it
+ * The order defines FOP_*; jcc0..jcc15 must stay consecutive. */
 /* clang-format off */
 #define EMU_THREADED_OPS(X)                                                                        \
-    X(mov_ld_mem8) X(mov_ld_mem4) X(mov_st_mem8) X(mov_st_mem4) X(mov_st_reg8) X(mov_st_reg4)      \
-    X(mov_imm_reg4) X(mov_imm_reg8) X(movzx8_mem4) X(movzx8_mem8) X(movzx16_mem4)                 \
-    X(mov_st_mem_lowbyte) X(mov_ld_mem_lowbyte)                                                    \
-    X(alu0_ri_reg8) X(alu0_ri_reg4) X(alu5_ri_reg8) X(alu5_ri_reg4) X(alu7_ri_reg8)               \
-    X(alu7_ri_reg4) X(alu4_ri_reg4) X(alu4_ri_reg8)                                                \
-    X(alu7_mr_reg8) X(alu7_mr_reg4) X(alu0_mr_reg8) X(alu0_mr_reg4) X(alu5_mr_reg8)               \
-    X(alu5_mr_reg4) X(alu6_mr_reg4) X(alu6_mr_reg8) X(alu1_mr_reg8) X(alu4_mr_reg8)               \
-    X(alu4_mr_reg4) X(alu1_mr_reg4)                                                                \
-    X(alu0_rm_mem8) X(alu0_rm_mem4) X(alu7_rm_mem8) X(alu7_rm_mem4) X(alu7_mi_byte)               \
-    X(alu7_ri_mem8) X(alu7_ri_mem4) X(test_reg4) X(test_reg8)                                      \
-    X(jcc0) X(jcc1) X(jcc2) X(jcc3) X(jcc4) X(jcc5) X(jcc6) X(jcc7)                                \
-    X(jcc8) X(jcc9) X(jcc10) X(jcc11) X(jcc12) X(jcc13) X(jcc14) X(jcc15)                          \
-    X(lea64) X(lea32) X(imul_reg8) X(imul_reg4)                                                    \
-    X(shift4_ri8) X(shift5_ri8) X(shift4_ri4) X(shift5_ri4) X(shift7_ri8)                          \
-    X(push_r64) X(pop_r64) X(call_rel64) X(ret64)                                                  \
-    X(alu0_acc8) X(alu7_acc8) X(alu7_acc4) X(alu4_acc4)
+    X(mov_ld_mem8, R) X(mov_ld_mem4, R) X(mov_st_mem8, W) X(mov_st_mem4, W) X(mov_st_reg8, P)      \
+    X(mov_st_reg4, P) X(mov_imm_reg4, P) X(mov_imm_reg8, P) X(movzx8_mem4, R) X(movzx8_mem8, R)    \
+    X(movzx16_mem4, R) X(mov_st_mem_lowbyte, W) X(mov_ld_mem_lowbyte, R)                           \
+    X(alu0_ri_reg8, P) X(alu0_ri_reg4, P) X(alu5_ri_reg8, P) X(alu5_ri_reg4, P) X(alu7_ri_reg8, P)  \
+    X(alu7_ri_reg4, P) X(alu4_ri_reg4, P) X(alu4_ri_reg8, P) X(alu1_ri_reg8, P) X(alu6_ri_reg8, P)  \
+    X(alu7_mr_reg8, P) X(alu7_mr_reg4, P) X(alu0_mr_reg8, P) X(alu0_mr_reg4, P) X(alu5_mr_reg8, P)  \
+    X(alu5_mr_reg4, P) X(alu6_mr_reg4, P) X(alu6_mr_reg8, P) X(alu1_mr_reg8, P) X(alu4_mr_reg8, P)  \
+    X(alu4_mr_reg4, P) X(alu1_mr_reg4, P) X(alu7_rr_rev8, P) X(alu7_rr_rev4, P) X(alu7_mr_rb, P)   \
+    X(alu0_rm_mem8, R) X(alu0_rm_mem4, R) X(alu7_rm_mem8, R) X(alu7_rm_mem4, R) X(alu7_mi_byte, R)  \
+    X(alu7_ri_mem8, R) X(alu7_ri_mem4, R) X(test_reg4, P) X(test_reg8, P)                          \
+    X(jcc0, J) X(jcc1, J) X(jcc2, J) X(jcc3, J) X(jcc4, J) X(jcc5, J) X(jcc6, J) X(jcc7, J)        \
+    X(jcc8, J) X(jcc9, J) X(jcc10, J) X(jcc11, J) X(jcc12, J) X(jcc13, J) X(jcc14, J) X(jcc15, J)  \
+    X(lea64, R) X(lea32, R) X(imul_reg8, P) X(imul_reg4, P)                                        \
+    X(shift4_ri8, P) X(shift5_ri8, P) X(shift4_ri4, P) X(shift5_ri4, P) X(shift7_ri8, P)           \
+    X(rot0_ri8, P) X(rot0_ri4, P) X(rot1_ri8, P) X(rot1_ri4, P)                                    \
+    X(push_r64, W) X(pop_r64, R) X(call_rel64, B) X(ret64, B)                                      \
+    X(alu0_acc8, P) X(alu7_acc8, P) X(alu7_acc4, P) X(alu4_acc4, P)
+
+/* Compare-and-branch fusion: a flag producer (pure, above) directly followed by
+ * a threaded Jcc in the same block runs as one step, the condition computed
+ * from the producer's operands (its lazy flags are still recorded). */
+#define EMU_FUSE_PRODUCERS(X, A)                                                                   \
+    X(A, alu7_mr_reg8) X(A, alu7_mr_reg4) X(A, alu7_ri_reg8) X(A, alu7_ri_reg4)                    \
+    X(A, alu7_rr_rev8) X(A, alu7_rr_rev4) X(A, alu7_acc8) X(A, alu7_acc4) X(A, alu7_mr_rb)         \
+    X(A, test_reg8) X(A, test_reg4) X(A, alu0_ri_reg8) X(A, alu5_ri_reg8) X(A, alu4_ri_reg4)
+#define EMU_FUSE_CCS(X, P)                                                                         \
+    X(P, 2) X(P, 3) X(P, 4) X(P, 5) X(P, 6) X(P, 7) X(P, 12) X(P, 13) X(P, 14) X(P, 15)
+#define EMU_FUSE_ROW(X, P) EMU_FUSE_CCS(X, P)
+#define EMU_FUSED_OPS(X) EMU_FUSE_PRODUCERS(EMU_FUSE_ROW, X)
 /* clang-format on */
 
-/* insn.fop for a handler (0: not threaded); filled in by block decoding */
-uint8_t emu_threaded_op(emu_handler fn);
+enum {
+    FOP_GENERIC = 0, /* call in->fn */
+    FOP_END,         /* block sentinel */
+#define FOP_ENUM(name, kind) FOP_##name,
+    EMU_THREADED_OPS(FOP_ENUM)
+#define FOP_FENUM(prod, cc) FOP_F_##prod##_##cc,
+        EMU_FUSED_OPS(FOP_FENUM) FOP_COUNT
+#undef FOP_ENUM
+#undef FOP_FENUM
+};
+
+/* insn.fop for a handler (FOP_GENERIC: not threaded); filled in by block decoding */
+uint16_t emu_threaded_op(emu_handler fn);
+/* the fused slot for producer slot `prod` followed by a threaded Jcc `cc`, or 0 */
+uint16_t emu_fused_op(uint16_t prod, int cc);
 
 #endif
