@@ -280,29 +280,42 @@ __attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(s
         if (emu_cond_inline(c, CC)) {                                                              \
             nr_ += (j)->imm;                                                                       \
             k_ = 1;                                                                                \
-            if (unlikely(!canonical(nr_))) {                                                       \
-                c->s.rip = base + (j)->off;                                                        \
-                c->next_rip = base + (j)->off + (j)->len;                                          \
-                emu_gp(c, 0);                                                                      \
-            }                                                                                      \
         }                                                                                          \
-        c->s.rip = nr_;                                                                            \
         in = (j);                                                                                  \
-        c->icount += in->idx + 1u;                                                                 \
-        if (unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)) ||                \
-            unlikely(c->icount >= c->icount_stop))                                                 \
-            return;                                                                                \
         struct emu_block *n_ = b->succ[k_];                                                        \
+        /* a chained successor's rip is canonical (it was fetched from), and nr_,                  \
+         * within 2 GiB of the canonical base, is never SUCC_NONE: a hit needs                     \
+         * no canonical check (a miss checks before it looks up) */                                \
         if (likely(b->succ_rip[k_] == nr_ && b->succ_epoch[k_] == c->chain_epoch &&                \
                    block_current(c, n_))) {                                                        \
+            c->s.rip = nr_;                                                                        \
+            c->icount += in->idx + 1u;                                                             \
+            if (unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)) ||            \
+                unlikely(c->icount >= c->icount_stop))                                             \
+                return;                                                                            \
             b = n_;                                                                                \
             base = nr_;                                                                            \
             in = b->insn;                                                                          \
             DISPATCH();                                                                            \
         }                                                                                          \
+        if (unlikely(!canonical(nr_))) {                                                           \
+            c->s.rip = base + in->off;                                                             \
+            c->next_rip = base + in->off + in->len;                                                \
+            emu_gp(c, 0);                                                                          \
+        }                                                                                          \
+        c->s.rip = nr_;                                                                            \
+        c->icount += in->idx + 1u;                                                                 \
+        if (unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)) ||                \
+            unlikely(c->icount >= c->icount_stop))                                                 \
+            return;                                                                                \
         chain_k = k_;                                                                              \
         goto chain_miss;                                                                           \
     } while (0)
+#define BODY_S(name)                                                                               \
+    L_##name : if (unlikely(!sse_fast_ok(c))) goto L_generic;                                      \
+    name##_fast(c, in);                                                                            \
+    in++;                                                                                          \
+    DISPATCH();
 #define BODY_J(name)           L_##name : JCC_TAIL(in, FOP_##name - FOP_jcc0);
 #define LABEL_BODY(name, kind) BODY_##kind(name)
 #define FUSED_BODY(prod, cc)                                                                       \
@@ -354,6 +367,7 @@ chain_miss:
 #undef BODY_W
 #undef BODY_B
 #undef BODY_J
+#undef BODY_S
 #undef JCC_TAIL
 #undef LABEL_BODY
 #undef FUSED_BODY

@@ -186,6 +186,29 @@ static emu_handler sel_lea(const struct insn *in)
     return in->osz == 8 ? lea64 : in->osz == 4 ? lea32 : NULL;
 }
 
+/* SSE2 register forms (mandatory prefix F2: scalar double; 66: COMISD, MOVAPD) */
+void emu_sse_slow(struct emu_cpu *c, const struct insn *in)
+{
+    emu_optab[in->map][in->opc].fn[in->mp](c, in);
+}
+static emu_handler sel_sse(const struct insn *in)
+{
+    if (in->mod != 3) return NULL;
+    switch (in->opc) {
+    case 0x28: return in->mp == MP_NONE || in->mp == MP_66 ? sse_movap_rr : NULL;
+    case 0x2e: return in->mp == MP_66 ? sse_ucomisd_rr : NULL;
+    case 0x2f: return in->mp == MP_66 ? sse_comisd_rr : NULL;
+    }
+    if (in->mp != MP_F2) return NULL;
+    switch (in->opc) {
+    case 0x58: return sse_addsd_rr;
+    case 0x59: return sse_mulsd_rr;
+    case 0x5c: return sse_subsd_rr;
+    case 0x5e: return sse_divsd_rr;
+    }
+    return NULL;
+}
+
 #define FN_ENTRY(name, kind) name,
 static const emu_handler threaded[] = {EMU_THREADED_OPS(FN_ENTRY)};
 
@@ -240,4 +263,7 @@ void emu_ops_fast_init(void)
     emu_register_selector(MAP_0F, 0xb7, sel_movx);
     emu_register_selector(MAP_0F, 0xbe, sel_movx);
     emu_register_selector(MAP_0F, 0xbf, sel_movx);
+    static const uint8_t sse_ops[] = {0x28, 0x2e, 0x2f, 0x58, 0x59, 0x5c, 0x5e};
+    for (unsigned i = 0; i < sizeof(sse_ops); i++)
+        emu_register_selector(MAP_0F, sse_ops[i], sel_sse);
 }

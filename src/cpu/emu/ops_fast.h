@@ -4,6 +4,8 @@
 #ifndef UNUM_CPU_EMU_OPS_FAST_H
 #define UNUM_CPU_EMU_OPS_FAST_H
 
+#include <emmintrin.h>
+
 #include "cpu/emu/emu.h"
 
 /* Handlers are static inline so the threaded dispatch in exec.c can inline them;
@@ -304,6 +306,67 @@ H(alu7_mr_rb)
     emu_alu(c, 7, 1, reg_read(c, in->rm, 1, rex), reg_read(c, in->reg, 1, rex));
 }
 
+/* ---- SSE2 scalar double and register moves (register operands) ----
+ * The fast forms assume what the common case gives: SSE enabled (CR0.EM/TS
+ * clear, CR4.OSFXSR set) and every MXCSR exception masked, so the host
+ * instruction runs as is under the lazily loaded guest MXCSR (sse_internal.h).
+ * Otherwise the table's handler for the opcode (ops_sse*.c) runs instead.
+ * NAME_fast is the bare operation (the run loop checks sse_fast_ok itself and
+ * falls back to the generic path); NAME, for the decoder, checks first. */
+void emu_sse_slow(struct emu_cpu *c, const struct insn *in);
+static inline __attribute__((always_inline)) bool sse_fast_ok(const struct emu_cpu *c)
+{
+    return !(c->s.cr0 & (CR0_EM | CR0_TS)) && (c->s.cr4 & CR4_OSFXSR) &&
+           (c->s.fpu.mxcsr & 0x1f80u) == 0x1f80u;
+}
+#define SSE_FAST(name)                                                                             \
+    static inline __attribute__((unused, always_inline)) void name##_fast(struct emu_cpu *c,       \
+                                                                          const struct insn *in); \
+    H(name)                                                                                        \
+    {                                                                                              \
+        if (unlikely(!sse_fast_ok(c)))                                                             \
+            emu_sse_slow(c, in);                                                                   \
+        else                                                                                       \
+            name##_fast(c, in);                                                                    \
+    }                                                                                              \
+    static inline __attribute__((unused, always_inline)) void name##_fast(struct emu_cpu *c,       \
+                                                                          const struct insn *in)
+#define SSE_SD_RR(name, text)                                                                      \
+    SSE_FAST(name)                                                                                 \
+    {                                                                                              \
+        __m128i a = _mm_load_si128((const __m128i *)&c->s.fpu.xmm[in->reg]);                       \
+        __asm__ volatile(text " %[b], %[a]"                                                        \
+                         : [a] "+x"(a)                                                             \
+                         : [b] "x"(_mm_load_si128((const __m128i *)&c->s.fpu.xmm[in->rm])));      \
+        _mm_store_si128((__m128i *)&c->s.fpu.xmm[in->reg], a);                                     \
+    }
+SSE_SD_RR(sse_addsd_rr, "addsd")
+SSE_SD_RR(sse_subsd_rr, "subsd")
+SSE_SD_RR(sse_mulsd_rr, "mulsd")
+SSE_SD_RR(sse_divsd_rr, "divsd")
+/* MOVAPS/MOVAPD xmm, xmm (0F 28) */
+SSE_FAST(sse_movap_rr)
+{
+    _mm_store_si128((__m128i *)&c->s.fpu.xmm[in->reg],
+                    _mm_load_si128((const __m128i *)&c->s.fpu.xmm[in->rm]));
+}
+/* COMISD/UCOMISD xmm, xmm: ZF, PF, CF from the compare, OF, SF, AF cleared: all
+ * the arithmetic flags are written, so nothing lazy needs materialising */
+#define SSE_COMI_RR(name, text)                                                                    \
+    SSE_FAST(name)                                                                                 \
+    {                                                                                              \
+        bool zf, pf, cf;                                                                           \
+        __asm__ volatile(text " %[b], %[a]"                                                        \
+                         : "=@ccz"(zf), "=@ccp"(pf), "=@ccc"(cf)                                   \
+                         : [a] "x"(_mm_load_si128((const __m128i *)&c->s.fpu.xmm[in->reg])),      \
+                           [b] "x"(_mm_load_si128((const __m128i *)&c->s.fpu.xmm[in->rm])));      \
+        c->lf_op = LF_NONE;                                                                        \
+        c->s.rflags = (c->s.rflags & ~(uint64_t)FL_ARITH) | (zf ? FL_ZF : 0) | (pf ? FL_PF : 0) |  \
+                      (cf ? FL_CF : 0);                                                            \
+    }
+SSE_COMI_RR(sse_comisd_rr, "comisd")
+SSE_COMI_RR(sse_ucomisd_rr, "ucomisd")
+
 /* The handlers the run loop inlines, each behind its own indirect jump (threaded
  * dispatch); everything else goes through a call. X(name, kind), kind:
  *   P  pure: registers and lazy flags only, cannot fault, does not read RIP (the
@@ -311,6 +374,7 @@ H(alu7_mr_rb)
  *   R  may fault or reads next_rip: s.rip/next_rip set before it
  *   W  also writes memory (may set exit_block): checked after it
  *   B  ends the block: rip from next_rip after it
+ *   S  SSE, pure when sse_fast_ok (then NAME_fast runs), else the generic path
  * The order defines FOP_*; jcc0..jcc15 must stay consecutive. */
 /* clang-format off */
 #define EMU_THREADED_OPS(X)                                                                        \
@@ -330,7 +394,9 @@ H(alu7_mr_rb)
     X(shift4_ri8, P) X(shift5_ri8, P) X(shift4_ri4, P) X(shift5_ri4, P) X(shift7_ri8, P)           \
     X(rot0_ri8, P) X(rot0_ri4, P) X(rot1_ri8, P) X(rot1_ri4, P)                                    \
     X(push_r64, W) X(pop_r64, R) X(call_rel64, B) X(ret64, B)                                      \
-    X(alu0_acc8, P) X(alu7_acc8, P) X(alu7_acc4, P) X(alu4_acc4, P)
+    X(alu0_acc8, P) X(alu7_acc8, P) X(alu7_acc4, P) X(alu4_acc4, P)                                \
+    X(sse_addsd_rr, S) X(sse_subsd_rr, S) X(sse_mulsd_rr, S) X(sse_divsd_rr, S)                    \
+    X(sse_movap_rr, S) X(sse_comisd_rr, S) X(sse_ucomisd_rr, S)
 
 /* Compare-and-branch fusion: a flag producer (pure, above) directly followed by
  * a threaded Jcc in the same block runs as one step, the condition computed
