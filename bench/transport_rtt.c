@@ -27,14 +27,13 @@
 #include <unistd.h>
 
 #include "cluster/transport.h"
+#include "util/util.h"
 
 static int iters = 20000;
 
 static int64_t now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    return (int64_t)clock_ns();
 }
 
 static uint16_t free_port(void)

@@ -69,6 +69,7 @@
 #include <ucp/api/ucp.h>
 
 #include "cluster/version.h"
+#include "util/util.h"
 
 enum { AM_HANDSHAKE = 0x55, AM_DATA = 0x56 };
 
@@ -203,11 +204,9 @@ struct transport {
     struct peer peer[CLUSTER_MAX_NODES];
 };
 
-static int64_t now_ns(void)
+static int64_t now_ns(void) /* signed: deadlines are compared by difference */
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    return (int64_t)clock_ns();
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)

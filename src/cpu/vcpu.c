@@ -6,12 +6,16 @@
 #include <unistd.h>
 
 #include "cpu/cpu.h"
+#include "util/util.h"
 
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *abs)
+/* Sleeps while *addr == val, at most until deadline_ns (CLOCK_MONOTONIC; 0: none). */
+static void futex_wait_until(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline_ns)
 {
+    struct timespec abs = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
+                           .tv_nsec = (long)(deadline_ns % 1000000000ull)};
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline */
-    syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val, abs, NULL,
-            FUTEX_BITSET_MATCH_ANY);
+    syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val, deadline_ns ? &abs : NULL,
+            NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
 void vcpu_kick(struct vcpu *v)
@@ -33,22 +37,11 @@ static bool flush_acked(struct vcpu *v, uint64_t seq)
            atomic_load_explicit(&v->flush_done, memory_order_seq_cst) >= seq;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void vcpu_wait_flush_ack(struct vcpu *v, uint64_t seq)
 {
     /* a vCPU running on another core acknowledges within a block: poll briefly */
-    uint64_t until = mono_ns() + 5000;
-    while (!flush_acked(v, seq))
-        if (mono_ns() > until)
-            break;
-        else
-            __builtin_ia32_pause();
+    for (uint64_t until = clock_ns() + 5000; !flush_acked(v, seq) && clock_ns() <= until;)
+        __builtin_ia32_pause();
     if (flush_acked(v, seq)) return;
     atomic_fetch_add_explicit(&v->ack_waiters, 1, memory_order_seq_cst);
     for (;;) {
@@ -56,10 +49,7 @@ void vcpu_wait_flush_ack(struct vcpu *v, uint64_t seq)
         if (flush_acked(v, seq)) break;
         /* the vCPU bumps ack_word after acknowledging when it sees a waiter; the
          * timeout only bounds the cost of a missed wake-up */
-        uint64_t deadline = mono_ns() + 1000000;
-        struct timespec abs = {.tv_sec = (time_t)(deadline / 1000000000ull),
-                               .tv_nsec = (long)(deadline % 1000000000ull)};
-        futex_wait(&v->ack_word, w, &abs);
+        futex_wait_until(&v->ack_word, w, clock_ns() + 1000000);
     }
     atomic_fetch_sub_explicit(&v->ack_waiters, 1, memory_order_seq_cst);
 }
@@ -73,19 +63,12 @@ static bool wakes(struct vcpu *v, uint32_t req)
 
 void vcpu_halt_wait(struct vcpu *v, uint64_t deadline_ns)
 {
-    struct timespec abs = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
-                           .tv_nsec = (long)(deadline_ns % 1000000000ull)};
     atomic_store_explicit(&v->sleeping, 1, memory_order_seq_cst);
     for (;;) {
         uint32_t req = atomic_load_explicit(&v->requests, memory_order_seq_cst);
         if (wakes(v, req)) break;
-        if (deadline_ns) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if (now.tv_sec > abs.tv_sec || (now.tv_sec == abs.tv_sec && now.tv_nsec >= abs.tv_nsec))
-                break;
-        }
-        futex_wait(&v->requests, req, deadline_ns ? &abs : NULL);
+        if (deadline_ns && clock_ns() >= deadline_ns) break;
+        futex_wait_until(&v->requests, req, deadline_ns);
     }
     atomic_store_explicit(&v->sleeping, 0, memory_order_seq_cst);
 }
