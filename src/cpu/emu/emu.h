@@ -381,6 +381,23 @@ EMU_INLINE uint64_t emu_shift(struct emu_cpu *c, int op, int size, uint64_t a, u
     return r;
 }
 
+/* Condition cc (0..15 as in Jcc) from materialised arithmetic flags f. */
+static inline bool emu_cond_of_flags(uint64_t f, int cc)
+{
+    bool r;
+    switch (cc >> 1) {
+    case 0: r = f & FL_OF; break;
+    case 1: r = f & FL_CF; break;
+    case 2: r = f & FL_ZF; break;
+    case 3: r = f & (FL_CF | FL_ZF); break;
+    case 4: r = f & FL_SF; break;
+    case 5: r = f & FL_PF; break;
+    case 6: r = !(f & FL_SF) != !(f & FL_OF); break;
+    default: r = (f & FL_ZF) || (!(f & FL_SF) != !(f & FL_OF)); break;
+    }
+    return (cc & 1) ? !r : r;
+}
+
 /* Jcc/SETcc/CMOVcc condition with the compare-and-branch cases inline. */
 EMU_INLINE bool emu_cond_inline(struct emu_cpu *c, int cc)
 {
@@ -414,21 +431,8 @@ EMU_INLINE bool emu_cond_inline(struct emu_cpu *c, int cc)
         }
         return (cc & 1) ? !r : r;
     }
-    if (op == LF_NONE) { /* flags set directly (COMISD, POPF, ...) */
-        uint64_t f = c->s.rflags;
-        switch (cc >> 1) {
-        case 0: r = f & FL_OF; break;
-        case 1: r = f & FL_CF; break;
-        case 2: r = f & FL_ZF; break;
-        case 3: r = f & (FL_CF | FL_ZF); break;
-        case 4: r = f & FL_SF; break;
-        case 5: r = f & FL_PF; break;
-        case 6: r = !(f & FL_SF) != !(f & FL_OF); break;
-        default: r = (f & FL_ZF) || (!(f & FL_SF) != !(f & FL_OF)); break;
-        }
-        return (cc & 1) ? !r : r;
-    }
-    if (op != LF_NONE && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
+    if (op == LF_NONE) return emu_cond_of_flags(c->s.rflags, cc); /* COMISD, POPF, ... */
+    if ((cc >> 1) == 2 || (cc >> 1) == 4) {
         /* ZF and SF come straight from the (truncated) result of any operation */
         r = (cc >> 1) == 2 ? c->lf_res == 0 : (c->lf_res >> (bits - 1)) & 1;
         return (cc & 1) ? !r : r;

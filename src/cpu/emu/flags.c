@@ -93,17 +93,7 @@ bool emu_cond(struct emu_cpu *c, int cc)
             }
         }
     }
-    uint64_t f = emu_rflags(c);
-    switch (cc >> 1) {
-    case 0: r = f & FL_OF; break;
-    case 1: r = f & FL_CF; break;
-    case 2: r = f & FL_ZF; break;
-    case 3: r = f & (FL_CF | FL_ZF); break;
-    case 4: r = f & FL_SF; break;
-    case 5: r = f & FL_PF; break;
-    case 6: r = !(f & FL_SF) != !(f & FL_OF); break;
-    default: r = (f & FL_ZF) || (!(f & FL_SF) != !(f & FL_OF)); break;
-    }
+    return emu_cond_of_flags(emu_rflags(c), cc);
 done:
     return (cc & 1) ? !r : r;
 }
