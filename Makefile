@@ -59,6 +59,8 @@ $(BUILD)/guest-tests/%.bin: guest/tests/%.S guest/tests/guest.ld guest/tests/com
 	$(CC) $(GUEST_CFLAGS) -Iguest/tests -Wl,-T,guest/tests/guest.ld -Wl,--build-id=none -o $(@:.bin=.elf) $<
 	objcopy -O binary $(@:.bin=.elf) $@
 
+$(BUILD)/guest-tests/dsm_read_miss.bin $(BUILD)/guest-tests/dsm_write_miss.bin: guest/tests/dsm_miss.h
+
 guest-tests: $(GUEST_BIN)
 
 CHECK_DEPS := $(BUILD)/unum $(UNIT_BIN) $(GUEST_BIN) $(if $(DIFF_SRC),$(BUILD)/difftest) guest

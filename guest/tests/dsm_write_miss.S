@@ -1,36 +1,8 @@
-/* dsm_write_miss.S — DSM write-miss latency probe (bench/cluster.sh).
- * The last vCPU writes one word in every page of [4 MiB, RAM/2): on two nodes
- * that range is homed on node 0 while the last vCPU runs on node 1, so every
- * page is one remote write miss (`--stats` prints their latency). Other vCPUs
- * halt. On one node it simply touches local memory.
+/* dsm_write_miss.S — DSM write-miss latency probe (bench/cluster.sh): the last
+ * vCPU writes one word in every page of [4 MiB, RAM/2) (see dsm_miss.h).
  * # cpus: 1
  * # expect: PASS: dsm_write_miss
  */
-    .code32
-    .text
-    .globl _start
-_start:
-    lea -1(%esi), %eax
-    cmp %eax, %edi
-    jne 9f
-    mov $0x400000, %ebx
-    mov %edx, %ecx
-    shr $1, %ecx
-1:
-    movl %ebx, (%ebx)
-    add $4096, %ebx
-    cmp %ecx, %ebx
-    jb 1b
-    mov $msg, %esi
-2:  movb (%esi), %al
-    test %al, %al
-    jz 3f
-    outb %al, $0xe9
-    inc %esi
-    jmp 2b
-3:  xor %eax, %eax
-    outl %eax, $0xf4
-9:  cli
-    hlt
-    jmp 9b
-msg: .asciz "PASS: dsm_write_miss\n"
+#define PROBE_ACCESS movl %ebx, (%ebx)
+#define PROBE_MSG    "PASS: dsm_write_miss\n"
+#include "dsm_miss.h"
