@@ -186,7 +186,6 @@ struct transport {
     char fatal[256];      /* start-up failure */
     _Atomic int64_t spin_ns;
     int64_t hb_timeout_ns, hb_interval_ns;
-    int64_t next_deadline_check; /* of accepted connections' handshakes */
     int64_t next_tick, next_heartbeat;
     struct conn *conns;
     _Atomic bool conn_events; /* some conn errored or wants closing */
@@ -665,13 +664,15 @@ static void accept_requests(struct transport *t)
 
 /* An accepted connection that has not proved the secret within the heartbeat
  * timeout is refused: a process that connects and says nothing (or stops half
- * way) must not hold a connection open. Under the lock. */
+ * way) must not hold a connection open. */
 static void handshake_deadlines(struct transport *t, int64_t now)
 {
+    struct transport *prev = lock(t);
     for (struct conn *c = t->conns; c; c = c->next)
         if (!c->outgoing && (c->state == CS_ACCEPTED || c->state == CS_CHALLENGED) &&
             now - c->accepted_at > t->hb_timeout_ns)
             refuse(t, c, "no handshake within %.1f s", (double)t->hb_timeout_ns / 1e9);
+    unlock(t, prev);
 }
 
 /* A peer is lost: sends to it fail from now on, nothing more from it is
@@ -993,11 +994,6 @@ static unsigned step(struct transport *t)
         n++;
     }
     if (t->nclosing) reap_closing(t);
-    int64_t now = now_ns();
-    if (now >= t->next_deadline_check) {
-        t->next_deadline_check = now + TICK_NS;
-        handshake_deadlines(t, now);
-    }
     unlock(t, prev);
     if (t->nrx) deliver_rx(t);
     if (t->lost_pending) report_lost(t);
@@ -1008,6 +1004,7 @@ static void timers(struct transport *t, int64_t now)
 {
     if (now < t->next_tick) return;
     t->next_tick = now + TICK_NS;
+    handshake_deadlines(t, now);
     if (now >= t->next_heartbeat) {
         t->next_heartbeat = now + t->hb_interval_ns;
         for (int k = 0; k < t->cfg.nnodes; k++) {
@@ -1471,6 +1468,7 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
         step(t);
         if (t->fatal[0]) break;
         int64_t now = now_ns();
+        handshake_deadlines(t, now);
         for (int k = 0; k < cfg->nnodes; k++) {
             struct peer *p = &t->peer[k];
             if (k != self && !p->out && !p->dialling && now >= p->next_attempt) {
