@@ -38,16 +38,26 @@ static int64_t now_ns(void)
     return (int64_t)clock_ns();
 }
 
-static uint16_t free_port(void)
+/* A port the kernel calls free that no node of cfg uses yet: bind(0) may hand
+ * back a port that was just closed, and two nodes on one port make the second
+ * one fail to listen (and the first refuse its own connection). */
+static uint16_t free_port(const struct cluster_config *cfg)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    assert_true(s >= 0);
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
-    close(s);
-    return ntohs(a.sin_port);
+    for (;;) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t l = sizeof(a);
+        assert_true(s >= 0);
+        assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+        close(s);
+        uint16_t port = ntohs(a.sin_port);
+        bool taken = false;
+        for (int k = 0; k < CLUSTER_MAX_NODES; k++)
+            taken |= cfg->node[k].port == port;
+        if (!taken) return port;
+    }
 }
 
 static void make_cfg(struct cluster_config *cfg, int n, const char *tls)
@@ -56,7 +66,7 @@ static void make_cfg(struct cluster_config *cfg, int n, const char *tls)
     cfg->nnodes = n;
     for (int k = 0; k < n; k++) {
         snprintf(cfg->node[k].host, sizeof(cfg->node[k].host), "127.0.0.1");
-        cfg->node[k].port = free_port();
+        cfg->node[k].port = free_port(cfg);
         cfg->node[k].cpus = 1;
         cfg->node[k].memory = 4 << 20;
     }
@@ -645,26 +655,26 @@ static void test_wrong_secret_and_duplicate(void **state)
 
     /* Claims to be node 1 with the wrong secret (its own port: node 1's is taken). */
     struct cluster_config bad = cfg;
-    bad.node[1].port = free_port();
+    bad.node[1].port = free_port(&cfg);
     bad.secret[5] ^= 1;
     assert_int_equal(
         reap(spawn(intruder_node, &bad, 1, "node 0 refused us: wrong cluster secret", NULL), 10),
         0);
     /* The right secret, but node 1 is connected already. */
     struct cluster_config dup = cfg;
-    dup.node[1].port = free_port();
+    dup.node[1].port = free_port(&cfg);
     assert_int_equal(
         reap(spawn(intruder_node, &dup, 1, "node 0 refused us: node 1 is already connected", NULL),
              10),
         0);
     /* A secret of another length. */
     bad = cfg;
-    bad.node[1].port = free_port();
+    bad.node[1].port = free_port(&cfg);
     bad.secret_len = 20;
     assert_int_equal(reap(spawn(intruder_node, &bad, 1, "wrong cluster secret", NULL), 10), 0);
     /* The right secret, but it never starts the handshake. */
     struct cluster_config silent = cfg;
-    silent.node[1].port = free_port();
+    silent.node[1].port = free_port(&cfg);
     assert_int_equal(reap(spawn(silent_node, &silent, 1, NULL, NULL), 10), 0);
 
     assert_int_equal(write(go[1], "g", 1), 1);
