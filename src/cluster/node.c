@@ -44,6 +44,11 @@ struct node {
     struct node_machine mach;
     struct transport *_Atomic t;
     bool realtime; /* the transport thread runs at real-time priority */
+    uint64_t halt_poll_ns;     /* UNUM_HALT_POLL_US */
+    _Atomic int halt_pollers;  /* halted vCPUs serving the network (at most one) */
+    _Atomic uint64_t idle_mask;   /* halted vCPUs asleep, by index in idle[] */
+    struct vcpu *_Atomic idle[64];
+    _Atomic uint64_t halt_polled; /* messages those served */
     struct dsm *dsm;
     struct guest_mem *mem;
 
@@ -87,6 +92,9 @@ static void futex_wake(_Atomic uint32_t *addr)
 {
     syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }
+
+static __thread bool tls_polling; /* this thread serves the network (serve) */
+static void wake_idle_poller(struct node *n);
 
 static struct transport *transport_of(struct node *n)
 {
@@ -490,6 +498,7 @@ static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
         atomic_fetch_add(&n->bad_messages, 1);
         return;
     }
+    if (!tls_polling && src != n->self) wake_idle_poller(n);
     switch (h->type) {
     case WIRE_DSM_REQ ... WIRE_DSM_RESUME: dsm_in(n, src, h, payload); break;
     case WIRE_IO_REQ: io_request(n, src, h); break;
@@ -554,6 +563,102 @@ static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
     }
 }
 
+/* Handlers a waiting vCPU may run (transport_poll): they only take short
+ * locks that a vCPU never holds while it waits for a page or sits in HLT. */
+static bool any_thread(void *ctx, int type)
+{
+    switch (type) {
+    case WIRE_DSM_REQ ... WIRE_DSM_RESUME:
+    case WIRE_IO_REQ:
+    case WIRE_IO_REPLY:
+    case WIRE_APIC_MSG:
+    case WIRE_APIC_EOI:
+    case WIRE_APIC_LOGICAL: return true;
+    default: return false;
+    }
+}
+
+/* Serves the network from this thread (transport_poll) until done(arg), the VM
+ * stops, or window_ns passed (with extend: since the last event). Returns the
+ * number of events served. */
+static uint64_t serve(struct node *n, bool (*done)(void *), void *arg, uint64_t window_ns,
+                      bool extend)
+{
+    struct transport *t = atomic_load(&n->t);
+    if (!t) return 0;
+    /* a halted vCPU polls long and then sleeps; a faulting one comes back */
+    transport_poll_begin(t, !extend);
+    tls_polling = true;
+    uint64_t total = 0, until = clock_ns() + window_ns;
+    while (!done(arg) && !atomic_load_explicit(&n->stopping, memory_order_relaxed)) {
+        int k = transport_poll(t);
+        uint64_t now = clock_ns();
+        if (k > 0) {
+            total += (uint64_t)k;
+            if (extend) until = now + window_ns;
+        } else if (now >= until) {
+            break;
+        } else {
+            sched_yield(); /* any other thread of this core goes first */
+        }
+    }
+    tls_polling = false;
+    /* a faulting vCPU that got its page comes back soon; one that gave up
+     * waiting goes to sleep and wants the progress thread woken */
+    transport_poll_end(t, !extend, !extend && done(arg));
+    return total;
+}
+
+/* dsm_net.wait: a vCPU waiting for a page serves the network meanwhile, so the
+ * answer is handled here without a wake-up of the progress thread. */
+static void dsm_wait(void *ctx, bool (*done)(void *), void *arg, uint64_t window_ns)
+{
+    serve(ctx, done, arg, window_ns, false);
+}
+
+static bool halt_woken(void *v)
+{
+    return vcpu_halt_woken(v);
+}
+
+/* Serves the network while messages keep coming; true when the vCPU should wake. */
+static bool halt_poll(struct node *n, struct vcpu *v)
+{
+    int none = 0;
+    if (!n->halt_poll_ns || !atomic_compare_exchange_strong(&n->halt_pollers, &none, 1))
+        return false;
+    uint64_t k = serve(n, halt_woken, v, n->halt_poll_ns, true);
+    atomic_fetch_add_explicit(&n->halt_polled, k, memory_order_relaxed);
+    atomic_store(&n->halt_pollers, 0);
+    return vcpu_halt_woken(v);
+}
+
+void node_vcpu_halted(struct node *n, struct vcpu *v)
+{
+    int slot = v->id & 63;
+    atomic_store(&n->idle[slot], v);
+    while (!halt_poll(n, v)) {
+        atomic_fetch_or(&n->idle_mask, 1ull << slot);
+        vcpu_halt_wait(v, 0);
+        atomic_fetch_and(&n->idle_mask, ~(1ull << slot));
+        if (vcpu_halt_woken(v) || atomic_load(&n->stopping)) break;
+    }
+}
+
+/* A message came to the progress thread while no halted vCPU polls: traffic
+ * that may go on, so one asleep starts polling (the next message is then
+ * served without a wake-up on the way). */
+static void wake_idle_poller(struct node *n)
+{
+    if (!n->halt_poll_ns || atomic_load_explicit(&n->halt_pollers, memory_order_relaxed)) return;
+    uint64_t m = atomic_load_explicit(&n->idle_mask, memory_order_relaxed);
+    if (!m) return;
+    int slot = __builtin_ctzll(m);
+    if (!(atomic_fetch_and(&n->idle_mask, ~(1ull << slot)) & (1ull << slot))) return;
+    struct vcpu *v = atomic_load(&n->idle[slot]);
+    if (v) vcpu_post(v, VCPU_REQ_POLL);
+}
+
 /* ---- life cycle ---- */
 
 int node_start_all(struct node *n, const void *info, uint32_t len)
@@ -601,10 +706,12 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
     n->mach = *mach;
     n->mem = mem;
     n->jobs_tail = &n->jobs;
+    const char *hp = getenv("UNUM_HALT_POLL_US");
+    n->halt_poll_ns = (hp && *hp ? strtoull(hp, NULL, 10) : NODE_HALT_POLL_US) * 1000;
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->cond, NULL);
     pthread_cond_init(&n->jobs_cond, NULL);
-    struct dsm_net net = {.send = dsm_send, .ctx = n};
+    struct dsm_net net = {.send = dsm_send, .wait = dsm_wait, .ctx = n};
     n->dsm = dsm_create(mem, self, cfg->nnodes, home, home_ctx, &net);
     if (!n->dsm) {
         snprintf(err, errlen, "cannot set up the distributed shared memory");
@@ -615,7 +722,8 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
     pthread_create(&n->io_thread, NULL, io_worker, n);
     pthread_setname_np(n->io_thread, "io-worker");
     struct transport_handlers h = {
-        .recv = on_recv, .peer_lost = on_peer_lost, .tick = on_tick, .ctx = n};
+        .recv = on_recv, .peer_lost = on_peer_lost, .tick = on_tick, .any_thread = any_thread,
+        .ctx = n};
     struct transport *t = NULL;
     if (transport_start(&t, cfg, self, &h, err, errlen) < 0) {
         node_destroy(n);
@@ -699,6 +807,13 @@ static void node_print_stats_to(struct node *n, FILE *f)
     fprintf(f, "node %d: transport thread at %s priority\n", n->self,
             n->realtime ? "real-time (SCHED_FIFO)"
                         : "normal (SCHED_FIFO not permitted, or UNUM_TRANSPORT_RT=0)");
+    uint64_t by_thread, by_pollers;
+    transport_handled(t, &by_thread, &by_pollers);
+    fprintf(f,
+            "node %d: messages handled by the transport thread %llu, by waiting vCPUs %llu "
+            "(halted vCPUs served %llu events)\n",
+            n->self, (unsigned long long)by_thread, (unsigned long long)by_pollers,
+            (unsigned long long)atomic_load(&n->halt_polled));
     for (int i = 0; t && i < n->cfg.nnodes; i++) {
         if (i == n->self) continue;
         struct transport_peer_stats s;

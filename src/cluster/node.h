@@ -62,6 +62,16 @@ const struct cluster_config *node_config(const struct node *n);
  * with all ones. */
 void node_forward_io(void *n, int dst, struct cpu_io *io);
 
+/* What a vCPU of this node does after vcpu_run returned HLT, instead of
+ * vcpu_halt_wait: returns when something wakes it. Meanwhile, as KVM polls
+ * before halting, it serves the network (transport_poll) while messages keep coming
+ * (until nothing came for UNUM_HALT_POLL_US, default NODE_HALT_POLL_US; 0:
+ * never), so that answers to other nodes' requests need no thread woken here.
+ * One halted vCPU per node polls; a message the progress thread handles while
+ * none does sends one back to polling (VCPU_REQ_POLL). */
+#define NODE_HALT_POLL_US 100
+void node_vcpu_halted(struct node *n, struct vcpu *v);
+
 void node_send_apic(struct node *n, int dst, const struct apic_msg *m, uint64_t mask);
 void node_send_eoi(struct node *n, uint8_t vector);
 void node_send_apic_logical(struct node *n, int vcpu, uint32_t ldr, uint32_t dfr);

@@ -87,6 +87,7 @@ static const char *my_version(void)
 #define HEARTBEAT_NS       (250 * MS)  /* at most; a quarter of the timeout if shorter */
 #define YIELD_BUSY_NS      (20 * 1000) /* a sched_yield this long: another thread ran */
 #define DEFAULT_SPIN_US    50          /* override: UNUM_TRANSPORT_SPIN_US */
+#define DEFAULT_LINGER_US  200         /* override: UNUM_TRANSPORT_LINGER_US */
 #define HS_MAX_PAYLOAD     256
 #define MAX_CONN_REQS      64
 #define CLOSE_WAIT_NS      (1000 * MS)
@@ -176,6 +177,7 @@ struct transport {
     ucp_worker_h worker;
     ucp_listener_h listener;
     int worker_fd, event_fd, epoll_fd;
+    int64_t linger_ns; /* UNUM_TRANSPORT_LINGER_US (transport_poll_end) */
     pthread_t thread;
     bool thread_running;
     _Atomic bool stop;
@@ -190,8 +192,17 @@ struct transport {
     struct conn *conns;
     _Atomic bool conn_events; /* some conn errored or wants closing */
     bool lost_pending;        /* some peer_lost to report */
+    /* The receive side: progressing the worker for messages, the queue they wait
+     * in and running their handlers, in order. The progress thread holds it for
+     * that part of its step; transport_poll tries it from other threads. */
+    pthread_mutex_t rx_lock;
     struct rx *rxq;
     int nrx, rx_cap;
+    _Atomic bool rx_left; /* transport_poll left messages for the progress thread */
+    _Atomic int pollers;  /* threads between transport_poll_begin and _end */
+    _Atomic int short_pollers;        /* of which those that will linger */
+    _Atomic int64_t linger_until;     /* the worker stays unarmed until then */
+    _Atomic uint64_t handled_thread, handled_polled; /* messages handled by either */
     ucp_conn_request_h conn_reqs[MAX_CONN_REQS];
     int nconn_reqs;
     void **closing; /* ucp_ep_close_nbx requests in flight */
@@ -932,24 +943,94 @@ static ucs_status_t am_data(void *arg, const void *header, size_t header_length,
     return UCS_OK;
 }
 
-/* Runs the handlers of the messages the worker produced (no lock held), then
- * gives UCX its buffers back. */
-static void deliver_rx(struct transport *t)
+/* Runs the handlers of the messages the worker produced, in order (no lock held
+ * but rx_lock), then gives UCX their buffers back. From a thread other than the
+ * progress thread (any_thread) it stops at the first message whose handler must
+ * run on the progress thread, and leaves it and the rest queued. Returns true
+ * when the queue is empty. */
+static bool deliver_rx(struct transport *t, bool any_thread)
 {
-    for (int i = 0; i < t->nrx; i++) {
-        struct rx *r = &t->rxq[i];
+    int done = 0;
+    for (; done < t->nrx; done++) {
+        struct rx *r = &t->rxq[done];
+        if (any_thread && !(t->h.any_thread && t->h.any_thread(t->h.ctx, r->h.type))) break;
         const uint8_t *pl = r->desc   ? (const uint8_t *)r->desc + sizeof(struct wire_hdr)
                             : r->copy ? r->copy
                                       : r->small;
         if (!atomic_load_explicit(&t->stop, memory_order_relaxed)) t->h.recv(t->h.ctx, &r->h, pl);
     }
     struct transport *prev = lock(t);
-    for (int i = 0; i < t->nrx; i++)
+    for (int i = 0; i < done; i++)
         if (t->rxq[i].desc) ucp_am_data_release(t->worker, t->rxq[i].desc);
     unlock(t, prev);
-    for (int i = 0; i < t->nrx; i++)
+    for (int i = 0; i < done; i++)
         free(t->rxq[i].copy);
-    t->nrx = 0;
+    atomic_fetch_add_explicit(any_thread ? &t->handled_polled : &t->handled_thread,
+                              (uint64_t)done, memory_order_relaxed);
+    t->nrx -= done;
+    if (t->nrx) memmove(t->rxq, t->rxq + done, (size_t)t->nrx * sizeof(*t->rxq));
+    return t->nrx == 0;
+}
+
+/* Progresses the worker until it is idle or a batch of messages waits; under
+ * rx_lock. Returns the number of events. */
+static unsigned progress_worker(struct transport *t)
+{
+    unsigned n = 0, k;
+    struct transport *prev = lock(t);
+    while ((k = ucp_worker_progress(t->worker)) != 0) {
+        n += k;
+        if (t->nrx >= 64) break; /* deliver, give the buffers back, then more */
+    }
+    unlock(t, prev);
+    return n;
+}
+
+void transport_poll_begin(struct transport *t, bool may_linger)
+{
+    if (may_linger) atomic_fetch_add(&t->short_pollers, 1);
+    atomic_fetch_add(&t->pollers, 1);
+}
+
+void transport_poll_end(struct transport *t, bool may_linger, bool linger)
+{
+    if (may_linger) atomic_fetch_sub(&t->short_pollers, 1);
+    if (linger) {
+        /* No arming here: a vCPU fetching pages one after another polls again
+         * within microseconds, and an armed worker would make each answer
+         * wake the progress thread. The progress thread arms it once the
+         * pollers stayed away for the linger time. */
+        atomic_store(&t->linger_until, now_ns() + t->linger_ns);
+        atomic_fetch_sub(&t->pollers, 1);
+        return;
+    }
+    if (atomic_fetch_sub(&t->pollers, 1) != 1) return;
+    /* the last poller: from now on arrivals must wake the progress thread */
+    struct transport *prev = lock(t);
+    ucs_status_t st = ucp_worker_arm(t->worker);
+    unlock(t, prev);
+    if (st != UCS_OK) { /* something came meanwhile (or arming failed): its turn */
+        uint64_t one = 1;
+        ssize_t r = write(t->event_fd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
+int transport_poll(struct transport *t)
+{
+    if (!t || !t->started || atomic_load_explicit(&t->stop, memory_order_relaxed)) return 0;
+    if (pthread_mutex_trylock(&t->rx_lock) != 0) return 0; /* someone else is at it */
+    int n = 0;
+    /* messages left for the progress thread come before anything newer */
+    if (!atomic_load_explicit(&t->rx_left, memory_order_relaxed)) {
+        n = (int)progress_worker(t);
+        if (t->nrx && !deliver_rx(t, true)) {
+            atomic_store(&t->rx_left, true);
+            wake(t);
+        }
+    }
+    pthread_mutex_unlock(&t->rx_lock);
+    return n;
 }
 
 static unsigned drain_loopback(struct transport *t)
@@ -979,12 +1060,19 @@ static unsigned step(struct transport *t)
 {
     /* Loopback and deferred messages first: those deferred during start-up
      * came before anything the worker holds now. */
-    unsigned n = t->started ? drain_loopback(t) : 0, k;
-    struct transport *prev = lock(t);
-    while ((k = ucp_worker_progress(t->worker)) != 0) {
-        n += k;
-        if (t->nrx >= 64) break; /* deliver, give the buffers back, then more */
+    unsigned n = 0;
+    /* while other threads poll, the worker is theirs: only what they left and
+     * loopback messages are this thread's */
+    bool polled = t->started && atomic_load(&t->pollers) > 0;
+    if (!polled || atomic_load(&t->rx_left) || atomic_load(&t->loop_count)) {
+        pthread_mutex_lock(&t->rx_lock); /* handlers run one at a time, loopback too */
+        n += t->started ? drain_loopback(t) : 0;
+        if (atomic_exchange(&t->rx_left, false)) n++;
+        if (!polled) n += progress_worker(t);
+        if (t->nrx) deliver_rx(t, false);
+        pthread_mutex_unlock(&t->rx_lock);
     }
+    struct transport *prev = lock(t);
     if (t->nconn_reqs) {
         accept_requests(t);
         n++;
@@ -995,7 +1083,6 @@ static unsigned step(struct transport *t)
     }
     if (t->nclosing) reap_closing(t);
     unlock(t, prev);
-    if (t->nrx) deliver_rx(t);
     if (t->lost_pending) report_lost(t);
     return n;
 }
@@ -1034,27 +1121,40 @@ static void wait_events(struct transport *t, int64_t timeout_ns)
 {
     atomic_store(&t->sleeping, 1);
     if (atomic_load(&t->loop_count) || atomic_load(&t->stop) || atomic_load(&t->conn_events) ||
-        t->nconn_reqs) {
+        t->nconn_reqs || atomic_load(&t->rx_left)) {
         atomic_store(&t->sleeping, 0);
         return;
     }
-    struct transport *prev = lock(t);
-    ucs_status_t st = ucp_worker_arm(t->worker);
-    unlock(t, prev);
-    if (st == UCS_ERR_BUSY) {
-        atomic_store(&t->sleeping, 0);
-        return;
+    /* While a thread polls, the worker stays unarmed: what comes is its to
+     * serve, and an arrival must not wake this thread. A poller that may come
+     * back soon leaves it unarmed for the linger time, after which this
+     * thread arms it; one that will not arms it itself (transport_poll_end). */
+    int64_t now = now_ns(), linger = atomic_load(&t->linger_until) - now;
+    bool armed = false;
+    if (atomic_load(&t->pollers)) {
+        if (atomic_load(&t->short_pollers) && timeout_ns > t->linger_ns) timeout_ns = t->linger_ns;
+    } else if (linger > 0) {
+        if (timeout_ns > linger) timeout_ns = linger;
+    } else {
+        struct transport *prev = lock(t);
+        ucs_status_t st = ucp_worker_arm(t->worker);
+        unlock(t, prev);
+        if (st == UCS_ERR_BUSY) {
+            atomic_store(&t->sleeping, 0);
+            return;
+        }
+        armed = true;
     }
-    int ms = (int)((timeout_ns + MS - 1) / MS);
-    if (ms < 1) ms = 1;
-    if (atomic_load(&t->inflight) > 0) ms = 1;
+    if (armed && atomic_load(&t->inflight) > 0 && timeout_ns > MS) timeout_ns = MS;
+    if (timeout_ns < 1000) timeout_ns = 1000;
+    struct timespec ts = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
     struct epoll_event ev[4];
-    int n = epoll_wait(t->epoll_fd, ev, 4, ms);
+    int n = epoll_pwait2(t->epoll_fd, ev, 4, &ts, NULL);
     atomic_store(&t->sleeping, 0);
     for (int i = 0; i < n; i++) {
         if (ev[i].data.fd == t->event_fd) {
             uint64_t v;
-            ssize_t r = read(t->event_fd, &v, sizeof(v));
+            ssize_t r = read(ev[i].data.fd, &v, sizeof(v));
             (void)r;
         }
     }
@@ -1165,6 +1265,12 @@ void transport_stats(struct transport *t, int node, struct transport_peer_stats 
     if (node == t->self) out->rejected += t->rejected_unknown; /* from no known node */
 }
 
+void transport_handled(struct transport *t, uint64_t *by_thread, uint64_t *by_pollers)
+{
+    *by_thread = t ? atomic_load(&t->handled_thread) : 0;
+    *by_pollers = t ? atomic_load(&t->handled_polled) : 0;
+}
+
 /* ---- start and stop ----------------------------------------------------------------- */
 
 static void destroy(struct transport *t)
@@ -1177,6 +1283,9 @@ static void destroy(struct transport *t)
         t->thread_running = false;
     }
     atomic_store(&t->stop, true);
+    /* a transport_poll that started before the stop ends first */
+    pthread_mutex_lock(&t->rx_lock);
+    pthread_mutex_unlock(&t->rx_lock);
     struct transport *prev = lock(t);
     if (t->worker) {
         for (int i = 0; i < t->nrx; i++) {
@@ -1222,6 +1331,7 @@ static void destroy(struct transport *t)
         }
     pthread_mutex_destroy(&t->loop_lock);
     pthread_mutex_destroy(&t->lock);
+    pthread_mutex_destroy(&t->rx_lock);
     sodium_memzero(t->peer, sizeof(t->peer));
     sodium_memzero(t->cfg.secret, sizeof(t->cfg.secret));
     free(t);
@@ -1326,7 +1436,7 @@ static int ucx_setup(struct transport *t, char *err, size_t errlen)
         set_err(err, errlen, "UCX worker has no event fd: %s", ucs_status_string(st));
         return -1;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = t->worker_fd};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = t->worker_fd};
     if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->worker_fd, &ev) != 0) {
         set_err(err, errlen, "epoll: %s", strerror(errno));
         return -1;
@@ -1438,12 +1548,16 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
     pthread_mutex_init(&t->loop_lock, NULL);
     t->loop_tail = &t->loop_head;
     pthread_mutex_init(&t->lock, NULL);
+    pthread_mutex_init(&t->rx_lock, NULL);
     for (int k = 0; k < CLUSTER_MAX_NODES; k++)
         t->peer[k].backlog_tail = &t->peer[k].backlog;
     int connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
     t->hb_timeout_ns = (cfg->heartbeat_timeout_ms > 0 ? cfg->heartbeat_timeout_ms : 2000) * MS;
     const char *spin = getenv("UNUM_TRANSPORT_SPIN_US");
     t->spin_ns = (spin && *spin ? atoll(spin) : DEFAULT_SPIN_US) * 1000;
+    const char *linger = getenv("UNUM_TRANSPORT_LINGER_US");
+    int64_t linger_us = linger && *linger ? atoll(linger) : DEFAULT_LINGER_US;
+    t->linger_ns = (linger_us < 0 ? 0 : linger_us > 100000 ? 100000 : linger_us) * 1000;
 
     t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     t->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

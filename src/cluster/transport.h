@@ -5,14 +5,16 @@
  * wire.h). Messages to this node itself are looped back through the same
  * delivery path.
  *
- * Threads: one progress thread per node drives the UCX worker and runs every
- * handler; transport_send may be called from any thread (vCPU threads send
+ * Threads: one progress thread per node drives the UCX worker and runs the
+ * handlers; a thread that would only wait may serve instead (transport_poll)
+ * for the handlers that allow it; transport_send may be called from any thread (vCPU threads send
  * requests directly), including handlers, and while holding locks: handlers
  * run with no transport lock held. Handlers must not block waiting for another
  * message. Messages from one node to another are delivered in sending order. */
 #ifndef UNUM_CLUSTER_TRANSPORT_H
 #define UNUM_CLUSTER_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +32,10 @@ struct transport_handlers {
     void (*peer_lost)(void *ctx, int node, const char *why);
     /* Called on the progress thread about every 100 ms. Optional. */
     void (*tick)(void *ctx);
+    /* May recv run for a message of this type on a thread that called
+     * transport_poll? Optional (none may). Such a handler must not wait for
+     * anything a polling thread could be holding. */
+    bool (*any_thread)(void *ctx, int type);
     void *ctx;
 };
 
@@ -44,6 +50,30 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
  * payload too large). The payload is copied before return. */
 int transport_send(struct transport *t, int dst, int type, const uint64_t arg[3],
                    const void *payload, uint32_t len);
+
+/* Serves the network from the calling thread, which would otherwise wait
+ * for a message (a vCPU waiting for a page, or halted): progresses the worker
+ * and runs the handlers of the messages that came, as the progress thread
+ * would, as long as handlers.any_thread allows (the rest are left to the
+ * progress thread, in order). Saves the progress thread's wake-up on the way of
+ * an answer. Returns at once when another thread is doing it. Returns the
+ * number of events (0: nothing came). */
+int transport_poll(struct transport *t);
+
+/* Around a stretch of transport_poll calls: while any thread is inside, the
+ * progress thread leaves the worker to the pollers and is not woken by what
+ * arrives; the last to leave hands it back — at once, or with `linger` (a
+ * poller that got what it waited for and is likely to come back within
+ * microseconds, such as a vCPU fetching one page after another) once
+ * UNUM_TRANSPORT_LINGER_US (default 200) passed without a poller: a message
+ * arriving in that time waits for the next poller or the end of it. Only a
+ * poller that began with may_linger may end with linger. */
+void transport_poll_begin(struct transport *t, bool may_linger);
+void transport_poll_end(struct transport *t, bool may_linger, bool linger);
+
+/* Messages from other nodes handled so far by the progress thread and by
+ * threads in transport_poll. */
+void transport_handled(struct transport *t, uint64_t *by_thread, uint64_t *by_pollers);
 
 /* Runs the progress thread (and with it the handlers: DSM service, interrupt and
  * I/O messages) at real-time priority (SCHED_FIFO), so that a message is served

@@ -60,6 +60,7 @@ enum vcpu_exit_reason {
 #define VCPU_REQ_STOP  (1u << 4)
 #define VCPU_REQ_FLUSH (1u << 5) /* drop all cached translations, then ack */
 #define VCPU_REQ_SMI   (1u << 6)
+#define VCPU_REQ_POLL  (1u << 7) /* halted: return from vcpu_halt_wait to serve the network */
 
 struct vcpu;
 
@@ -140,8 +141,13 @@ static inline void vcpu_set_irq_line(struct vcpu *v, bool level)
 
 /* After vcpu_run returned VCPU_EXIT_HLT: sleeps until something can wake the
  * halted vCPU (an interrupt it accepts, NMI, INIT, SIPI, stop) or until
- * deadline_ns (CLOCK_MONOTONIC; 0 = no deadline). An idle vCPU costs nothing. */
+ * deadline_ns (CLOCK_MONOTONIC; 0 = no deadline), or VCPU_REQ_POLL came (its
+ * node wants it to serve the network). An idle vCPU costs nothing. */
 void vcpu_halt_wait(struct vcpu *v, uint64_t deadline_ns);
+
+/* Would vcpu_halt_wait return now (something wakes the halted vCPU)? False
+ * after it returned for VCPU_REQ_POLL only. */
+bool vcpu_halt_woken(struct vcpu *v);
 
 static inline void vcpu_send_sipi(struct vcpu *v, uint8_t vector)
 {

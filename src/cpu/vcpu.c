@@ -61,12 +61,21 @@ static bool wakes(struct vcpu *v, uint32_t req)
     return (req & VCPU_REQ_IRQ) && atomic_load(&v->halt_if);
 }
 
+bool vcpu_halt_woken(struct vcpu *v)
+{
+    return wakes(v, atomic_load_explicit(&v->requests, memory_order_seq_cst));
+}
+
 void vcpu_halt_wait(struct vcpu *v, uint64_t deadline_ns)
 {
     atomic_store_explicit(&v->sleeping, 1, memory_order_seq_cst);
     for (;;) {
         uint32_t req = atomic_load_explicit(&v->requests, memory_order_seq_cst);
         if (wakes(v, req)) break;
+        if (req & VCPU_REQ_POLL) {
+            atomic_fetch_and_explicit(&v->requests, ~VCPU_REQ_POLL, memory_order_seq_cst);
+            break;
+        }
         if (deadline_ns && clock_ns() >= deadline_ns) break;
         futex_wait_until(&v->requests, req, deadline_ns);
     }

@@ -406,7 +406,10 @@ static void *vcpu_thread(void *arg)
     for (;;) {
         enum vcpu_exit_reason r = vcpu_run(pv->v);
         if (r == VCPU_EXIT_HLT || r == VCPU_EXIT_WAIT_SIPI) {
-            vcpu_halt_wait(pv->v, 0);
+            if (pc->node)
+                node_vcpu_halted(pc->node, pv->v);
+            else
+                vcpu_halt_wait(pv->v, 0);
             continue;
         }
         if (r == VCPU_EXIT_SHUTDOWN) {

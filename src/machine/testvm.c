@@ -112,8 +112,11 @@ static void *vcpu_thread(void *arg)
             stop_all(vm, 125);
             break;
         }
-        /* HLT: nothing in this machine raises interrupts, so the vCPU is done */
-        break;
+        /* HLT: nothing in this machine raises interrupts, so the vCPU is done —
+         * but on a cluster it serves its node's network like any halted vCPU
+         * until the VM stops */
+        if (!vm->node) break;
+        node_vcpu_halted(vm->node, v);
     }
     return NULL;
 }

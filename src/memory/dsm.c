@@ -1,9 +1,10 @@
 /* dsm.c — the coherence protocol (see dsm.h for the model).
  *
  * State lives in three places:
- *  - the directory (dir[], meaningful for pages homed here), touched only by the
- *    service thread, with the transaction of a busy page (txn) and the requests
- *    that wait for it (home_queue);
+ *  - the directory (dir[], meaningful for pages homed here), touched only by
+ *    dsm_receive (one call at a time: the service thread, or a faulting thread
+ *    serving the network), with the transaction of a busy page (txn) and the
+ *    requests that wait for it (home_queue);
  *  - the pending table (pend[]), one entry per page this node asked for, shared
  *    by the faulting threads and the service thread under `lock`;
  *  - guest_mem rights, which every vCPU reads without locks.
@@ -64,7 +65,7 @@ struct dsm {
     struct dir_entry *dir;
     _Atomic uint32_t *page_faults;
 
-    /* service thread only */
+    /* dsm_receive only */
     struct txn *txn[HASH_BUCKETS];
     struct held_msg *home_queue, **home_queue_tail;
 
@@ -153,6 +154,11 @@ static bool hold_for_waiters(struct dsm *d, int src, const struct dsm_msg *m)
     }
     pthread_mutex_unlock(&d->lock);
     return held;
+}
+
+static bool pending_granted(void *p)
+{
+    return __atomic_load_n(&((struct pending *)p)->granted, __ATOMIC_ACQUIRE);
 }
 
 static void record_latency(struct dsm *d, uint64_t ns)
@@ -272,9 +278,14 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
         streamed = true;
         uint64_t spin_until = clock_ns() + d->spin_ns;
         /* yielding, not pausing: on a host with fewer cores than busy threads the
-         * thread that will answer may be waiting for this core */
-        while (!__atomic_load_n(&p->granted, __ATOMIC_ACQUIRE) && clock_ns() < spin_until)
-            sched_yield();
+         * thread that will answer may be waiting for this core. Serving the
+         * network meanwhile handles the answer here, without a wake-up of the
+         * service thread. */
+        if (d->net.wait)
+            d->net.wait(d->net.ctx, pending_granted, p, d->spin_ns);
+        else
+            while (!pending_granted(p) && clock_ns() < spin_until)
+                sched_yield();
         pthread_mutex_lock(&d->lock);
         while (!p->granted && !p->failed && !d->shut)
             pthread_cond_wait(&d->granted, &d->lock);

@@ -22,8 +22,9 @@
  *
  * Threads: dsm_fault runs on any thread that touches guest memory (vCPUs,
  * device DMA, the loader) except the service thread, and blocks until the right
- * arrives. dsm_receive runs on the node's single service thread (the transport's
- * progress thread) and never waits for another node. */
+ * arrives. dsm_receive runs one call at a time — on the node's service thread
+ * (the transport's progress thread) or on a faulting thread that serves the
+ * network while it waits (net.wait) — and never waits for another node. */
 #ifndef UNUM_MEMORY_DSM_H
 #define UNUM_MEMORY_DSM_H
 
@@ -57,6 +58,10 @@ struct dsm_msg {
  * GUEST_PAGE_SIZE bytes, copied before return. Returns 0 or -errno. */
 struct dsm_net {
     int (*send)(void *ctx, int dst, const struct dsm_msg *m, const void *page);
+    /* Optional: waits up to window_ns for done(arg), serving incoming messages
+     * from the calling (faulting) thread meanwhile, so that the answer is
+     * handled without waking the service thread. */
+    void (*wait)(void *ctx, bool (*done)(void *arg), void *arg, uint64_t window_ns);
     void *ctx;
 };
 

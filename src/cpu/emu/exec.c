@@ -425,6 +425,8 @@ static void do_sipi(struct emu_cpu *c, uint8_t vector)
 static bool handle_requests(struct emu_cpu *c, uint32_t req)
 {
     if (req & VCPU_REQ_FLUSH) emu_handle_flush(c);
+    if (req & VCPU_REQ_POLL) /* came after the vCPU woke: nothing to serve now */
+        atomic_fetch_and(&c->v.requests, ~VCPU_REQ_POLL);
     if (req & VCPU_REQ_STOP) {
         atomic_fetch_and(&c->v.requests, ~VCPU_REQ_STOP);
         c->stop_reason = VCPU_EXIT_STOP;
