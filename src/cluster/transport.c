@@ -995,7 +995,7 @@ void transport_poll_begin(struct transport *t, bool may_linger)
 void transport_poll_end(struct transport *t, bool may_linger, bool linger)
 {
     if (may_linger) atomic_fetch_sub(&t->short_pollers, 1);
-    if (linger) {
+    if (linger && t->linger_ns > 0) {
         /* No arming here: a vCPU fetching pages one after another polls again
          * within microseconds, and an armed worker would make each answer
          * wake the progress thread. The progress thread arms it once the
@@ -1132,7 +1132,8 @@ static void wait_events(struct transport *t, int64_t timeout_ns)
     int64_t now = now_ns(), linger = atomic_load(&t->linger_until) - now;
     bool armed = false;
     if (atomic_load(&t->pollers)) {
-        if (atomic_load(&t->short_pollers) && timeout_ns > t->linger_ns) timeout_ns = t->linger_ns;
+        if (atomic_load(&t->short_pollers) && t->linger_ns && timeout_ns > t->linger_ns)
+            timeout_ns = t->linger_ns;
     } else if (linger > 0) {
         if (timeout_ns > linger) timeout_ns = linger;
     } else {
