@@ -2,7 +2,9 @@
 # cluster-tests.sh — multi-node tests: one VM over several `unum` node processes
 # (docs/CLUSTER.md). Each check prints PASS/FAIL with the evidence (SKIP when the
 # environment cannot run it: counts as neither); exits non-zero if any fails.
-#   a. the coherence test guest on 2 nodes / 2 vCPUs and 4 nodes / 4 vCPUs
+#   a. the coherence test guest on 2 nodes / 2 vCPUs and 4 nodes / 4 vCPUs; the
+#      remote-miss probe, whose answers waiting vCPUs serve (node 0: halted, node 1:
+#      faulting) rather than the transport threads
 #   b. one Linux boot on `unum run --nodes 2 --cpus 2 --memory 512M`: vCPUs, NUMA
 #      nodes, RAM, per-node CPU lists, clean dmesg, exact SMP atomics, a parallel sort
 #      that matches the host; and (not with UNUM_QUICK=1) one 4-node boot
@@ -110,6 +112,17 @@ if want a; then
             bad "coherence guest, --nodes $1 --cpus $2" "rc=$rc ($(since "$t0") s)" "$out$nl$err"
         fi
     done
+    out=$(UNUM_DSM_READAHEAD=0 timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --memory 64M \
+        --stats "$BUILD/guest-tests/dsm_read_miss.bin" 2>&1)
+    rc=$?
+    # "node K: messages handled by the transport thread A, by waiting vCPUs B (...)"
+    served() { sed -n "s/^node $1: messages handled by the transport thread [0-9]*, by waiting vCPUs \([0-9]*\).*/\1/p" <<<"$out" | head -n 1; }
+    s0=$(served 0); s1=$(served 1)
+    if [ "$rc" -eq 0 ] && grep -q '^PASS: dsm_read_miss' <<<"$out" && [ "${s0:-0}" -gt 1000 ] && [ "${s1:-0}" -gt 1000 ]; then
+        ok "remote-miss probe: messages served by waiting vCPUs: node 0 (halted) $s0, node 1 (faulting) $s1"
+    else
+        bad "remote-miss probe" "rc=$rc, served by waiting vCPUs: node 0 '${s0}', node 1 '${s1}' (want > 1000 each)" "$out"
+    fi
 fi
 
 # ===== b. one Linux boot over 2 nodes (and one over 4) =================================

@@ -22,9 +22,13 @@
  * bytes): the receive callback always holds the whole message.
  *
  * Threads and locks. transport_start runs the handshakes on the calling
- * thread, then starts one progress thread, which from then on is the only
- * caller of ucp_worker_progress and runs every handler. transport_send may be
- * called from any thread. Every UCX call is made under the transport's lock
+ * thread, then starts one progress thread, which from then on progresses the
+ * worker and runs the handlers — except while threads that would otherwise
+ * wait poll (transport_poll): they progress the worker and run the handlers
+ * the node allows on any thread, leaving the rest, in order, to the progress
+ * thread. rx_lock makes one thread at a time progress the receive side and run
+ * handlers, so handlers never run concurrently. transport_send may be called
+ * from any thread. Every UCX call is made under the transport's lock
  * (the worker is also UCS_THREAD_MODE_MULTI, which then costs an uncontended
  * spinlock): a message's sequence number and its place in UCX's queue are
  * taken together, and a message waits in a per-peer backlog while an earlier
@@ -36,7 +40,9 @@
  *
  * Waiting. When idle, the progress thread sleeps in epoll on the worker's event
  * fd and an eventfd that senders write when they need it (a loopback message, a
- * send that did not complete at once). At normal priority it first polls the
+ * send that did not complete at once). It arms the worker (so that an arrival
+ * signals the fd) only while nobody polls and no lingering poller may come
+ * back (transport_poll_end). At normal priority it first polls the
  * worker for a short while, yielding the CPU between polls; at real-time
  * priority (transport_set_realtime) it does not poll, because it would take
  * the core from the vCPUs, and its wake-up preempts them instead.
