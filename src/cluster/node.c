@@ -49,6 +49,7 @@ struct node {
     _Atomic uint64_t idle_mask;   /* halted vCPUs asleep, by index in idle[] */
     struct vcpu *_Atomic idle[64];
     _Atomic uint64_t halt_polled; /* messages those served */
+    _Atomic uint64_t last_request_ns; /* when another node last asked this one something */
     struct dsm *dsm;
     struct guest_mem *mem;
 
@@ -94,6 +95,7 @@ static void futex_wake(_Atomic uint32_t *addr)
 }
 
 static __thread bool tls_polling; /* this thread serves the network (serve) */
+#define NODE_QUIET_NS (1000 * 1000) /* no request from another node for this long */
 static void wake_idle_poller(struct node *n);
 
 static struct transport *transport_of(struct node *n)
@@ -499,6 +501,9 @@ static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
         return;
     }
     if (!tls_polling && src != n->self) wake_idle_poller(n);
+    if (src != n->self && h->type != WIRE_DSM_GRANT && h->type != WIRE_IO_REPLY &&
+        h->type != WIRE_TIME_PONG)
+        atomic_store_explicit(&n->last_request_ns, clock_ns(), memory_order_relaxed);
     switch (h->type) {
     case WIRE_DSM_REQ ... WIRE_DSM_RESUME: dsm_in(n, src, h, payload); break;
     case WIRE_IO_REQ: io_request(n, src, h); break;
@@ -586,8 +591,16 @@ static uint64_t serve(struct node *n, bool (*done)(void *), void *arg, uint64_t 
 {
     struct transport *t = atomic_load(&n->t);
     if (!t) return 0;
-    /* a halted vCPU polls long and then sleeps; a faulting one comes back */
-    transport_poll_begin(t, !extend);
+    /* A halted vCPU polls long and then sleeps; a faulting one comes back soon,
+     * so it keeps the worker to itself across faults (lingering), but only
+     * while other nodes ask this one nothing: their requests would then wait
+     * for its next fault, and under such traffic the progress thread (woken
+     * by an armed worker) serves better. */
+    bool takeover = extend || (transport_lingers(t) &&
+                               clock_ns() - atomic_load_explicit(&n->last_request_ns,
+                                                                 memory_order_relaxed) >
+                                   NODE_QUIET_NS);
+    if (takeover) transport_poll_begin(t, !extend);
     tls_polling = true;
     uint64_t total = 0, until = clock_ns() + window_ns;
     while (!done(arg) && !atomic_load_explicit(&n->stopping, memory_order_relaxed)) {
@@ -605,7 +618,7 @@ static uint64_t serve(struct node *n, bool (*done)(void *), void *arg, uint64_t 
     tls_polling = false;
     /* a faulting vCPU that got its page comes back soon; one that gave up
      * waiting goes to sleep and wants the progress thread woken */
-    transport_poll_end(t, !extend, !extend && done(arg));
+    if (takeover) transport_poll_end(t, !extend, !extend && done(arg));
     return total;
 }
 

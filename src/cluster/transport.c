@@ -992,6 +992,11 @@ static unsigned progress_worker(struct transport *t)
     return n;
 }
 
+bool transport_lingers(const struct transport *t)
+{
+    return t->linger_ns > 0;
+}
+
 void transport_poll_begin(struct transport *t, bool may_linger)
 {
     if (may_linger) atomic_fetch_add(&t->short_pollers, 1);
@@ -1070,6 +1075,8 @@ static unsigned step(struct transport *t)
     /* while other threads poll, the worker is theirs: only what they left and
      * loopback messages are this thread's */
     bool polled = t->started && atomic_load(&t->pollers) > 0;
+    /* but a connection event is reported only after what came before it */
+    if (atomic_load_explicit(&t->conn_events, memory_order_relaxed)) polled = false;
     if (!polled || atomic_load(&t->rx_left) || atomic_load(&t->loop_count)) {
         pthread_mutex_lock(&t->rx_lock); /* handlers run one at a time, loopback too */
         n += t->started ? drain_loopback(t) : 0;

@@ -71,6 +71,9 @@ int transport_poll(struct transport *t);
 void transport_poll_begin(struct transport *t, bool may_linger);
 void transport_poll_end(struct transport *t, bool may_linger, bool linger);
 
+/* Is the linger time above 0? */
+bool transport_lingers(const struct transport *t);
+
 /* Messages from other nodes handled so far by the progress thread and by
  * threads in transport_poll. */
 void transport_handled(struct transport *t, uint64_t *by_thread, uint64_t *by_pollers);
