@@ -43,12 +43,12 @@ struct node {
     int self;
     struct node_machine mach;
     struct transport *_Atomic t;
-    bool realtime; /* the transport thread runs at real-time priority */
-    uint64_t halt_poll_ns;     /* UNUM_HALT_POLL_US */
-    _Atomic int halt_pollers;  /* halted vCPUs serving the network (at most one) */
-    _Atomic uint64_t idle_mask;   /* halted vCPUs asleep, by index in idle[] */
+    bool realtime;              /* the transport thread runs at real-time priority */
+    uint64_t halt_poll_ns;      /* UNUM_HALT_POLL_US */
+    _Atomic int halt_pollers;   /* halted vCPUs serving the network (at most one) */
+    _Atomic uint64_t idle_mask; /* halted vCPUs asleep, by index in idle[] */
     struct vcpu *_Atomic idle[64];
-    _Atomic uint64_t halt_polled; /* messages those served */
+    _Atomic uint64_t halt_polled;     /* messages those served */
     _Atomic uint64_t last_request_ns; /* when another node last asked this one something */
     struct dsm *dsm;
     struct guest_mem *mem;
@@ -94,7 +94,7 @@ static void futex_wake(_Atomic uint32_t *addr)
     syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }
 
-static __thread bool tls_polling; /* this thread serves the network (serve) */
+static __thread bool tls_polling;   /* this thread serves the network (serve) */
 #define NODE_QUIET_NS (1000 * 1000) /* no request from another node for this long */
 static void wake_idle_poller(struct node *n);
 
@@ -596,10 +596,10 @@ static uint64_t serve(struct node *n, bool (*done)(void *), void *arg, uint64_t 
      * while other nodes ask this one nothing: their requests would then wait
      * for its next fault, and under such traffic the progress thread (woken
      * by an armed worker) serves better. */
-    bool takeover = extend || (transport_lingers(t) &&
-                               clock_ns() - atomic_load_explicit(&n->last_request_ns,
-                                                                 memory_order_relaxed) >
-                                   NODE_QUIET_NS);
+    bool takeover =
+        extend || (transport_lingers(t) &&
+                   clock_ns() - atomic_load_explicit(&n->last_request_ns, memory_order_relaxed) >
+                       NODE_QUIET_NS);
     if (takeover) transport_poll_begin(t, !extend);
     tls_polling = true;
     uint64_t total = 0, until = clock_ns() + window_ns;
@@ -734,9 +734,11 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
     n->io_running = true;
     pthread_create(&n->io_thread, NULL, io_worker, n);
     pthread_setname_np(n->io_thread, "io-worker");
-    struct transport_handlers h = {
-        .recv = on_recv, .peer_lost = on_peer_lost, .tick = on_tick, .any_thread = any_thread,
-        .ctx = n};
+    struct transport_handlers h = {.recv = on_recv,
+                                   .peer_lost = on_peer_lost,
+                                   .tick = on_tick,
+                                   .any_thread = any_thread,
+                                   .ctx = n};
     struct transport *t = NULL;
     if (transport_start(&t, cfg, self, &h, err, errlen) < 0) {
         node_destroy(n);

@@ -204,10 +204,10 @@ struct transport {
     pthread_mutex_t rx_lock;
     struct rx *rxq;
     int nrx, rx_cap;
-    _Atomic bool rx_left; /* transport_poll left messages for the progress thread */
-    _Atomic int pollers;  /* threads between transport_poll_begin and _end */
-    _Atomic int short_pollers;        /* of which those that will linger */
-    _Atomic int64_t linger_until;     /* the worker stays unarmed until then */
+    _Atomic bool rx_left;         /* transport_poll left messages for the progress thread */
+    _Atomic int pollers;          /* threads between transport_poll_begin and _end */
+    _Atomic int short_pollers;    /* of which those that will linger */
+    _Atomic int64_t linger_until; /* the worker stays unarmed until then */
     _Atomic uint64_t handled_thread, handled_polled; /* messages handled by either */
     ucp_conn_request_h conn_reqs[MAX_CONN_REQS];
     int nconn_reqs;
@@ -971,8 +971,8 @@ static bool deliver_rx(struct transport *t, bool any_thread)
     unlock(t, prev);
     for (int i = 0; i < done; i++)
         free(t->rxq[i].copy);
-    atomic_fetch_add_explicit(any_thread ? &t->handled_polled : &t->handled_thread,
-                              (uint64_t)done, memory_order_relaxed);
+    atomic_fetch_add_explicit(any_thread ? &t->handled_polled : &t->handled_thread, (uint64_t)done,
+                              memory_order_relaxed);
     t->nrx -= done;
     if (t->nrx) memmove(t->rxq, t->rxq + done, (size_t)t->nrx * sizeof(*t->rxq));
     return t->nrx == 0;

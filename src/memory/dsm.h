@@ -87,8 +87,8 @@ void dsm_receive(struct dsm *d, int src, const struct dsm_msg *m, const void *pa
 /* Fails every waiting and future fault with -ESHUTDOWN (the VM is stopping). */
 void dsm_shutdown(struct dsm *d);
 
-#define DSM_LAT_BUCKETS 24 /* fault latency histogram: bucket i counts [2^i, 2^(i+1)) us */
-#define DSM_READAHEAD_PAGES 8 /* default of UNUM_DSM_READAHEAD (0: off) */
+#define DSM_LAT_BUCKETS     24 /* fault latency histogram: bucket i counts [2^i, 2^(i+1)) us */
+#define DSM_READAHEAD_PAGES 8  /* default of UNUM_DSM_READAHEAD (0: off) */
 struct dsm_stats {
     uint64_t read_faults, write_faults;  /* faults taken on this node */
     uint64_t remote_faults;              /* of those, served by another node */

@@ -45,8 +45,7 @@ static uint16_t free_port(const struct cluster_config *cfg)
 {
     for (;;) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t l = sizeof(a);
         assert_true(s >= 0);
         assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -506,8 +505,8 @@ static int poll_node(const struct cluster_config *cfg, int self, void *arg)
      * does it once the poller is done (the transport does not care which) */
     transport_poll_end(n.t, true, linger);
     CHECK(pt.next == POLL_MSGS);
-    fprintf(stderr, "node 0: %d of %d handled by the poller (linger %d)\n", pt.by_poller,
-            POLL_MSGS, linger);
+    fprintf(stderr, "node 0: %d of %d handled by the poller (linger %d)\n", pt.by_poller, POLL_MSGS,
+            linger);
     CHECK(pt.bad_order == 0);
     CHECK(pt.misplaced == 0);
     CHECK(pt.overlaps == 0);
