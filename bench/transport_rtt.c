@@ -36,27 +36,6 @@ static int64_t now_ns(void)
     return (int64_t)clock_ns();
 }
 
-/* A free port that no node of cfg uses yet (bind(0) may return a port just
- * closed, and two nodes on one port cannot both listen). */
-static uint16_t free_port(const struct cluster_config *cfg)
-{
-    for (;;) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t l = sizeof(a);
-        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) || getsockname(s, (void *)&a, &l)) {
-            perror("free port");
-            exit(1);
-        }
-        close(s);
-        uint16_t port = ntohs(a.sin_port);
-        bool taken = false;
-        for (int k = 0; k < CLUSTER_MAX_NODES; k++)
-            taken |= cfg->node[k].port == port;
-        if (!taken) return port;
-    }
-}
-
 struct node {
     struct transport *t;
     _Atomic uint32_t replies; /* futex word */
@@ -213,9 +192,15 @@ int main(int argc, char **argv)
                                      .connect_timeout_ms = 10000,
                                      .heartbeat_timeout_ms = 2000,
                                      .secret_len = 32};
+        uint16_t ports[2];
+        char err[128];
+        if (cluster_pick_ports(2, ports, err, sizeof(err))) {
+            fprintf(stderr, "transport_rtt: %s\n", err);
+            return 1;
+        }
         for (int k = 0; k < 2; k++) {
             snprintf(cfg.node[k].host, sizeof(cfg.node[k].host), "127.0.0.1");
-            cfg.node[k].port = free_port(&cfg);
+            cfg.node[k].port = ports[k];
             cfg.node[k].cpus = 1;
         }
         for (int b = 0; b < 32; b++)

@@ -522,11 +522,9 @@ int cluster_config_parse(const char *path, struct cluster_config *cfg, char *err
     return rc;
 }
 
-/* n distinct free TCP ports on 127.0.0.1: all n sockets are bound to port 0 at
- * once (so the kernel hands out distinct ports), read back, then closed. Another
- * program could take one before the transport binds it; that shows as "port in
- * use" at start-up. */
-static int pick_ports(int n, uint16_t *ports, char *err, size_t errlen)
+/* All n sockets are bound to port 0 at once (so the kernel hands out distinct
+ * ports), read back, then closed. */
+int cluster_pick_ports(int n, uint16_t *ports, char *err, size_t errlen)
 {
     int fds[CLUSTER_MAX_NODES];
     int rc = 0, i;
@@ -579,7 +577,7 @@ int cluster_config_local(int n, int cpus, uint64_t memory, struct cluster_config
     cfg->nnodes = n;
     cfg->platform = 0;
     uint16_t ports[CLUSTER_MAX_NODES];
-    if (pick_ports(n, ports, err, errlen)) return -1;
+    if (cluster_pick_ports(n, ports, err, errlen)) return -1;
     uint64_t pages = memory / PAGE_SIZE;
     for (int i = 0; i < n; i++) {
         struct cluster_node *nd = &cfg->node[i];

@@ -1168,7 +1168,7 @@ static void wait_events(struct transport *t, int64_t timeout_ns)
     for (int i = 0; i < n; i++) {
         if (ev[i].data.fd == t->event_fd) {
             uint64_t v;
-            ssize_t r = read(ev[i].data.fd, &v, sizeof(v));
+            ssize_t r = read(t->event_fd, &v, sizeof(v));
             (void)r;
         }
     }

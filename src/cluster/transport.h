@@ -7,8 +7,9 @@
  *
  * Threads: one progress thread per node drives the UCX worker and runs the
  * handlers; a thread that would only wait may serve instead (transport_poll)
- * for the handlers that allow it; transport_send may be called from any thread (vCPU threads send
- * requests directly), including handlers, and while holding locks: handlers
+ * for the handlers that allow it. transport_send may be called from any thread
+ * (vCPU threads send requests directly), including handlers, and while holding
+ * locks: handlers
  * run with no transport lock held. Handlers must not block waiting for another
  * message. Messages from one node to another are delivered in sending order. */
 #ifndef UNUM_CLUSTER_TRANSPORT_H

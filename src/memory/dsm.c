@@ -276,16 +276,17 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
         pthread_mutex_unlock(&d->lock);
         if (want == MEM_READ && home != d->self && !streamed) read_ahead(d, page);
         streamed = true;
-        uint64_t spin_until = clock_ns() + d->spin_ns;
         /* yielding, not pausing: on a host with fewer cores than busy threads the
          * thread that will answer may be waiting for this core. Serving the
          * network meanwhile handles the answer here, without a wake-up of the
          * service thread. */
-        if (d->net.wait)
+        if (d->net.wait) {
             d->net.wait(d->net.ctx, pending_granted, p, d->spin_ns);
-        else
+        } else {
+            uint64_t spin_until = clock_ns() + d->spin_ns;
             while (!pending_granted(p) && clock_ns() < spin_until)
                 sched_yield();
+        }
         pthread_mutex_lock(&d->lock);
         while (!p->granted && !p->failed && !d->shut)
             pthread_cond_wait(&d->granted, &d->lock);

@@ -38,9 +38,8 @@ static int64_t now_ns(void)
     return (int64_t)clock_ns();
 }
 
-/* A port the kernel calls free that no node of cfg uses yet: bind(0) may hand
- * back a port that was just closed, and two nodes on one port make the second
- * one fail to listen (and the first refuse its own connection). */
+/* A port the kernel calls free that no node of cfg uses yet (an intruder's own
+ * port): bind(0) may hand back a port that was just closed. */
 static uint16_t free_port(const struct cluster_config *cfg)
 {
     for (;;) {
@@ -63,9 +62,12 @@ static void make_cfg(struct cluster_config *cfg, int n, const char *tls)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->nnodes = n;
+    uint16_t ports[CLUSTER_MAX_NODES];
+    char err[128];
+    assert_int_equal(cluster_pick_ports(n, ports, err, sizeof(err)), 0);
     for (int k = 0; k < n; k++) {
         snprintf(cfg->node[k].host, sizeof(cfg->node[k].host), "127.0.0.1");
-        cfg->node[k].port = free_port(cfg);
+        cfg->node[k].port = ports[k];
         cfg->node[k].cpus = 1;
         cfg->node[k].memory = 4 << 20;
     }
@@ -241,8 +243,10 @@ static void on_lost(void *ctx, int node, const char *why)
     pthread_mutex_unlock(&n->mu);
 }
 
-static int tnode_start(struct tnode *n, const struct cluster_config *cfg, int self, char *err,
-                       size_t errlen)
+/* Starts node self with on_recv, or with the given handlers for receiving. */
+static int tnode_start_with(struct tnode *n, const struct cluster_config *cfg, int self,
+                            void (*recv)(void *, const struct wire_hdr *, const void *),
+                            bool (*any_thread)(void *, int), char *err, size_t errlen)
 {
     memset(n, 0, sizeof(*n));
     n->self = self;
@@ -251,8 +255,15 @@ static int tnode_start(struct tnode *n, const struct cluster_config *cfg, int se
     pthread_cond_init(&n->cv, NULL);
     for (int th = 0; th < MAX_THREADS; th++)
         n->last_index[th] = -1;
-    struct transport_handlers h = {.recv = on_recv, .peer_lost = on_lost, .ctx = n};
+    struct transport_handlers h = {
+        .recv = recv, .peer_lost = on_lost, .any_thread = any_thread, .ctx = n};
     return transport_start(&n->t, cfg, self, &h, err, errlen);
+}
+
+static int tnode_start(struct tnode *n, const struct cluster_config *cfg, int self, char *err,
+                       size_t errlen)
+{
+    return tnode_start_with(n, cfg, self, on_recv, NULL, err, errlen);
 }
 
 /* Waits until pred(n) holds (mutex held), at most timeout_ms. */
@@ -284,6 +295,11 @@ static bool all_received(struct tnode *n)
         if (n->recv_count[k] < expect_per_peer) return false;
     return true;
 }
+static bool pong_arrived(struct tnode *n)
+{
+    return n->pongs > 0;
+}
+
 static bool all_stopped(struct tnode *n)
 {
     return n->stops >= n->n - 1;
@@ -462,27 +478,14 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-static bool got_pong(struct tnode *n)
-{
-    return n->pongs > 0;
-}
-
 static int poll_node(const struct cluster_config *cfg, int self, void *arg)
 {
     bool linger = arg != NULL;
     struct tnode n;
     char err[256];
-    memset(&n, 0, sizeof(n));
-    n.self = self;
-    n.n = cfg->nnodes;
-    pthread_mutex_init(&n.mu, NULL);
-    pthread_cond_init(&n.cv, NULL);
     pt.n = &n;
-    struct transport_handlers h = {.recv = self == 0 ? poll_recv : on_recv,
-                                   .peer_lost = on_lost,
-                                   .any_thread = self == 0 ? poll_allowed : NULL,
-                                   .ctx = &n};
-    if (transport_start(&n.t, cfg, self, &h, err, sizeof(err)) != 0) {
+    if (tnode_start_with(&n, cfg, self, self == 0 ? poll_recv : on_recv,
+                         self == 0 ? poll_allowed : NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "node %d: %s\n", self, err);
         return 1;
     }
@@ -517,7 +520,7 @@ static int poll_node(const struct cluster_config *cfg, int self, void *arg)
     CHECK(by_pollers == (uint64_t)pt.by_poller);
     /* nobody polls now: the progress thread must see what comes */
     CHECK(transport_send(n.t, 1, WIRE_TIME_PING, NULL, NULL, 0) == 0);
-    CHECK(wait_for(&n, got_pong, 5000));
+    CHECK(wait_for(&n, pong_arrived, 5000));
     return finish(&n);
 }
 
@@ -694,11 +697,6 @@ static void test_single_node(void **state)
 struct legit_arg {
     int go_fd; /* read end: the parent's "intruders are done" */
 };
-
-static bool pong_arrived(struct tnode *n)
-{
-    return n->pongs > 0;
-}
 
 static int legit_node(const struct cluster_config *cfg, int self, void *arg)
 {
