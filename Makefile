@@ -18,7 +18,7 @@ endif
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter \
            -fno-strict-aliasing -pthread -Isrc -MMD -MP
 LDFLAGS := -pthread $(LDSAN)
-LDLIBS  := -lz -lm -lucp -lucs -lsodium
+LDLIBS  := -lz -lm -lucp -lucs -lsodium -lcrypto
 
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c src/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -108,7 +108,7 @@ build-fuzz/fuzz_platform: fuzz/fuzz_platform.c $(TEST_COMMON) $(LIB_SRC)
 build-fuzz/fuzz_wire: fuzz/fuzz_wire.c src/cluster/wire.c src/cluster/wire.h
 	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)"; exit 1; }
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ fuzz/fuzz_wire.c src/cluster/wire.c -lsodium
+	clang $(FUZZ_CFLAGS) -o $@ fuzz/fuzz_wire.c src/cluster/wire.c -lsodium -lcrypto
 
 fuzz: build-fuzz/fuzz_exec build-fuzz/fuzz_platform build-fuzz/fuzz_wire
 	@mkdir -p build-fuzz/corpus-exec build-fuzz/corpus-platform build-fuzz/corpus-wire

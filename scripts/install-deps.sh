@@ -3,7 +3,7 @@
 set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in build-essential libcmocka-dev binutils zlib1g-dev acpica-tools cpio libucx-dev libsodium-dev; do
+for p in build-essential libcmocka-dev binutils zlib1g-dev acpica-tools cpio libucx-dev libsodium-dev libssl-dev; do
     have_pkg "$p" || need+=("$p")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

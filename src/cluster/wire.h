@@ -96,6 +96,10 @@ void wire_seal(struct wire_hdr *h, const void *payload, const uint8_t key[WIRE_K
 /* Structural checks (magic, version, type range, len <= max and == avail - 64)
  * then the tag. 0 if valid, negative errno (-EPROTO structure, -EBADMSG tag). */
 int wire_open(const struct wire_hdr *h, size_t total_len, const uint8_t key[WIRE_KEY_BYTES]);
+/* Which Poly1305 computes the tags ("OpenSSL" or "libsodium"); tests force
+ * the portable one (libsodium) to check both give the same tags. */
+const char *wire_mac_impl(void);
+void wire_mac_portable(bool on);
 /* Structure only (used for handshake messages before a key exists). */
 int wire_check(const struct wire_hdr *h, size_t total_len);
 

@@ -85,6 +85,7 @@ struct dsm {
         _Atomic uint64_t read_faults, write_faults, remote_faults, invalidations, fetches,
             requests_served, pages_sent, pages_received, deferred, bad_messages, read_ahead;
         _Atomic uint64_t lat_hist[DSM_LAT_BUCKETS];
+        _Atomic uint64_t lat_fine[DSM_LAT_FINE];
         _Atomic uint64_t lat_total_ns, lat_count;
     } st;
 };
@@ -161,8 +162,31 @@ static bool pending_granted(void *p)
     return __atomic_load_n(&((struct pending *)p)->granted, __ATOMIC_ACQUIRE);
 }
 
+/* Fine bucket of a latency: exact below 8 ns, then 8 per octave. */
+int dsm_latency_bucket(uint64_t ns)
+{
+    if (ns < DSM_LAT_FINE_SUB) return (int)ns;
+    int e = 63 - __builtin_clzll(ns); /* >= 3 */
+    int b = (e - 2) * DSM_LAT_FINE_SUB + (int)((ns >> (e - 3)) & (DSM_LAT_FINE_SUB - 1));
+    return b < DSM_LAT_FINE ? b : DSM_LAT_FINE - 1;
+}
+
+/* [lo, hi) nanoseconds of fine bucket b */
+static void fine_bounds(int b, double *lo, double *hi)
+{
+    if (b < DSM_LAT_FINE_SUB) {
+        *lo = b;
+        *hi = b + 1;
+        return;
+    }
+    int e = b / DSM_LAT_FINE_SUB + 2, sub = b % DSM_LAT_FINE_SUB;
+    *lo = (double)((uint64_t)(DSM_LAT_FINE_SUB + sub) << (e - 3));
+    *hi = (double)((uint64_t)(DSM_LAT_FINE_SUB + sub + 1) << (e - 3));
+}
+
 static void record_latency(struct dsm *d, uint64_t ns)
 {
+    atomic_fetch_add_explicit(&d->st.lat_fine[dsm_latency_bucket(ns)], 1, memory_order_relaxed);
     uint64_t us = ns / 1000;
     int b = 0;
     while (b < DSM_LAT_BUCKETS - 1 && us >= (2ull << b))
@@ -753,6 +777,8 @@ void dsm_get_stats(struct dsm *d, struct dsm_stats *o)
     o->read_ahead = atomic_load(&d->st.read_ahead);
     for (int i = 0; i < DSM_LAT_BUCKETS; i++)
         o->lat_hist[i] = atomic_load(&d->st.lat_hist[i]);
+    for (int i = 0; i < DSM_LAT_FINE; i++)
+        o->lat_fine[i] = atomic_load_explicit(&d->st.lat_fine[i], memory_order_relaxed);
     o->lat_total_ns = atomic_load(&d->st.lat_total_ns);
     o->lat_count = atomic_load(&d->st.lat_count);
 }
@@ -760,19 +786,19 @@ void dsm_get_stats(struct dsm *d, struct dsm_stats *o)
 double dsm_latency_percentile(const struct dsm_stats *s, double pct)
 {
     uint64_t total = 0, seen = 0;
-    for (int i = 0; i < DSM_LAT_BUCKETS; i++)
-        total += s->lat_hist[i];
+    for (int i = 0; i < DSM_LAT_FINE; i++)
+        total += s->lat_fine[i];
     if (!total) return 0;
-    double want = total * pct / 100.0;
-    for (int i = 0; i < DSM_LAT_BUCKETS; i++) {
-        if (seen + s->lat_hist[i] >= want && s->lat_hist[i]) {
-            /* interpolate inside [2^i, 2^(i+1)) (bucket 0 is [0, 2)) */
-            double lo = i ? (double)(1ull << i) : 0, hi = (double)(2ull << i);
-            return lo + (hi - lo) * (want - seen) / (double)s->lat_hist[i];
+    double want = total * pct / 100.0, lo, hi;
+    for (int i = 0; i < DSM_LAT_FINE; i++) {
+        if (seen + s->lat_fine[i] >= want && s->lat_fine[i]) {
+            fine_bounds(i, &lo, &hi); /* interpolated inside the bucket */
+            return (lo + (hi - lo) * (want - seen) / (double)s->lat_fine[i]) / 1000.0;
         }
-        seen += s->lat_hist[i];
+        seen += s->lat_fine[i];
     }
-    return (double)(2ull << (DSM_LAT_BUCKETS - 1));
+    fine_bounds(DSM_LAT_FINE - 1, &lo, &hi);
+    return hi / 1000.0;
 }
 
 void dsm_print_stats(struct dsm *d, FILE *f, int top)

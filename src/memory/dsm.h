@@ -87,8 +87,11 @@ void dsm_receive(struct dsm *d, int src, const struct dsm_msg *m, const void *pa
 /* Fails every waiting and future fault with -ESHUTDOWN (the VM is stopping). */
 void dsm_shutdown(struct dsm *d);
 
-#define DSM_LAT_BUCKETS     24 /* fault latency histogram: bucket i counts [2^i, 2^(i+1)) us */
-#define DSM_READAHEAD_PAGES 8  /* default of UNUM_DSM_READAHEAD (0: off) */
+#define DSM_LAT_BUCKETS 24 /* fault latency histogram: bucket i counts [2^i, 2^(i+1)) us */
+/* for percentiles: 8 buckets per octave of nanoseconds (within 12.5%) */
+#define DSM_LAT_FINE_SUB    8
+#define DSM_LAT_FINE        (40 * DSM_LAT_FINE_SUB)
+#define DSM_READAHEAD_PAGES 8 /* default of UNUM_DSM_READAHEAD (0: off) */
 struct dsm_stats {
     uint64_t read_faults, write_faults;  /* faults taken on this node */
     uint64_t remote_faults;              /* of those, served by another node */
@@ -100,10 +103,13 @@ struct dsm_stats {
     uint64_t bad_messages;
     uint64_t read_ahead; /* pages asked for ahead of a sequential reader */
     uint64_t lat_hist[DSM_LAT_BUCKETS];
+    uint64_t lat_fine[DSM_LAT_FINE];
     uint64_t lat_total_ns, lat_count;
 };
 void dsm_get_stats(struct dsm *d, struct dsm_stats *out);
-/* Latency percentile (0..100) from the histogram, in microseconds. */
+/* The lat_fine bucket of a fault that took `ns`. */
+int dsm_latency_bucket(uint64_t ns);
+/* Latency percentile (0..100) from the fine histogram, in microseconds. */
 double dsm_latency_percentile(const struct dsm_stats *s, double pct);
 /* Node totals, the latency histogram, and the `top` most-faulted pages. */
 void dsm_print_stats(struct dsm *d, FILE *f, int top);

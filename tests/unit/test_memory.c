@@ -9,6 +9,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,6 +31,48 @@ static void test_regions_and_hole(void **state)
     assert_null(guest_mem_host(&m, 5ull << 30));
     guest_mem_destroy(&m);
     assert_int_equal(guest_mem_init(&m, 12345, 0, MEM_WRITE), -EINVAL); /* not page sized */
+}
+
+/* VmFlags of the mapping that holds `addr` contain "hg" (MADV_HUGEPAGE). */
+static bool huge_page_hinted(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool in = false, hinted = false, found = false;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line */
+            in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+            found |= in;
+        } else if (in && !strncmp(line, "VmFlags:", 8)) {
+            hinted = strstr(line, " hg") != NULL;
+        }
+    }
+    fclose(f);
+    assert_true(found);
+    return hinted;
+}
+
+/* RAM is 2 MiB aligned, and with UNUM_THP=1 offered to the host's transparent
+ * huge pages (a remote page then lands in memory the host already has: no
+ * host page fault per 4 KiB); by default it is not. */
+static void test_huge_page_backing(void **state)
+{
+    struct guest_mem m;
+    setenv("UNUM_THP", "1", 1);
+    assert_int_equal(guest_mem_init(&m, 6ull << 20, 0, MEM_WRITE), 0);
+    uint8_t *h = guest_mem_host(&m, 0);
+    assert_true(((uintptr_t)h & ((2u << 20) - 1)) == 0);
+    assert_true(huge_page_hinted(h));
+    assert_true(huge_page_hinted(h + (6u << 20) - 1));
+    guest_mem_destroy(&m);
+    unsetenv("UNUM_THP");
+    assert_int_equal(guest_mem_init(&m, 6ull << 20, 0, MEM_WRITE), 0);
+    h = guest_mem_host(&m, 0);
+    assert_true(((uintptr_t)h & ((2u << 20) - 1)) == 0);
+    assert_false(huge_page_hinted(h));
+    guest_mem_destroy(&m);
 }
 
 static void test_dma_bounds(void **state)
@@ -164,6 +209,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_regions_and_hole),
         cmocka_unit_test(test_dma_bounds),
+        cmocka_unit_test(test_huge_page_backing),
         cmocka_unit_test(test_rights_and_faults),
         cmocka_unit_test(test_code_generation),
         cmocka_unit_test(test_shootdown_with_running_vcpu),
