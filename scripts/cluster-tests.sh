@@ -4,7 +4,8 @@
 # environment cannot run it: counts as neither); exits non-zero if any fails.
 #   a. the coherence test guest on 2 nodes / 2 vCPUs and 4 nodes / 4 vCPUs; the
 #      remote-miss probe, whose answers waiting vCPUs serve (node 0: halted, node 1:
-#      faulting) rather than the transport threads
+#      faulting) rather than the transport threads; in the coherence guest, running
+#      vCPUs serve their node's network between blocks of guest code
 #   b. one Linux boot on `unum run --nodes 2 --cpus 2 --memory 512M`: vCPUs, NUMA
 #      nodes, RAM, per-node CPU lists, clean dmesg, exact SMP atomics, a parallel sort
 #      that matches the host; and (not with UNUM_QUICK=1) one 4-node boot
@@ -115,13 +116,31 @@ if want a; then
     out=$(UNUM_DSM_READAHEAD=0 timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --memory 64M \
         --stats "$BUILD/guest-tests/dsm_read_miss.bin" 2>&1)
     rc=$?
-    # "node K: messages handled by the transport thread A, by waiting vCPUs B (...)"
-    served() { sed -n "s/^node $1: messages handled by the transport thread [0-9]*, by waiting vCPUs \([0-9]*\).*/\1/p" <<<"$out" | head -n 1; }
+    # "node K: messages handled by the transport thread A, by vCPUs B (halted vCPUs
+    # served C events, running vCPUs D)"
+    served() { sed -n "s/^node $1: messages handled by the transport thread [0-9]*, by vCPUs \([0-9]*\).*/\1/p" <<<"$out" | head -n 1; }
+    by_running() { sed -n "s/^node $1: messages handled by .*, running vCPUs \([0-9]*\))$/\1/p" <<<"$out" | head -n 1; }
     s0=$(served 0); s1=$(served 1)
     if [ "$rc" -eq 0 ] && grep -q '^PASS: dsm_read_miss' <<<"$out" && [ "${s0:-0}" -gt 1000 ] && [ "${s1:-0}" -gt 1000 ]; then
         ok "remote-miss probe: messages served by waiting vCPUs: node 0 (halted) $s0, node 1 (faulting) $s1"
     else
         bad "remote-miss probe" "rc=$rc, served by waiting vCPUs: node 0 '${s0}', node 1 '${s1}' (want > 1000 each)" "$out"
+    fi
+    out=$(timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --stats "$COHERENCE" 2>&1)
+    rc=$?
+    r0=$(by_running 0); r1=$(by_running 1)
+    if [ "$rc" -eq 0 ] && grep -q '^PASS: coherence' <<<"$out" && [ "${r0:-0}" -gt 100 ] && [ "${r1:-0}" -gt 100 ]; then
+        ok "coherence guest, 2 nodes: messages served by running vCPUs: node 0 $r0, node 1 $r1"
+    else
+        bad "coherence guest, 2 nodes: served by running vCPUs" "rc=$rc, node 0 '${r0}', node 1 '${r1}' (want > 100 each)" "$out"
+    fi
+    out=$(UNUM_VCPU_POLL_INSNS=0 timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --stats "$COHERENCE" 2>&1)
+    rc=$?
+    r0=$(by_running 0); r1=$(by_running 1)
+    if [ "$rc" -eq 0 ] && grep -q '^PASS: coherence' <<<"$out" && [ "$r0" = 0 ] && [ "$r1" = 0 ]; then
+        ok "coherence guest, 2 nodes, UNUM_VCPU_POLL_INSNS=0: exact, and no running vCPU polled"
+    else
+        bad "coherence guest, 2 nodes, UNUM_VCPU_POLL_INSNS=0" "rc=$rc, running vCPUs served: node 0 '${r0}', node 1 '${r1}' (want 0)" "$out"
     fi
 fi
 

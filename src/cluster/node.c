@@ -48,8 +48,8 @@ struct node {
     _Atomic int halt_pollers;   /* halted vCPUs serving the network (at most one) */
     _Atomic uint64_t idle_mask; /* halted vCPUs asleep, by index in idle[] */
     struct vcpu *_Atomic idle[64];
-    _Atomic uint64_t halt_polled;     /* messages those served */
-    _Atomic uint64_t last_request_ns; /* when another node last asked this one something */
+    _Atomic uint64_t halt_polled; /* messages those served */
+    _Atomic uint64_t run_polled;  /* messages running vCPUs served (node_vcpu_poll) */
     struct dsm *dsm;
     struct guest_mem *mem;
 
@@ -94,8 +94,8 @@ static void futex_wake(_Atomic uint32_t *addr)
     syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }
 
-static __thread bool tls_polling;   /* this thread serves the network (serve) */
-#define NODE_QUIET_NS (1000 * 1000) /* no request from another node for this long */
+static __thread bool tls_polling;    /* this thread serves the network (serve) */
+#define NODE_IO_WAIT_NS (200 * 1000) /* a forwarded access polls this long, then sleeps */
 static void wake_idle_poller(struct node *n);
 
 static struct transport *transport_of(struct node *n)
@@ -233,6 +233,14 @@ static int slot_alloc(struct node *n)
     return -1;
 }
 
+static uint64_t serve(struct node *n, bool (*done)(void *), void *arg, uint64_t window_ns,
+                      bool extend);
+
+static bool io_answered(void *slot)
+{
+    return atomic_load(&((struct io_slot *)slot)->state) != SLOT_WAITING;
+}
+
 void node_forward_io(void *vn, int dst, struct cpu_io *io)
 {
     struct node *n = vn;
@@ -250,9 +258,9 @@ void node_forward_io(void *vn, int dst, struct cpu_io *io)
         uint32_t want = SLOT_WAITING;
         atomic_compare_exchange_strong(&s->state, &want, SLOT_FAILED);
     }
-    /* a short spin catches a fast answer without a sleep/wake round trip */
-    for (int spin = 0; spin < 4000 && atomic_load(&s->state) == SLOT_WAITING; spin++)
-        __builtin_ia32_pause();
+    /* serving the network meanwhile handles the answer here, without a
+     * sleep/wake round trip */
+    serve(n, io_answered, s, NODE_IO_WAIT_NS, false);
     uint32_t st;
     while ((st = atomic_load(&s->state)) == SLOT_WAITING)
         futex_wait(&s->state, SLOT_WAITING);
@@ -501,9 +509,6 @@ static void on_recv(void *ctx, const struct wire_hdr *h, const void *payload)
         return;
     }
     if (!tls_polling && src != n->self) wake_idle_poller(n);
-    if (src != n->self && h->type != WIRE_DSM_GRANT && h->type != WIRE_IO_REPLY &&
-        h->type != WIRE_TIME_PONG)
-        atomic_store_explicit(&n->last_request_ns, clock_ns(), memory_order_relaxed);
     switch (h->type) {
     case WIRE_DSM_REQ ... WIRE_DSM_RESUME: dsm_in(n, src, h, payload); break;
     case WIRE_IO_REQ: io_request(n, src, h); break;
@@ -592,14 +597,10 @@ static uint64_t serve(struct node *n, bool (*done)(void *), void *arg, uint64_t 
     struct transport *t = atomic_load(&n->t);
     if (!t) return 0;
     /* A halted vCPU polls long and then sleeps; a faulting one comes back soon,
-     * so it keeps the worker to itself across faults (lingering), but only
-     * while other nodes ask this one nothing: their requests would then wait
-     * for its next fault, and under such traffic the progress thread (woken
-     * by an armed worker) serves better. */
-    bool takeover =
-        extend || (transport_lingers(t) &&
-                   clock_ns() - atomic_load_explicit(&n->last_request_ns, memory_order_relaxed) >
-                       NODE_QUIET_NS);
+     * so it keeps the worker to itself across faults (lingering): what other
+     * nodes ask meanwhile is served by the next fault's wait or by this
+     * node's running vCPUs between blocks (node_vcpu_poll). */
+    bool takeover = extend || transport_lingers(t);
     if (takeover) transport_poll_begin(t, !extend);
     tls_polling = true;
     uint64_t total = 0, until = clock_ns() + window_ns;
@@ -617,9 +618,34 @@ static uint64_t serve(struct node *n, bool (*done)(void *), void *arg, uint64_t 
     }
     tls_polling = false;
     /* a faulting vCPU that got its page comes back soon; one that gave up
-     * waiting goes to sleep and wants the progress thread woken */
-    if (takeover) transport_poll_end(t, !extend, !extend && done(arg));
+     * waiting goes to sleep and wants the progress thread woken, even when
+     * running vCPUs left the worker lingering */
+    bool got = done(arg);
+    if (takeover) transport_poll_end(t, !extend, !extend && got);
+    if (!got) transport_linger_cancel(t);
     return total;
+}
+
+void node_vcpu_poll(struct node *n)
+{
+    struct transport *t = atomic_load(&n->t);
+    if (!t || !transport_lingers(t)) return;
+    /* Polled every few thousand instructions, the worker never needs arming
+     * while this vCPU runs: the linger outlasts the gap, and when the vCPU
+     * stops running (halts, waits) it ends the linger itself. */
+    transport_poll_begin(t, true);
+    tls_polling = true;
+    int k = transport_poll(t);
+    tls_polling = false;
+    transport_poll_end(t, true, true);
+    if (k > 0) atomic_fetch_add_explicit(&n->run_polled, (uint64_t)k, memory_order_relaxed);
+}
+
+uint32_t node_vcpu_poll_insns(void)
+{
+    const char *e = getenv("UNUM_VCPU_POLL_INSNS");
+    unsigned long long k = e && *e ? strtoull(e, NULL, 10) : NODE_VCPU_POLL_INSNS;
+    return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
 }
 
 /* dsm_net.wait: a vCPU waiting for a page serves the network meanwhile, so the
@@ -651,6 +677,8 @@ void node_vcpu_halted(struct node *n, struct vcpu *v)
     int slot = v->id & 63;
     atomic_store(&n->idle[slot], v);
     while (!halt_poll(n, v)) {
+        struct transport *t = atomic_load(&n->t);
+        if (t) transport_linger_cancel(t); /* asleep: arrivals must wake the progress thread */
         atomic_fetch_or(&n->idle_mask, 1ull << slot);
         vcpu_halt_wait(v, 0);
         atomic_fetch_and(&n->idle_mask, ~(1ull << slot));
@@ -825,10 +853,11 @@ static void node_print_stats_to(struct node *n, FILE *f)
     uint64_t by_thread, by_pollers;
     transport_handled(t, &by_thread, &by_pollers);
     fprintf(f,
-            "node %d: messages handled by the transport thread %llu, by waiting vCPUs %llu "
-            "(halted vCPUs served %llu events)\n",
+            "node %d: messages handled by the transport thread %llu, by vCPUs %llu "
+            "(halted vCPUs served %llu events, running vCPUs %llu)\n",
             n->self, (unsigned long long)by_thread, (unsigned long long)by_pollers,
-            (unsigned long long)atomic_load(&n->halt_polled));
+            (unsigned long long)atomic_load(&n->halt_polled),
+            (unsigned long long)atomic_load(&n->run_polled));
     for (int i = 0; t && i < n->cfg.nnodes; i++) {
         if (i == n->self) continue;
         struct transport_peer_stats s;

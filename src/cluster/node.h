@@ -72,6 +72,17 @@ void node_forward_io(void *n, int dst, struct cpu_io *io);
 #define NODE_HALT_POLL_US 100
 void node_vcpu_halted(struct node *n, struct vcpu *v);
 
+/* What cpu_exit_ops.poll of this node's vCPUs does: a running vCPU
+ * serves the network between blocks of guest code every
+ * node_vcpu_poll_insns() instructions (UNUM_VCPU_POLL_INSNS, default
+ * NODE_VCPU_POLL_INSNS; 0: never), so that another node's request is answered
+ * within microseconds instead of after the progress thread's wake-up (tens of
+ * microseconds here), which also takes a core from a vCPU. Not done when the
+ * linger time is 0 (UNUM_TRANSPORT_LINGER_US=0). */
+#define NODE_VCPU_POLL_INSNS 4096
+void node_vcpu_poll(struct node *n);
+uint32_t node_vcpu_poll_insns(void);
+
 void node_send_apic(struct node *n, int dst, const struct apic_msg *m, uint64_t mask);
 void node_send_eoi(struct node *n, uint8_t vector);
 void node_send_apic_logical(struct node *n, int vcpu, uint32_t ldr, uint32_t dfr);

@@ -436,7 +436,8 @@ static int send_loopback(struct transport *t, int type, const uint64_t arg[3], c
     t->loop_tail = &m->next;
     pthread_mutex_unlock(&t->loop_lock);
     atomic_fetch_add(&t->loop_count, 1);
-    wake(t);
+    /* a poller takes it (it wakes the progress thread if it leaves first) */
+    if (!atomic_load(&t->pollers)) wake(t);
     atomic_fetch_add_explicit(&p->msgs_sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->bytes_sent, len, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->msgs_recv, 1, memory_order_relaxed);
@@ -997,6 +998,20 @@ bool transport_lingers(const struct transport *t)
     return t->linger_ns > 0;
 }
 
+/* Arms the worker so that an arrival wakes the progress thread (or wakes it at
+ * once when something came meanwhile). */
+static void arm_for_progress_thread(struct transport *t)
+{
+    struct transport *prev = lock(t);
+    ucs_status_t st = ucp_worker_arm(t->worker);
+    unlock(t, prev);
+    if (st != UCS_OK) { /* something came meanwhile (or arming failed): its turn */
+        uint64_t one = 1;
+        ssize_t r = write(t->event_fd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
 void transport_poll_begin(struct transport *t, bool may_linger)
 {
     if (may_linger) atomic_fetch_add(&t->short_pollers, 1);
@@ -1012,19 +1027,48 @@ void transport_poll_end(struct transport *t, bool may_linger, bool linger)
          * wake the progress thread. The progress thread arms it once the
          * pollers stayed away for the linger time. */
         atomic_store(&t->linger_until, now_ns() + t->linger_ns);
-        atomic_fetch_sub(&t->pollers, 1);
+        if (atomic_fetch_sub(&t->pollers, 1) == 1 && atomic_load(&t->loop_count)) wake(t);
         return;
     }
     if (atomic_fetch_sub(&t->pollers, 1) != 1) return;
+    /* loopback messages sent while pollers were here did not wake anyone */
+    if (atomic_load(&t->loop_count)) wake(t);
     /* the last poller: from now on arrivals must wake the progress thread */
-    struct transport *prev = lock(t);
-    ucs_status_t st = ucp_worker_arm(t->worker);
-    unlock(t, prev);
-    if (st != UCS_OK) { /* something came meanwhile (or arming failed): its turn */
-        uint64_t one = 1;
-        ssize_t r = write(t->event_fd, &one, sizeof(one));
-        (void)r;
+    arm_for_progress_thread(t);
+}
+
+void transport_linger_cancel(struct transport *t)
+{
+    if (atomic_load_explicit(&t->linger_until, memory_order_relaxed) <= now_ns()) return;
+    atomic_store(&t->linger_until, 0);
+    if (atomic_load(&t->pollers) == 0) arm_for_progress_thread(t);
+}
+
+/* Loopback messages whose handlers may run on a polling thread, in order,
+ * up to the first that may not (the progress thread's). Under rx_lock. */
+static int drain_loopback_polled(struct transport *t)
+{
+    int n = 0;
+    while (atomic_load_explicit(&t->loop_count, memory_order_relaxed)) {
+        pthread_mutex_lock(&t->loop_lock);
+        struct loop_msg *m = t->loop_head;
+        if (m && !(t->h.any_thread && t->h.any_thread(t->h.ctx, m->h.type))) m = NULL;
+        if (m) {
+            t->loop_head = m->next;
+            if (!t->loop_head) t->loop_tail = &t->loop_head;
+        }
+        pthread_mutex_unlock(&t->loop_lock);
+        if (!m) {
+            wake(t);
+            break;
+        }
+        atomic_fetch_sub(&t->loop_count, 1);
+        if (!atomic_load(&t->stop)) t->h.recv(t->h.ctx, &m->h, m->payload);
+        free(m);
+        n++;
     }
+    atomic_fetch_add_explicit(&t->handled_polled, (uint64_t)n, memory_order_relaxed);
+    return n;
 }
 
 int transport_poll(struct transport *t)
@@ -1034,7 +1078,8 @@ int transport_poll(struct transport *t)
     int n = 0;
     /* messages left for the progress thread come before anything newer */
     if (!atomic_load_explicit(&t->rx_left, memory_order_relaxed)) {
-        n = (int)progress_worker(t);
+        n = drain_loopback_polled(t);
+        n += (int)progress_worker(t);
         if (t->nrx && !deliver_rx(t, true)) {
             atomic_store(&t->rx_left, true);
             wake(t);

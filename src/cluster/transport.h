@@ -72,6 +72,11 @@ int transport_poll(struct transport *t);
 void transport_poll_begin(struct transport *t, bool may_linger);
 void transport_poll_end(struct transport *t, bool may_linger, bool linger);
 
+/* A thread that may have left the worker lingering is about to sleep (a vCPU
+ * halting, or giving up waiting): the linger ends now, so that what arrives
+ * wakes the progress thread instead of waiting for the linger to run out. */
+void transport_linger_cancel(struct transport *t);
+
 /* Is the linger time above 0? */
 bool transport_lingers(const struct transport *t);
 

@@ -40,6 +40,12 @@ struct cpu_exit_ops {
      * presented as MSR 0x808 (the TPR) holding CR8 << 4. Returns 0 when done, -1
      * for #GP, 1 when the platform does not implement the MSR. */
     int (*msr)(void *ctx, uint32_t index, bool write, uint64_t *value);
+    /* Optional. Called between blocks of guest code about every poll_insns
+     * instructions (0: never), outside the guest (shoot-downs do not wait for
+     * it): a node's vCPU serves the network there, so that a request from
+     * another node is answered within microseconds without waking a thread. */
+    void (*poll)(void *ctx);
+    uint32_t poll_insns;
 };
 
 /* Features the platform provides that the CPU model advertises (vcpu.features). */

@@ -394,8 +394,17 @@ static int vcpu_msr(void *ctx, uint32_t index, bool write, uint64_t *value)
     return lapic_msr(pv->lapic, index, write, value);
 }
 
+static void vcpu_poll(void *ctx)
+{
+    struct pc_vcpu *pv = ctx;
+    if (pv->pc->node) node_vcpu_poll(pv->pc->node);
+}
+
 static const struct cpu_exit_ops pc_exit_ops = {
     .io = vcpu_io, .irq_ack = vcpu_irq_ack, .msr = vcpu_msr};
+/* on a cluster a running vCPU also serves its node's network */
+static struct cpu_exit_ops pc_cluster_exit_ops = {
+    .io = vcpu_io, .irq_ack = vcpu_irq_ack, .msr = vcpu_msr, .poll = vcpu_poll};
 
 void x86_state_dump(FILE *f, const struct x86_state *s);
 
@@ -659,6 +668,7 @@ static uint64_t host_tsc_node(void *opaque)
 
 static void create_vcpus(struct pc *pc)
 {
+    pc_cluster_exit_ops.poll_insns = node_vcpu_poll_insns();
     pc->cpus = calloc((size_t)pc->ncpus, sizeof(*pc->cpus));
     uint64_t hz = emu_tsc_hz();
     for (int i = 0; i < pc->ncpus; i++) {
@@ -668,7 +678,8 @@ static void create_vcpus(struct pc *pc)
         pv->node = pc->cfg.cluster ? cluster_node_of_cpu(pc->cfg.cluster, i) : 0;
         pv->dfr = 0xffffffffu;
         if (pv->node != pc->self) continue;
-        pv->v = emu_cpu_impl.create(&pc->mem, i, &pc_exit_ops, pv);
+        pv->v = emu_cpu_impl.create(&pc->mem, i,
+                                    pc->cfg.cluster ? &pc_cluster_exit_ops : &pc_exit_ops, pv);
         if (!pv->v) die("cannot create vcpu %d", i);
         pv->v->features = VCPU_FEAT_TSC_DEADLINE;
         pv->lapic = lapic_create(i, pv->v, &pc->apic_bus, &pc->timers,

@@ -23,6 +23,7 @@ struct testvm {
     struct node *node;
     int self;
     bool platform;
+    struct cpu_exit_ops exit_ops;
 };
 
 struct vcpu_ctx {
@@ -92,7 +93,11 @@ static int testvm_irq_ack(void *opaque)
     return -1;
 }
 
-static const struct cpu_exit_ops testvm_ops = {.io = testvm_io, .irq_ack = testvm_irq_ack};
+static void testvm_poll(void *opaque)
+{
+    struct vcpu_ctx *ctx = opaque;
+    if (ctx->vm->node) node_vcpu_poll(ctx->vm->node);
+}
 
 void x86_state_dump(FILE *f, const struct x86_state *s);
 
@@ -152,10 +157,15 @@ int testvm_run(const struct testvm_config *cfg)
     vm.vcpus = calloc(cfg->cpus, sizeof(*vm.vcpus));
     struct vcpu_ctx *ctx = calloc(cfg->cpus, sizeof(*ctx));
     pthread_t *th = calloc(cfg->cpus, sizeof(*th));
+    vm.exit_ops = (struct cpu_exit_ops){.io = testvm_io, .irq_ack = testvm_irq_ack};
+    if (cfg->cluster) { /* a running vCPU serves its node's network */
+        vm.exit_ops.poll = testvm_poll;
+        vm.exit_ops.poll_insns = node_vcpu_poll_insns();
+    }
     for (int i = 0; i < cfg->cpus; i++) {
         if (cfg->cluster && cluster_node_of_cpu(cfg->cluster, i) != vm.self) continue;
         ctx[i] = (struct vcpu_ctx){.vm = &vm, .id = i};
-        vm.vcpus[i] = emu_cpu_impl.create(&vm.mem, i, &testvm_ops, &ctx[i]);
+        vm.vcpus[i] = emu_cpu_impl.create(&vm.mem, i, &vm.exit_ops, &ctx[i]);
         if (!vm.vcpus[i]) die("cannot create vcpu %d", i);
         struct x86_state s;
         emu_cpu_impl.get_state(vm.vcpus[i], &s);

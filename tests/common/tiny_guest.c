@@ -27,10 +27,18 @@ static void put64(uint8_t *m, uint64_t a, uint64_t v)
 
 int tiny_guest_init(struct tiny_guest *g, void (*io)(void *, struct cpu_io *))
 {
+    return tiny_guest_init_poll(g, io, NULL, 0);
+}
+
+int tiny_guest_init_poll(struct tiny_guest *g, void (*io)(void *, struct cpu_io *),
+                         void (*poll)(void *), uint32_t poll_insns)
+{
     if (guest_mem_init(&g->mem, TG_MEM_SIZE, 0, MEM_WRITE) < 0) return -1;
     g->ram = guest_mem_host(&g->mem, 0);
     ops.io = io ? io : default_io;
     ops.irq_ack = no_irq;
+    ops.poll = poll;
+    ops.poll_insns = poll_insns;
     g->vcpu = emu_cpu_impl.create(&g->mem, 0, &ops, g);
     return g->vcpu ? 0 : -1;
 }

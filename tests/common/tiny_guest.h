@@ -24,6 +24,9 @@ struct tiny_guest {
 
 /* io may be NULL: reads then return all ones */
 int tiny_guest_init(struct tiny_guest *g, void (*io)(void *, struct cpu_io *));
+/* The same with the platform's poll hook (cpu_exit_ops.poll; ctx = g). */
+int tiny_guest_init_poll(struct tiny_guest *g, void (*io)(void *, struct cpu_io *),
+                         void (*poll)(void *), uint32_t poll_insns);
 void tiny_guest_destroy(struct tiny_guest *g);
 /* Rebuilds the tables, copies code to TG_CODE and resets the vCPU into mode. */
 void tiny_guest_load(struct tiny_guest *g, enum tg_mode mode, const uint8_t *code, size_t len);

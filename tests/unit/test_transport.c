@@ -518,6 +518,24 @@ static int poll_node(const struct cluster_config *cfg, int self, void *arg)
     uint64_t by_thread, by_pollers;
     transport_handled(n.t, &by_thread, &by_pollers);
     CHECK(by_pollers == (uint64_t)pt.by_poller);
+    /* A message to itself while a thread polls: the poller handles it (no
+     * wake-up of the progress thread on the way), except a type that must run
+     * on the progress thread, which the poller hands over. */
+    tls_poller = true;
+    transport_poll_begin(n.t, false);
+    uint64_t a[3] = {POLL_MSGS, 0, 0};
+    CHECK(transport_send(n.t, 0, WIRE_IO_REQ, a, NULL, 0) == 0);
+    a[0] = POLL_MSGS + 1;
+    CHECK(transport_send(n.t, 0, WIRE_APIC_MSG, a, NULL, 0) == 0);
+    int before = pt.by_poller;
+    int64_t until = now_ns() + 5000000000ll;
+    while (pt.next < POLL_MSGS + 2 && now_ns() < until)
+        if (transport_poll(n.t) == 0) sched_yield();
+    transport_poll_end(n.t, false, false);
+    tls_poller = false;
+    CHECK(pt.next == POLL_MSGS + 2);
+    CHECK(pt.by_poller == before + 1); /* the IO_REQ; the APIC_MSG went to the progress thread */
+    CHECK(pt.misplaced == 0 && pt.bad_order == 0 && pt.overlaps == 0);
     /* nobody polls now: the progress thread must see what comes */
     CHECK(transport_send(n.t, 1, WIRE_TIME_PING, NULL, NULL, 0) == 0);
     CHECK(wait_for(&n, pong_arrived, 5000));

@@ -481,6 +481,25 @@ static uint64_t emu_guest_pc(void *ctx)
     return ((struct emu_cpu *)ctx)->s.rip;
 }
 
+static void set_icount_stop(struct emu_cpu *c)
+{
+    uint64_t limit = c->icount_limit ? c->icount_limit : UINT64_MAX;
+    c->icount_stop = limit < c->poll_at ? limit : c->poll_at;
+}
+
+/* The platform's poll hook, out of the guest (as around a blocking memory
+ * fault) and with the host's MXCSR (it runs device and network code). */
+static void poll_outside(struct emu_cpu *c)
+{
+    emu_mxcsr_host(c);
+    vcpu_leave_guest(&c->v);
+    c->v.ops->poll(c->v.ctx);
+    emu_enter_guest(c);
+    emu_mxcsr_guest(c);
+    c->poll_at = c->icount + c->v.ops->poll_insns;
+    set_icount_stop(c);
+}
+
 static enum vcpu_exit_reason emu_run(struct vcpu *v)
 {
     struct emu_cpu *c = emu_of(v);
@@ -538,6 +557,7 @@ static enum vcpu_exit_reason emu_run(struct vcpu *v)
             run_blocks(c);
         }
         if (unlikely(c->stop_run)) goto out;
+        if (unlikely(c->icount >= c->poll_at)) poll_outside(c);
         if (unlikely(c->icount_limit) && c->icount >= c->icount_limit) {
             c->stop_reason = VCPU_EXIT_STOP;
             goto out;
@@ -593,7 +613,8 @@ static struct vcpu *emu_create(struct guest_mem *mem, int id, const struct cpu_e
     emu_fpu_reset(c);
     emu_update_mode(c);
     emu_tlb_flush(c, true);
-    c->icount_stop = UINT64_MAX;
+    c->poll_at = ops->poll && ops->poll_insns ? ops->poll_insns : UINT64_MAX;
+    set_icount_stop(c);
     c->debug_ud = getenv("UNUM_DEBUG_UD") != NULL;
     vcpu_tcache_init(&c->v);
     return &c->v;
@@ -643,7 +664,7 @@ uint64_t emu_icount(struct vcpu *v)
 void emu_set_insn_limit(struct vcpu *v, uint64_t n)
 {
     emu_of(v)->icount_limit = n;
-    emu_of(v)->icount_stop = n ? n : UINT64_MAX;
+    set_icount_stop(emu_of(v));
 }
 uint64_t emu_sample_rip(struct vcpu *v)
 {
