@@ -1109,6 +1109,16 @@ static unsigned drain_loopback(struct transport *t)
     return n;
 }
 
+/* The oldest loopback message may only be handled by the progress thread. */
+static bool loop_head_is_progress_only(struct transport *t)
+{
+    pthread_mutex_lock(&t->loop_lock);
+    const struct loop_msg *m = t->loop_head;
+    bool r = m && !(t->h.any_thread && t->h.any_thread(t->h.ctx, m->h.type));
+    pthread_mutex_unlock(&t->loop_lock);
+    return r;
+}
+
 /* ---- the progress loop ------------------------------------------------------------ */
 
 /* One round of work; returns how much was done (0: idle). */
@@ -1122,9 +1132,11 @@ static unsigned step(struct transport *t)
     bool polled = t->started && atomic_load(&t->pollers) > 0;
     /* but a connection event is reported only after what came before it */
     if (atomic_load_explicit(&t->conn_events, memory_order_relaxed)) polled = false;
-    if (!polled || atomic_load(&t->rx_left) || atomic_load(&t->loop_count)) {
+    /* loopback messages too are the pollers' unless one must run here */
+    bool loop_mine = atomic_load(&t->loop_count) && (!polled || loop_head_is_progress_only(t));
+    if (!polled || atomic_load(&t->rx_left) || loop_mine) {
         pthread_mutex_lock(&t->rx_lock); /* handlers run one at a time, loopback too */
-        n += t->started ? drain_loopback(t) : 0;
+        n += t->started && (!polled || loop_mine) ? drain_loopback(t) : 0;
         if (atomic_exchange(&t->rx_left, false)) n++;
         if (!polled) n += progress_worker(t);
         if (t->nrx) deliver_rx(t, false);
