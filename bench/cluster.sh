@@ -137,7 +137,8 @@ echo "  exit $?"
 stats "$tmp/out" "$FAULTS" "$LAT" "$LINK" "$SKEW"
 echo
 
-echo "== v. parallel sort, node-local data (psort -n $PSORT_N; in-guest time = sum of the -v phases) =="
+echo "== v. parallel sort, node-local data (psort -p -n $PSORT_N: threads pinned one per vCPU before"
+echo "   they touch their data; in-guest time = sum of the -v phases) =="
 psort_ms() { # unum run args... -- psort args: prints the phases line and sets $ms
     local out
     out=$(timeout "$LIMIT" "$UNUM" run "$@" 2>&1)
@@ -157,8 +158,8 @@ for mem in 512M 1G; do
         set -- $cfg
         extra=()
         [ "$1" -gt 1 ] && extra=(--stats)
-        cmd "$UNUM run --nodes $1 --cpus $2 --memory $mem ${extra[*]} -- 'psort -t $3 -n $PSORT_N -v'"
-        psort_ms --nodes "$1" --cpus "$2" --memory "$mem" "${extra[@]}" -- "psort -t $3 -n $PSORT_N -v"
+        cmd "$UNUM run --nodes $1 --cpus $2 --memory $mem ${extra[*]} -- 'psort -p -t $3 -n $PSORT_N -v'"
+        psort_ms --nodes "$1" --cpus "$2" --memory "$mem" "${extra[@]}" -- "psort -p -t $3 -n $PSORT_N -v"
         sort_ms[$mem$1x$2]=$ms
         sort_phase[$mem$1x$2]=$(sort_only)
         printf '  memory %s, nodes %d, vCPUs %d, threads %d: %s ms\n' "$mem" "$1" "$2" "$3" "$ms"

@@ -156,6 +156,7 @@ echo NODE1_CPUS=$(cat /sys/devices/system/node/node1/cpulist)
 echo DMESG-BEGIN; dmesg | grep -E 'WARNING|BUG|Oops|Firmware Bug|BIOS bug|ACPI Error|TSC unstable'; echo DMESG-END
 echo ATOMICS-BEGIN; atomics 20000; echo ATOMICS-STATUS=$?
 echo PSORT-BEGIN; psort -n 200000; echo PSORT-STATUS=$?
+echo PSORTP-BEGIN; psort -p -v -n 200000; echo PSORTP-STATUS=$?
 echo ALL-DONE
 EOF
     )
@@ -206,6 +207,14 @@ EOF
         ok "2 nodes: psort -n 200000 on 2 threads: checksum=$got = host"
     else
         bad "2 nodes: psort" "checksum '$got', host '$want'" "${ps:-$all}$nl$(cat "$tmp/gcc.err")"
+    fi
+    ps=$(sed -n '/^PSORTP-BEGIN$/,/^PSORTP-STATUS/p' <<<"$out")
+    got=$(sed -n 's/^psort: n=200000 threads=2 checksum=\([0-9a-f]*\)$/\1/p' <<<"$ps")
+    if [ -n "$want" ] && [ "$got" = "$want" ] && grep -qx 'PSORTP-STATUS=0' <<<"$ps" &&
+        ! grep -q 'pinning' <<<"$ps"; then
+        ok "2 nodes: psort -p (threads pinned to vCPUs 0 and 1): checksum=$got = host"
+    else
+        bad "2 nodes: psort -p" "checksum '$got', host '$want'" "${ps:-$all}"
     fi
 
     if [ "${UNUM_QUICK:-0}" = 1 ]; then

@@ -1,8 +1,12 @@
 /*
  * psort — parallel sort of pseudo-random 64-bit keys, a deterministic SMP workload.
  *
- * Usage: psort [-t THREADS] [-n COUNT] [-s SEED] [-v]
+ * Usage: psort [-t THREADS] [-n COUNT] [-s SEED] [-p] [-v]
  *   -t THREADS  worker threads (default: online CPUs, sysconf(_SC_NPROCESSORS_ONLN))
+ *   -p          pin thread t to online CPU t mod CPUs before it touches its data (as
+ *               HPC runs bind threads): its chunk then stays on its CPU's NUMA node
+ *               (unpinned, the scheduler may start a thread on one node, where its
+ *               chunk is placed, and move it to another)
  *   -n COUNT    keys to sort (default 2000000)
  *   -s SEED     generator seed (default 1)
  *   -v          phase timings on stderr
@@ -28,9 +32,11 @@
  * xor of hashed keys). Exits 0 on success, 1 if the result is not sorted or keys were
  * lost, 2 on bad use.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +64,19 @@ static uint64_t *bounds; /* chunk t is [bounds[t], bounds[t + 1]) */
 static struct result *results;
 static pthread_barrier_t barrier;
 static double t_phase[5]; /* thread 0: time at the end of each phase */
+static int pin_cpus[4096];  /* -p: the online CPUs, in order */
+static int n_pin;           /* 0: threads are not pinned */
+
+/* The online CPUs from /sys (they need not be numbered 0..n-1). */
+static int online_cpus(int *cpus, int max)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+        if (CPU_ISSET(c, &set)) cpus[n++] = c;
+    return n;
+}
 
 static uint64_t mix64(uint64_t z)
 {
@@ -142,6 +161,13 @@ static void *worker(void *arg)
     unsigned t = (unsigned)(uintptr_t)arg;
     struct result *r = &results[t];
     uint64_t lo = bounds[t], hi = bounds[t + 1];
+    if (n_pin) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(pin_cpus[t % (unsigned)n_pin], &set);
+        int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        if (err) fprintf(stderr, "psort: pinning thread %u: %s\n", t, strerror(err));
+    }
 
     /* 1. generate */
     uint64_t *a = buf[0];
@@ -231,7 +257,7 @@ static int parse_u64(const char *s, uint64_t *out)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [-t THREADS] [-n COUNT] [-s SEED] [-v]\n", argv0);
+    fprintf(stderr, "usage: %s [-t THREADS] [-n COUNT] [-s SEED] [-p] [-v]\n", argv0);
     exit(2);
 }
 
@@ -239,10 +265,10 @@ int main(int argc, char **argv)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t threads = ncpu > 0 ? (uint64_t)ncpu : 1;
-    int verbose = 0, opt;
+    int verbose = 0, pin = 0, opt;
     n_keys = 2000000;
     seed = 1;
-    while ((opt = getopt(argc, argv, "t:n:s:v")) != -1) {
+    while ((opt = getopt(argc, argv, "t:n:s:pv")) != -1) {
         switch (opt) {
         case 't':
             if (parse_u64(optarg, &threads) || threads == 0 || threads > 4096) usage(argv[0]);
@@ -253,11 +279,14 @@ int main(int argc, char **argv)
         case 's':
             if (parse_u64(optarg, &seed)) usage(argv[0]);
             break;
+        case 'p': pin = 1; break;
         case 'v': verbose = 1; break;
         default: usage(argv[0]);
         }
     }
     if (optind != argc) usage(argv[0]);
+    if (pin && (n_pin = online_cpus(pin_cpus, 4096)) == 0)
+        fprintf(stderr, "psort: cannot read the CPU list, threads not pinned\n");
     nthreads = (unsigned)threads;
 
     buf[0] = malloc((n_keys ? n_keys : 1) * sizeof(uint64_t));
