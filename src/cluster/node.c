@@ -648,6 +648,18 @@ uint32_t node_vcpu_poll_insns(void)
     return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
 }
 
+/* dsm_net.run_as_handler: a fault on a page homed here runs the home side on
+ * the faulting thread (without a transport yet, no handler can run anyway). */
+static void dsm_run_as_handler(void *ctx, void (*fn)(void *), void *arg)
+{
+    struct node *n = ctx;
+    struct transport *t = atomic_load(&n->t);
+    if (t)
+        transport_run_as_handler(t, fn, arg);
+    else
+        fn(arg);
+}
+
 /* dsm_net.wait: a vCPU waiting for a page serves the network meanwhile, so the
  * answer is handled here without a wake-up of the progress thread. */
 static void dsm_wait(void *ctx, bool (*done)(void *), void *arg, uint64_t window_ns)
@@ -752,7 +764,8 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->cond, NULL);
     pthread_cond_init(&n->jobs_cond, NULL);
-    struct dsm_net net = {.send = dsm_send, .wait = dsm_wait, .ctx = n};
+    struct dsm_net net = {
+        .send = dsm_send, .wait = dsm_wait, .run_as_handler = dsm_run_as_handler, .ctx = n};
     n->dsm = dsm_create(mem, self, cfg->nnodes, home, home_ctx, &net);
     if (!n->dsm) {
         snprintf(err, errlen, "cannot set up the distributed shared memory");

@@ -1071,6 +1071,13 @@ static int drain_loopback_polled(struct transport *t)
     return n;
 }
 
+void transport_run_as_handler(struct transport *t, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&t->rx_lock);
+    fn(arg);
+    pthread_mutex_unlock(&t->rx_lock);
+}
+
 int transport_poll(struct transport *t)
 {
     if (!t || !t->started || atomic_load_explicit(&t->stop, memory_order_relaxed)) return 0;

@@ -77,6 +77,11 @@ void transport_poll_end(struct transport *t, bool may_linger, bool linger);
  * wakes the progress thread instead of waiting for the linger to run out. */
 void transport_linger_cancel(struct transport *t);
 
+/* Runs fn(arg) on the calling thread under the handlers' lock: one at a time
+ * with every message handler (the caller must not be a handler, and must not
+ * hold anything a handler waits for). */
+void transport_run_as_handler(struct transport *t, void (*fn)(void *arg), void *arg);
+
 /* Is the linger time above 0? */
 bool transport_lingers(const struct transport *t);
 

@@ -249,6 +249,29 @@ static void read_ahead(struct dsm *d, uint64_t page)
     }
 }
 
+struct local_request {
+    struct dsm *d;
+    struct dsm_msg m;
+};
+
+static void run_local_request(void *arg)
+{
+    struct local_request *r = arg;
+    dsm_receive(r->d, r->d->self, &r->m, NULL);
+}
+
+/* The request of a fault: a message to the home, or when this node is the home,
+ * its home side run here (this thread is out of the guest: a revocation it
+ * causes does not wait for it). */
+static int ask_home(struct dsm *d, int home, uint64_t page, enum mem_right want)
+{
+    if (home != d->self || !d->net.run_as_handler) return send(d, home, DSM_REQ, page, want, false);
+    struct local_request r = {
+        .d = d, .m = {.type = DSM_REQ, .right = (uint8_t)want, .gpa = page << GUEST_PAGE_SHIFT}};
+    d->net.run_as_handler(d->net.ctx, run_local_request, &r);
+    return 0;
+}
+
 int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
 {
     struct dsm *d = vd;
@@ -284,7 +307,7 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
             d->pend[bucket(page)] = p;
             p->waiters = 1;
             pthread_mutex_unlock(&d->lock);
-            int sent = send(d, home, DSM_REQ, page, want, false);
+            int sent = ask_home(d, home, page, want);
             pthread_mutex_lock(&d->lock);
             if (sent < 0 && !p->granted) {
                 /* later faults of the page start a new request */

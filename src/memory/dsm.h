@@ -62,6 +62,11 @@ struct dsm_net {
      * from the calling (faulting) thread meanwhile, so that the answer is
      * handled without waking the service thread. */
     void (*wait)(void *ctx, bool (*done)(void *arg), void *arg, uint64_t window_ns);
+    /* Optional: runs fn(arg) on the calling thread as a message handler, one at
+     * a time with the handlers (dsm_receive). A fault on a page this node is
+     * home of asks the home side this way instead of by a message to itself,
+     * whose delivery would wait for another thread. */
+    void (*run_as_handler)(void *ctx, void (*fn)(void *arg), void *arg);
     void *ctx;
 };
 
