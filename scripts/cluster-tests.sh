@@ -153,6 +153,7 @@ echo NODES=$(cat /sys/devices/system/node/online)
 echo MEMTOTAL_MB=$(free -m | awk '/^Mem:/ { print $2 }')
 echo NODE0_CPUS=$(cat /sys/devices/system/node/node0/cpulist)
 echo NODE1_CPUS=$(cat /sys/devices/system/node/node1/cpulist)
+echo CMDLINE=$(cat /proc/cmdline)
 echo DMESG-BEGIN; dmesg | grep -E 'WARNING|BUG|Oops|Firmware Bug|BIOS bug|ACPI Error|TSC unstable'; echo DMESG-END
 echo ATOMICS-BEGIN; atomics 20000; echo ATOMICS-STATUS=$?
 echo PSORT-BEGIN; psort -n 200000; echo PSORT-STATUS=$?
@@ -185,6 +186,13 @@ EOF
     v1=$(val NODE1_CPUS)
     [ "$v0" = 0 ] && [ "$v1" = 1 ] && ok "2 nodes: node0/cpulist=0, node1/cpulist=1" ||
         bad "2 nodes: per-node CPU lists" "node0 '$v0' (want 0), node1 '$v1' (want 1)" "$all"
+    v=$(val CMDLINE)
+    if [[ " $v " == *" numa_balancing=disable "* && " $v " == *" initramfs_async=0 "* &&
+        " $v " == *" nohz_full=1 "* ]]; then
+        ok "2 nodes: the kernel command line has the cluster settings (numa_balancing=disable initramfs_async=0 nohz_full=1)"
+    else
+        bad "2 nodes: cluster kernel command line" "got '$v'" "$all"
+    fi
     dm=$(sed -n '/^DMESG-BEGIN$/,/^DMESG-END$/p' <<<"$out")
     if [ "$dm" = "DMESG-BEGIN${nl}DMESG-END" ]; then
         ok "2 nodes: dmesg free of $bad_dmesg"

@@ -488,7 +488,11 @@ static char *base64(const char *s)
  * user's --append sets them: automatic NUMA balancing (it unmaps pages to sample
  * accesses, and every hinting fault takes the process-wide mmap lock) and, on
  * every vCPU but 0, the periodic tick while one task runs (nohz_full: each tick
- * reads jiffies and the timekeeper, which vCPU 0 writes every tick). */
+ * reads jiffies and the timekeeper, which vCPU 0 writes every tick). The
+ * initramfs is unpacked before the init calls instead of beside them
+ * (initramfs_async=0): asynchronously it ran on an idle vCPU, often on another
+ * node, and both sides of every shared lock and list of the boot moved between
+ * nodes (2-node boot ~0.3 s faster). */
 static void cluster_cmdline(const struct pc_config *cfg, char *out, size_t len)
 {
     out[0] = 0;
@@ -496,6 +500,8 @@ static void cluster_cmdline(const struct pc_config *cfg, char *out, size_t len)
     size_t o = 0;
     if (!strstr(cfg->append, "numa_balancing="))
         o += (size_t)snprintf(out + o, len - o, " numa_balancing=disable");
+    if (!strstr(cfg->append, "initramfs_async=") && o < len)
+        o += (size_t)snprintf(out + o, len - o, " initramfs_async=0");
     if (cfg->cpus > 1 && !strstr(cfg->append, "nohz_full=") && o < len)
         snprintf(out + o, len - o, cfg->cpus == 2 ? " nohz_full=1" : " nohz_full=1-%d",
                  cfg->cpus - 1);
