@@ -319,7 +319,7 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
             p->waiters++;
         }
         /* a remote miss takes tens of microseconds: spin that long before
-         * sleeping (UNUM_DSM_SPIN_US, default 30) */
+         * sleeping (UNUM_DSM_SPIN_US, default DSM_SPIN_US) */
         pthread_mutex_unlock(&d->lock);
         if (want == MEM_READ && home != d->self && !streamed) read_ahead(d, page);
         streamed = true;
@@ -711,7 +711,7 @@ struct dsm *dsm_create(struct guest_mem *mem, int self, int nnodes, dsm_home_fn 
     d->net = *net;
     d->home_queue_tail = &d->home_queue;
     const char *spin = getenv("UNUM_DSM_SPIN_US");
-    d->spin_ns = (spin && *spin ? strtoull(spin, NULL, 10) : 30) * 1000;
+    d->spin_ns = (spin && *spin ? strtoull(spin, NULL, 10) : DSM_SPIN_US) * 1000;
     const char *ra = getenv("UNUM_DSM_READAHEAD");
     d->readahead = ra && *ra ? (unsigned)strtoul(ra, NULL, 10) : DSM_READAHEAD_PAGES;
     if (d->readahead > 64) d->readahead = 64;
