@@ -157,6 +157,7 @@ echo CMDLINE=$(cat /proc/cmdline)
 echo DMESG-BEGIN; dmesg | grep -E 'WARNING|BUG|Oops|Firmware Bug|BIOS bug|ACPI Error|TSC unstable'; echo DMESG-END
 echo ATOMICS-BEGIN; atomics 20000; echo ATOMICS-STATUS=$?
 echo PSORT-BEGIN; psort -n 200000; echo PSORT-STATUS=$?
+echo SEQ-BEGIN; taskset -c 1 seq 1 3000; echo SEQ-END
 echo PSORTP-BEGIN; psort -p -v -n 200000; echo PSORTP-STATUS=$?
 echo ALL-DONE
 EOF
@@ -215,6 +216,14 @@ EOF
         ok "2 nodes: psort -n 200000 on 2 threads: checksum=$got = host"
     else
         bad "2 nodes: psort" "checksum '$got', host '$want'" "${ps:-$all}$nl$(cat "$tmp/gcc.err")"
+    fi
+    # console output written by vCPU 1 (node 1): its port writes to the platform's UART
+    # are posted, and must still arrive whole and in order
+    sq=$(sed -n '/^SEQ-BEGIN$/,/^SEQ-END$/p' <<<"$out" | sed '1d;$d' | tr -d '\r')
+    if [ "$sq" = "$(seq 1 3000)" ]; then
+        ok "2 nodes: 3000 console lines written on vCPU 1 arrive whole and in order"
+    else
+        bad "2 nodes: console output from vCPU 1" "$(wc -l <<<"$sq") lines, first difference: $(diff <(seq 1 3000) <(printf '%s\n' "$sq") | head -n 3 | tr '\n' ' ')" "$all"
     fi
     ps=$(sed -n '/^PSORTP-BEGIN$/,/^PSORTP-STATUS/p' <<<"$out")
     got=$(sed -n 's/^psort: n=200000 threads=2 checksum=\([0-9a-f]*\)$/\1/p' <<<"$ps")

@@ -31,8 +31,11 @@ struct io_slot {
     int dst;
 };
 
+#define IO_POSTED (1u << 2) /* IO_REQ arg0: a write that wants no IO_REPLY */
+
 struct io_job {
     int from;
+    bool posted; /* a write nobody waits for: no IO_REPLY */
     uint32_t slot;
     struct cpu_io io;
     struct io_job *next;
@@ -245,6 +248,17 @@ void node_forward_io(void *vn, int dst, struct cpu_io *io)
 {
     struct node *n = vn;
     uint64_t mask = io->size >= 8 ? ~0ull : (1ull << (8 * io->size)) - 1;
+    if (io->write) {
+        /* Posted, as x86 port and MMIO writes are: nothing comes back, and the
+         * vCPU goes on at once. The implementer runs this node's accesses in
+         * the order sent (one connection, one I/O worker), so a later read
+         * still sees every earlier write; a console byte costs one message
+         * instead of a round trip. */
+        uint64_t a0 = (uint64_t)io->kind | 1u << 1 | IO_POSTED | (uint64_t)io->size << 8;
+        if (!atomic_load(&n->stopping))
+            send_msg(n, dst, WIRE_IO_REQ, a0, io->addr, io->data & mask, NULL, 0);
+        return;
+    }
     int i = atomic_load(&n->stopping) ? -1 : slot_alloc(n);
     if (i < 0) {
         if (!io->write) io->data = mask;
@@ -297,7 +311,7 @@ static void *io_worker(void *arg)
         if (!n->jobs) n->jobs_tail = &n->jobs;
         pthread_mutex_unlock(&n->lock);
         if (!atomic_load(&n->stopping)) n->mach.io(n->mach.ctx, j->from, &j->io);
-        send_msg(n, j->from, WIRE_IO_REPLY, j->slot, j->io.data, 0, NULL, 0);
+        if (!j->posted) send_msg(n, j->from, WIRE_IO_REPLY, j->slot, j->io.data, 0, NULL, 0);
         free(j);
         pthread_mutex_lock(&n->lock);
     }
@@ -309,7 +323,9 @@ static void io_request(struct node *n, int src, const struct wire_hdr *h)
 {
     uint64_t a0 = h->arg[0];
     int kind = a0 & 1, size = (a0 >> 8) & 0xff;
-    if ((a0 & 0xfc) || (size != 1 && size != 2 && size != 4 && size != 8) || !n->mach.io ||
+    bool posted = a0 & IO_POSTED;
+    if ((a0 & 0xf8) || (posted && !(a0 & 2)) ||
+        (size != 1 && size != 2 && size != 4 && size != 8) || !n->mach.io ||
         (kind == CPU_IO_PIO && h->arg[1] > 0xffff)) {
         atomic_fetch_add(&n->bad_messages, 1);
         return;
@@ -317,6 +333,7 @@ static void io_request(struct node *n, int src, const struct wire_hdr *h)
     struct io_job *j = calloc(1, sizeof(*j));
     if (!j) return;
     j->from = src;
+    j->posted = posted;
     j->slot = (uint32_t)(a0 >> 16);
     j->io = (struct cpu_io){.kind = kind ? CPU_IO_MMIO : CPU_IO_PIO,
                             .write = (a0 >> 1) & 1,
