@@ -16,6 +16,7 @@
 
 #include "cluster/transport.h"
 #include "cpu/emu/emu_api.h"
+#include "memory/guest_mem.h"
 #include "util/util.h"
 
 #define IO_SLOTS         256
@@ -272,12 +273,17 @@ void node_forward_io(void *vn, int dst, struct cpu_io *io)
         uint32_t want = SLOT_WAITING;
         atomic_compare_exchange_strong(&s->state, &want, SLOT_FAILED);
     }
-    /* serving the network meanwhile handles the answer here, without a
-     * sleep/wake round trip */
+    /* Out of the guest while it waits, as a faulting vCPU is: a handler run
+     * here, or the device's own access to guest memory, may revoke a page this
+     * vCPU holds, and the shoot-down must not wait for this very thread.
+     * Serving the network meanwhile handles the answer here, without a
+     * sleep/wake round trip. */
+    guest_mem_thread_leave();
     serve(n, io_answered, s, NODE_IO_WAIT_NS, false);
     uint32_t st;
     while ((st = atomic_load(&s->state)) == SLOT_WAITING)
         futex_wait(&s->state, SLOT_WAITING);
+    guest_mem_thread_enter();
     if (!io->write) io->data = st == SLOT_DONE ? s->data & mask : mask;
     atomic_store(&s->state, SLOT_FREE);
 }
