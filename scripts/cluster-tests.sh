@@ -154,6 +154,7 @@ echo MEMTOTAL_MB=$(free -m | awk '/^Mem:/ { print $2 }')
 echo NODE0_CPUS=$(cat /sys/devices/system/node/node0/cpulist)
 echo NODE1_CPUS=$(cat /sys/devices/system/node/node1/cpulist)
 echo CMDLINE=$(cat /proc/cmdline)
+echo RAMDISK=$(dmesg | sed -n 's/.*RAMDISK: \[mem \(0x[0-9a-f]*\)-\(0x[0-9a-f]*\)\].*/\1 \2/p')
 echo DMESG-BEGIN; dmesg | grep -E 'WARNING|BUG|Oops|Firmware Bug|BIOS bug|ACPI Error|TSC unstable'; echo DMESG-END
 echo ATOMICS-BEGIN; atomics 20000; echo ATOMICS-STATUS=$?
 echo PSORT-BEGIN; psort -n 200000; echo PSORT-STATUS=$?
@@ -193,6 +194,13 @@ EOF
         ok "2 nodes: the kernel command line has the cluster settings (numa_balancing=disable initramfs_async=0 nohz_full=1)"
     else
         bad "2 nodes: cluster kernel command line" "got '$v'" "$all"
+    fi
+    # the platform node (node 0: the first 256 MiB) loaded the initrd into its own memory
+    read -r rd_lo rd_hi <<<"$(val RAMDISK)"
+    if [[ "$rd_lo" =~ ^0x[0-9a-f]+$ && "$rd_hi" =~ ^0x[0-9a-f]+$ ]] && ((rd_hi < 0x10000000)); then
+        ok "2 nodes: the initrd lies in the platform node's memory ($rd_lo-$rd_hi)"
+    else
+        bad "2 nodes: initrd placement" "RAMDISK '$rd_lo-$rd_hi', want below 0x10000000" "$all"
     fi
     dm=$(sed -n '/^DMESG-BEGIN$/,/^DMESG-END$/p' <<<"$out")
     if [ "$dm" = "DMESG-BEGIN${nl}DMESG-END" ]; then

@@ -213,6 +213,11 @@ int linux_load(struct guest_mem *mem, const struct linux_image *img, const uint8
     if (initrd && initrd_size) {
         uint64_t max = img->initrd_addr_max ? (uint64_t)img->initrd_addr_max + 1 : 0x38000000;
         if (max > low_end) max = low_end;
+        /* where asked (and where it fits), below a lower end */
+        uint64_t want = layout->initrd_end;
+        if (want && want < max && want >= initrd_size &&
+            ((want - initrd_size) & ~0xfffull) >= kaddr + img->init_size)
+            max = want;
         uint64_t at = (max - initrd_size) & ~0xfffull;
         if (max < initrd_size || at < kaddr + img->init_size) {
             *why = "guest memory too small for kernel and initrd";

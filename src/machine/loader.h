@@ -23,7 +23,9 @@ struct e820_entry {
 struct boot_layout {
     struct e820_entry e820[E820_MAX];
     int ne820;
-    uint64_t rsdp_gpa; /* 0 if none */
+    uint64_t rsdp_gpa;   /* 0 if none */
+    uint64_t initrd_end; /* 0, or the initrd should end at or below this address
+                          * (a cluster: the platform node's own memory) */
 };
 
 /* Guest-physical addresses the loader uses (all below 1 MiB except the kernel and

@@ -707,6 +707,15 @@ static void load_guest(struct pc *pc, struct boot_layout *layout)
     char *cmdline = kernel_cmdline(&pc->cfg);
     struct x86_state s;
     emu_cpu_impl.get_state(pc->cpus[0].v, &s);
+    if (pc->cfg.cluster) {
+        /* The initrd in the platform node's own memory: the loader (here)
+         * writes it without a page round trip each, vCPU 0 (here too) unpacks
+         * it locally, and once freed its pages are this node's to reuse
+         * rather than pages another node must take back first. */
+        const struct cluster_node *p = &pc->cfg.cluster->node[pc->platform];
+        uint64_t end = p->first_byte + p->memory;
+        layout->initrd_end = end < PCI_HOLE_START ? end : PCI_HOLE_START;
+    }
     if (linux_load(&pc->mem, &img, ird, isize, cmdline, layout, &s, &why) < 0)
         die("cannot load the kernel: %s", why);
     emu_cpu_impl.set_state(pc->cpus[0].v, &s);
