@@ -52,8 +52,9 @@ struct node {
     _Atomic int halt_pollers;   /* halted vCPUs serving the network (at most one) */
     _Atomic uint64_t idle_mask; /* halted vCPUs asleep, by index in idle[] */
     struct vcpu *_Atomic idle[64];
-    _Atomic uint64_t halt_polled; /* messages those served */
-    _Atomic uint64_t run_polled;  /* messages running vCPUs served (node_vcpu_poll) */
+    _Atomic uint64_t halt_polled;  /* messages those served */
+    _Atomic bool halt_poll_useful; /* the last halt polling served something */
+    _Atomic uint64_t run_polled;   /* messages running vCPUs served (node_vcpu_poll) */
     struct dsm *dsm;
     struct guest_mem *mem;
 
@@ -696,13 +697,19 @@ static bool halt_woken(void *v)
 }
 
 /* Serves the network while messages keep coming; true when the vCPU should wake. */
-static bool halt_poll(struct node *n, struct vcpu *v)
+/* Polls while messages keep coming. Right after a halt it polls only when the
+ * last polling served something: an idle guest's vCPU halts after every timer
+ * tick, and a fruitless window per tick cost the node a few % of a core. Sent
+ * back to polling by traffic (VCPU_REQ_POLL), it always polls. */
+static bool halt_poll(struct node *n, struct vcpu *v, bool requested)
 {
     int none = 0;
-    if (!n->halt_poll_ns || !atomic_compare_exchange_strong(&n->halt_pollers, &none, 1))
+    if (!n->halt_poll_ns || (!requested && !atomic_load(&n->halt_poll_useful)) ||
+        !atomic_compare_exchange_strong(&n->halt_pollers, &none, 1))
         return false;
     uint64_t k = serve(n, halt_woken, v, n->halt_poll_ns, true);
     atomic_fetch_add_explicit(&n->halt_polled, k, memory_order_relaxed);
+    atomic_store(&n->halt_poll_useful, k > 0);
     atomic_store(&n->halt_pollers, 0);
     return vcpu_halt_woken(v);
 }
@@ -711,7 +718,7 @@ void node_vcpu_halted(struct node *n, struct vcpu *v)
 {
     int slot = v->id & 63;
     atomic_store(&n->idle[slot], v);
-    while (!halt_poll(n, v)) {
+    for (bool requested = false; !halt_poll(n, v, requested); requested = true) {
         struct transport *t = atomic_load(&n->t);
         if (t) transport_linger_cancel(t); /* asleep: arrivals must wake the progress thread */
         atomic_fetch_or(&n->idle_mask, 1ull << slot);
@@ -782,6 +789,7 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
     n->mach = *mach;
     n->mem = mem;
     n->jobs_tail = &n->jobs;
+    atomic_init(&n->halt_poll_useful, true);
     const char *hp = getenv("UNUM_HALT_POLL_US");
     n->halt_poll_ns = (hp && *hp ? strtoull(hp, NULL, 10) : NODE_HALT_POLL_US) * 1000;
     pthread_mutex_init(&n->lock, NULL);
