@@ -263,14 +263,13 @@ void node_forward_io(void *vn, int dst, struct cpu_io *io)
     }
     int i = atomic_load(&n->stopping) ? -1 : slot_alloc(n);
     if (i < 0) {
-        if (!io->write) io->data = mask;
+        io->data = mask;
         return;
     }
     struct io_slot *s = &n->slots[i];
     s->dst = dst;
-    uint64_t a0 =
-        (uint64_t)io->kind | (uint64_t)io->write << 1 | (uint64_t)io->size << 8 | (uint64_t)i << 16;
-    if (send_msg(n, dst, WIRE_IO_REQ, a0, io->addr, io->write ? io->data & mask : 0, NULL, 0) < 0) {
+    uint64_t a0 = (uint64_t)io->kind | (uint64_t)io->size << 8 | (uint64_t)i << 16;
+    if (send_msg(n, dst, WIRE_IO_REQ, a0, io->addr, 0, NULL, 0) < 0) {
         uint32_t want = SLOT_WAITING;
         atomic_compare_exchange_strong(&s->state, &want, SLOT_FAILED);
     }
@@ -285,7 +284,7 @@ void node_forward_io(void *vn, int dst, struct cpu_io *io)
     while ((st = atomic_load(&s->state)) == SLOT_WAITING)
         futex_wait(&s->state, SLOT_WAITING);
     guest_mem_thread_enter();
-    if (!io->write) io->data = st == SLOT_DONE ? s->data & mask : mask;
+    io->data = st == SLOT_DONE ? s->data & mask : mask;
     atomic_store(&s->state, SLOT_FREE);
 }
 

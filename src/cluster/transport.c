@@ -950,6 +950,13 @@ static ucs_status_t am_data(void *arg, const void *header, size_t header_length,
     return UCS_OK;
 }
 
+/* May a message of this type be handled on a thread other than the progress
+ * thread (handlers.any_thread)? */
+static bool runs_on_any_thread(const struct transport *t, int type)
+{
+    return t->h.any_thread && t->h.any_thread(t->h.ctx, type);
+}
+
 /* Runs the handlers of the messages the worker produced, in order (no lock held
  * but rx_lock), then gives UCX their buffers back. From a thread other than the
  * progress thread (any_thread) it stops at the first message whose handler must
@@ -960,7 +967,7 @@ static bool deliver_rx(struct transport *t, bool any_thread)
     int done = 0;
     for (; done < t->nrx; done++) {
         struct rx *r = &t->rxq[done];
-        if (any_thread && !(t->h.any_thread && t->h.any_thread(t->h.ctx, r->h.type))) break;
+        if (any_thread && !runs_on_any_thread(t, r->h.type)) break;
         const uint8_t *pl = r->desc   ? (const uint8_t *)r->desc + sizeof(struct wire_hdr)
                             : r->copy ? r->copy
                                       : r->small;
@@ -1052,7 +1059,7 @@ static int drain_loopback_polled(struct transport *t)
     while (atomic_load_explicit(&t->loop_count, memory_order_relaxed)) {
         pthread_mutex_lock(&t->loop_lock);
         struct loop_msg *m = t->loop_head;
-        if (m && !(t->h.any_thread && t->h.any_thread(t->h.ctx, m->h.type))) m = NULL;
+        if (m && !runs_on_any_thread(t, m->h.type)) m = NULL;
         if (m) {
             t->loop_head = m->next;
             if (!t->loop_head) t->loop_tail = &t->loop_head;
@@ -1121,7 +1128,7 @@ static bool loop_head_is_progress_only(struct transport *t)
 {
     pthread_mutex_lock(&t->loop_lock);
     const struct loop_msg *m = t->loop_head;
-    bool r = m && !(t->h.any_thread && t->h.any_thread(t->h.ctx, m->h.type));
+    bool r = m && !runs_on_any_thread(t, m->h.type);
     pthread_mutex_unlock(&t->loop_lock);
     return r;
 }

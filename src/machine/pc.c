@@ -81,9 +81,10 @@ struct pc {
     _Atomic int exit_status;
     uint64_t start_ns;
     /* cluster */
-    struct node *node;  /* NULL on a single node */
-    int self, platform; /* node ids (0, 0 on a single node) */
-    bool is_platform;   /* this node has the platform devices */
+    struct node *node;            /* NULL on a single node */
+    struct cpu_exit_ops exit_ops; /* of every vCPU here (with a poll hook on a cluster) */
+    int self, platform;           /* node ids (0, 0 on a single node) */
+    bool is_platform;             /* this node has the platform devices */
 };
 
 static bool vcpu_local(const struct pc *pc, int i)
@@ -400,12 +401,6 @@ static void vcpu_poll(void *ctx)
     if (pv->pc->node) node_vcpu_poll(pv->pc->node);
 }
 
-static const struct cpu_exit_ops pc_exit_ops = {
-    .io = vcpu_io, .irq_ack = vcpu_irq_ack, .msr = vcpu_msr};
-/* on a cluster a running vCPU also serves its node's network */
-static struct cpu_exit_ops pc_cluster_exit_ops = {
-    .io = vcpu_io, .irq_ack = vcpu_irq_ack, .msr = vcpu_msr, .poll = vcpu_poll};
-
 void x86_state_dump(FILE *f, const struct x86_state *s);
 
 static void *vcpu_thread(void *arg)
@@ -674,7 +669,11 @@ static uint64_t host_tsc_node(void *opaque)
 
 static void create_vcpus(struct pc *pc)
 {
-    pc_cluster_exit_ops.poll_insns = node_vcpu_poll_insns();
+    pc->exit_ops = (struct cpu_exit_ops){.io = vcpu_io, .irq_ack = vcpu_irq_ack, .msr = vcpu_msr};
+    if (pc->cfg.cluster) { /* a running vCPU also serves its node's network */
+        pc->exit_ops.poll = vcpu_poll;
+        pc->exit_ops.poll_insns = node_vcpu_poll_insns();
+    }
     pc->cpus = calloc((size_t)pc->ncpus, sizeof(*pc->cpus));
     uint64_t hz = emu_tsc_hz();
     for (int i = 0; i < pc->ncpus; i++) {
@@ -684,8 +683,7 @@ static void create_vcpus(struct pc *pc)
         pv->node = pc->cfg.cluster ? cluster_node_of_cpu(pc->cfg.cluster, i) : 0;
         pv->dfr = 0xffffffffu;
         if (pv->node != pc->self) continue;
-        pv->v = emu_cpu_impl.create(&pc->mem, i,
-                                    pc->cfg.cluster ? &pc_cluster_exit_ops : &pc_exit_ops, pv);
+        pv->v = emu_cpu_impl.create(&pc->mem, i, &pc->exit_ops, pv);
         if (!pv->v) die("cannot create vcpu %d", i);
         pv->v->features = VCPU_FEAT_TSC_DEADLINE;
         pv->lapic = lapic_create(i, pv->v, &pc->apic_bus, &pc->timers,

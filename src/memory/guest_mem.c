@@ -29,7 +29,7 @@ static int add_region(struct guest_mem *m, uint64_t gpa, uint64_t size)
     if (raw == MAP_FAILED) return -errno;
     uint8_t *p = (uint8_t *)(((uintptr_t)raw + slack - 1) & ~(uintptr_t)(slack - 1));
     if (p > raw) munmap(raw, (size_t)(p - raw));
-    if (p + size < raw + size + slack) munmap(p + size, (size_t)(raw + size + slack - (p + size)));
+    munmap(p + size, (size_t)(raw + slack - p));              /* the tail: 1 .. slack bytes */
     if (huge_pages_wanted()) madvise(p, size, MADV_HUGEPAGE); /* a hint: failure is harmless */
     m->region[m->nregions++] = (struct guest_mem_region){.gpa = gpa, .size = size, .host = p};
     if (gpa + size > m->max_gpa) m->max_gpa = gpa + size;

@@ -214,9 +214,8 @@ struct emu_cpu {
 
     uint64_t icount;       /* instructions retired */
     uint64_t icount_limit; /* stop (VCPU_EXIT_STOP) once icount reaches it; 0 = none */
-    uint64_t
-        icount_stop;  /* min(icount_limit, poll_at), UINT64_MAX for none (one compare per block) */
-    uint64_t poll_at; /* icount at which to call ops->poll (UINT64_MAX: never) */
+    uint64_t icount_stop;  /* min(icount_limit, poll_at); one compare per block */
+    uint64_t poll_at;      /* icount at which to call ops->poll (UINT64_MAX: never) */
     uint64_t tsc_base;
     bool debug_ud; /* log unknown opcodes once */
 };
