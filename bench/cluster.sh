@@ -27,7 +27,7 @@ cmd() { printf '$ %s\n' "$*"; }
 # --stats lines of FILE. The node processes share one stderr and their lines can be
 # interleaved mid-line, so the lines are picked out by their full shape.
 LAT='dsm node [0-9]+: fault latency mean [0-9.]+ us, p50 [0-9.]+ us, p99 [0-9.]+ us'
-FAULTS='dsm node [0-9]+: faults read [0-9]+ write [0-9]+ \(remote-homed [0-9]+\), invalidations [0-9]+, fetches [0-9]+, served [0-9]+, pages sent [0-9]+ \([0-9]+ KiB\) received [0-9]+ \([0-9]+ KiB\), deferred [0-9]+, bad [0-9]+, read ahead [0-9]+'
+FAULTS='dsm node [0-9]+: faults read [0-9]+ write [0-9]+ \(remote-homed [0-9]+\), invalidations [0-9]+, fetches [0-9]+, served [0-9]+, pages sent [0-9]+ \([0-9]+ KiB\) received [0-9]+ \([0-9]+ KiB\), deferred [0-9]+, bad [0-9]+, read ahead [0-9]+, write ahead [0-9]+'
 LINK='node [0-9]+ -> node [0-9]+ \([^:]*\): sent [0-9]+ msgs [0-9]+ KiB, received [0-9]+ msgs [0-9]+ KiB, rejected [0-9]+'
 SKEW='node [0-9]+ time: offset [-0-9]+ cycles .*\(last uncertainty [0-9.]+ us\)'
 stats() { # FILE PATTERN...: the matching --stats lines, sorted, indented

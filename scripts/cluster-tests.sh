@@ -235,9 +235,11 @@ EOF
     fi
     ps=$(sed -n '/^PSORTP-BEGIN$/,/^PSORTP-STATUS/p' <<<"$out")
     got=$(sed -n 's/^psort: n=200000 threads=2 checksum=\([0-9a-f]*\)$/\1/p' <<<"$ps")
+    # -v names the CPU each thread generated its chunk on: the pinning took
     if [ -n "$want" ] && [ "$got" = "$want" ] && grep -qx 'PSORTP-STATUS=0' <<<"$ps" &&
-        ! grep -q 'pinning' <<<"$ps"; then
-        ok "2 nodes: psort -p (threads pinned to vCPUs 0 and 1): checksum=$got = host"
+        ! grep -q 'pinning' <<<"$ps" && grep -q '^psort: thread 0 on CPU 0:' <<<"$ps" &&
+        grep -q '^psort: thread 1 on CPU 1:' <<<"$ps"; then
+        ok "2 nodes: psort -p (threads ran on vCPUs 0 and 1): checksum=$got = host"
     else
         bad "2 nodes: psort -p" "checksum '$got', host '$want'" "${ps:-$all}"
     fi

@@ -48,13 +48,15 @@
 #define GAMMA  0x9e3779b97f4a7c15ULL
 #define HASH_P 0x100000001b3ULL /* FNV-1 64-bit prime */
 
-struct result {                /* per thread, padded to its own cache lines */
-    uint64_t gen_sum, gen_xor; /* fingerprint of the generated keys */
-    uint64_t out_sum, out_xor; /* ... and of this thread's range of the sorted array */
-    uint64_t hash;             /* polynomial hash of the sorted range */
-    uint64_t unsorted;         /* index + 1 of the first out-of-order key, 0 if none */
-    uint64_t pad[2];
+struct result {                          /* per thread, padded to its own cache lines */
+    uint64_t gen_sum, gen_xor;           /* fingerprint of the generated keys */
+    uint64_t out_sum, out_xor;           /* ... and of this thread's range of the sorted array */
+    uint64_t hash;                       /* polynomial hash of the sorted range */
+    uint64_t unsorted;                   /* index + 1 of the first out-of-order key, 0 if none */
+    float populate_ms, keys_ms, sort_ms; /* -v: this thread's own time in phases 1, 2 */
+    int cpu;                             /* -v: where it ran phase 1 */
 };
+_Static_assert(sizeof(struct result) == 64, "one cache line per thread");
 
 static uint64_t n_keys, seed;
 static unsigned nthreads;
@@ -63,9 +65,9 @@ static uint64_t *sorted; /* buf[0] or buf[1]: where the merge rounds left the re
 static uint64_t *bounds; /* chunk t is [bounds[t], bounds[t + 1]) */
 static struct result *results;
 static pthread_barrier_t barrier;
-static double t_phase[5]; /* thread 0: time at the end of each phase */
-static int pin_cpus[4096];  /* -p: the online CPUs, in order */
-static int n_pin;           /* 0: threads are not pinned */
+static double t_phase[5];  /* thread 0: time at the end of each phase */
+static int pin_cpus[4096]; /* -p: the online CPUs, in order */
+static int n_pin;          /* 0: threads are not pinned */
 
 /* The online CPUs from /sys (they need not be numbered 0..n-1). */
 static int online_cpus(int *cpus, int max)
@@ -172,8 +174,10 @@ static void *worker(void *arg)
     /* 1. generate */
     uint64_t *a = buf[0];
     uint64_t sum = 0, x = 0;
+    double t0 = now();
     populate(buf[0] + lo, hi - lo);
     populate(buf[1] + lo, hi - lo);
+    double t1 = now();
     for (uint64_t i = lo; i < hi; i++) {
         uint64_t k = mix64(seed + (i + 1) * GAMMA);
         a[i] = k;
@@ -182,11 +186,17 @@ static void *worker(void *arg)
     }
     r->gen_sum = sum;
     r->gen_xor = x;
+    double t2 = now();
+    r->populate_ms = (float)((t1 - t0) * 1e3);
+    r->keys_ms = (float)((t2 - t1) * 1e3);
+    r->cpu = sched_getcpu();
     pthread_barrier_wait(&barrier);
     if (t == 0) t_phase[1] = now();
 
     /* 2. sort the chunk */
+    double t3 = now();
     radix_sort(a + lo, buf[1] + lo, hi - lo);
+    r->sort_ms = (float)((now() - t3) * 1e3);
     pthread_barrier_wait(&barrier);
     if (t == 0) t_phase[2] = now();
 
@@ -333,6 +343,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "psort: generate %.1f ms, sort %.1f ms, merge %.1f ms, verify %.1f ms\n",
                 (t_phase[1] - t_phase[0]) * 1e3, (t_phase[2] - t_phase[1]) * 1e3,
                 (t_phase[3] - t_phase[2]) * 1e3, (t_phase[4] - t_phase[3]) * 1e3);
+    for (unsigned t = 0; verbose && t < nthreads; t++)
+        fprintf(stderr,
+                "psort: thread %u on CPU %d: populate %.1f ms, keys %.1f ms, sort %.1f ms\n", t,
+                results[t].cpu, results[t].populate_ms, results[t].keys_ms, results[t].sort_ms);
     int ok = 1;
     if (unsorted) {
         uint64_t i = unsorted - 1;

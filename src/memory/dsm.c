@@ -77,13 +77,15 @@ struct dsm {
     struct held_msg *resume;                 /* revocations released by the last waiter */
     bool shut;
     uint64_t spin_ns;
-    unsigned readahead; /* pages asked for ahead of a sequential reader */
-    FILE *trace;        /* UNUM_DSM_TRACE: one line per fault, for finding what bounces */
+    unsigned readahead;  /* pages asked for ahead of a sequential reader */
+    unsigned writeahead; /* ... and of a sequential writer */
+    FILE *trace;         /* UNUM_DSM_TRACE: one line per fault, for finding what bounces */
     pthread_mutex_t trace_lock;
 
     struct {
         _Atomic uint64_t read_faults, write_faults, remote_faults, invalidations, fetches,
-            requests_served, pages_sent, pages_received, deferred, bad_messages, read_ahead;
+            requests_served, pages_sent, pages_received, deferred, bad_messages, read_ahead,
+            write_ahead;
         _Atomic uint64_t lat_hist[DSM_LAT_BUCKETS];
         _Atomic uint64_t lat_fine[DSM_LAT_FINE];
         _Atomic uint64_t lat_total_ns, lat_count;
@@ -205,47 +207,76 @@ static void trace_fault(struct dsm *d, uint64_t t0, uint64_t gpa, enum mem_right
     pthread_mutex_unlock(&d->trace_lock);
 }
 
-/* Sequential read-ahead. A vCPU that read-faults on the page after the one it
- * faulted on last is streaming through remote memory (a merge, a copy, a scan):
- * then the next pages it does not hold are asked for at once, without a waiter,
- * so their round trips overlap. The stream is remembered per vCPU thread, and as
- * ending at the last page asked for, so the fault just past the window (the pages
- * of the window no longer fault) continues it. */
-static __thread uint64_t readahead_last = UINT64_MAX;
+/* Sequential read- and write-ahead. A vCPU that faults on the page after the one
+ * it faulted on last, for the same right, is streaming through memory other nodes
+ * hold: reading it (a merge, a copy, a scan), or overwriting it (the guest clearing
+ * pages it allocates one after another, or poisoning memory it frees). Then the
+ * next pages it does not hold that right of are asked for at once, without a
+ * waiter, so their round trips overlap. The stream is remembered per vCPU thread
+ * and right, as ending at the last page asked for, so the fault just past the
+ * window (the pages of the window no longer fault) continues it.
+ *
+ * A read-ahead skips pages this node is home of (the home never asks itself for
+ * a copy). A write-ahead includes them: the home side then recalls the page from
+ * its remote owner or copies here and now, as the fault on it would. */
+static __thread uint64_t stream_last[2] = {UINT64_MAX, UINT64_MAX}; /* [want == WRITE] */
+static __thread unsigned stream_run[2]; /* sequential faults in a row before the last */
 
-static void read_ahead(struct dsm *d, uint64_t page)
+/* Taking pages exclusively ahead steals them when the guess is wrong, so a writer
+ * must have streamed longer (a few neighbouring pages written in turn, say one
+ * CPU's per-CPU area, are not a stream), and pages this node faulted on before
+ * are left alone (they are shared, not passed through once). */
+#define WRITEAHEAD_MIN_RUN    3
+#define WRITEAHEAD_MAX_FAULTS 1
+
+static int ask_home(struct dsm *d, int home, uint64_t page, enum mem_right want);
+
+static void ask_ahead(struct dsm *d, uint64_t q, enum mem_right want)
 {
-    uint64_t last = readahead_last;
-    readahead_last = page;
-    if (last == UINT64_MAX || page != last + 1 || d->readahead == 0) return;
-    uint64_t end = page + 1 + d->readahead;
+    int home = d->home(d->home_ctx, q << GUEST_PAGE_SHIFT);
+    if (home == d->self && want == MEM_READ) return;
+    pthread_mutex_lock(&d->lock);
+    bool busy = d->shut || pending_find(d->pend, q) || pending_find(d->granted_p, q);
+    struct pending *p = busy ? NULL : calloc(1, sizeof(*p));
+    if (p) {
+        p->page = q;
+        p->next = d->pend[bucket(q)];
+        d->pend[bucket(q)] = p;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!p) return;
+    atomic_fetch_add(want == MEM_WRITE ? &d->st.write_ahead : &d->st.read_ahead, 1);
+    /* a local home may grant at once: then p is gone (nobody waited for it) */
+    if (ask_home(d, home, q, want) < 0) {
+        pthread_mutex_lock(&d->lock);
+        p->failed = true;
+        pending_remove(d->pend, p);
+        if (p->waiters == 0)
+            free(p);
+        else
+            pthread_cond_broadcast(&d->granted);
+        pthread_mutex_unlock(&d->lock);
+    }
+}
+
+static void fetch_ahead(struct dsm *d, uint64_t page, enum mem_right want)
+{
+    bool write = want == MEM_WRITE;
+    unsigned window = write ? d->writeahead : d->readahead;
+    uint64_t *last = &stream_last[write];
+    unsigned *run = &stream_run[write];
+    *run = *last != UINT64_MAX && page == *last + 1 ? *run + 1 : 0;
+    *last = page;
+    if (*run < (write ? WRITEAHEAD_MIN_RUN : 1) || window == 0) return;
+    uint64_t end = page + 1 + window;
     if (end > d->mem->npages) end = d->mem->npages;
     for (uint64_t q = page + 1; q < end; q++) {
-        if (right_of(d, q) != MEM_ABSENT) continue;
-        int home = d->home(d->home_ctx, q << GUEST_PAGE_SHIFT);
-        if (home == d->self) continue; /* the home never asks itself for a copy */
-        pthread_mutex_lock(&d->lock);
-        bool busy = d->shut || pending_find(d->pend, q) || pending_find(d->granted_p, q);
-        struct pending *p = busy ? NULL : calloc(1, sizeof(*p));
-        if (p) {
-            p->page = q;
-            p->next = d->pend[bucket(q)];
-            d->pend[bucket(q)] = p;
-        }
-        pthread_mutex_unlock(&d->lock);
-        if (!p) continue;
-        atomic_fetch_add(&d->st.read_ahead, 1);
-        if (send(d, home, DSM_REQ, q, MEM_READ, false) < 0) {
-            pthread_mutex_lock(&d->lock);
-            p->failed = true;
-            pending_remove(d->pend, p);
-            if (p->waiters == 0)
-                free(p);
-            else
-                pthread_cond_broadcast(&d->granted);
-            pthread_mutex_unlock(&d->lock);
-        }
-        readahead_last = q;
+        if (right_of(d, q) >= want) continue;
+        if (write &&
+            atomic_load_explicit(&d->page_faults[q], memory_order_relaxed) > WRITEAHEAD_MAX_FAULTS)
+            continue;
+        ask_ahead(d, q, want);
+        *last = q;
     }
 }
 
@@ -321,7 +352,7 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
         /* a remote miss takes tens of microseconds: spin that long before
          * sleeping (UNUM_DSM_SPIN_US, default DSM_SPIN_US) */
         pthread_mutex_unlock(&d->lock);
-        if (want == MEM_READ && home != d->self && !streamed) read_ahead(d, page);
+        if (!streamed) fetch_ahead(d, page, want);
         streamed = true;
         /* yielding, not pausing: on a host with fewer cores than busy threads the
          * thread that will answer may be waiting for this core. Serving the
@@ -715,6 +746,9 @@ struct dsm *dsm_create(struct guest_mem *mem, int self, int nnodes, dsm_home_fn 
     const char *ra = getenv("UNUM_DSM_READAHEAD");
     d->readahead = ra && *ra ? (unsigned)strtoul(ra, NULL, 10) : DSM_READAHEAD_PAGES;
     if (d->readahead > 64) d->readahead = 64;
+    const char *wa = getenv("UNUM_DSM_WRITEAHEAD");
+    d->writeahead = wa && *wa ? (unsigned)strtoul(wa, NULL, 10) : DSM_WRITEAHEAD_PAGES;
+    if (d->writeahead > 64) d->writeahead = 64;
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->granted, NULL);
     pthread_mutex_init(&d->trace_lock, NULL);
@@ -798,6 +832,7 @@ void dsm_get_stats(struct dsm *d, struct dsm_stats *o)
     o->deferred = atomic_load(&d->st.deferred);
     o->bad_messages = atomic_load(&d->st.bad_messages);
     o->read_ahead = atomic_load(&d->st.read_ahead);
+    o->write_ahead = atomic_load(&d->st.write_ahead);
     for (int i = 0; i < DSM_LAT_BUCKETS; i++)
         o->lat_hist[i] = atomic_load(&d->st.lat_hist[i]);
     for (int i = 0; i < DSM_LAT_FINE; i++)
@@ -831,14 +866,14 @@ void dsm_print_stats(struct dsm *d, FILE *f, int top)
     fprintf(f,
             "dsm node %d: faults read %llu write %llu (remote-homed %llu), invalidations %llu, "
             "fetches %llu, served %llu, pages sent %llu (%llu KiB) received %llu (%llu KiB), "
-            "deferred %llu, bad %llu, read ahead %llu\n",
+            "deferred %llu, bad %llu, read ahead %llu, write ahead %llu\n",
             d->self, (unsigned long long)s.read_faults, (unsigned long long)s.write_faults,
             (unsigned long long)s.remote_faults, (unsigned long long)s.invalidations,
             (unsigned long long)s.fetches, (unsigned long long)s.requests_served,
             (unsigned long long)s.pages_sent, (unsigned long long)s.pages_sent * 4,
             (unsigned long long)s.pages_received, (unsigned long long)s.pages_received * 4,
             (unsigned long long)s.deferred, (unsigned long long)s.bad_messages,
-            (unsigned long long)s.read_ahead);
+            (unsigned long long)s.read_ahead, (unsigned long long)s.write_ahead);
     if (s.lat_count)
         fprintf(f, "dsm node %d: fault latency mean %.1f us, p50 %.1f us, p99 %.1f us\n", d->self,
                 s.lat_total_ns / 1000.0 / (double)s.lat_count, dsm_latency_percentile(&s, 50),

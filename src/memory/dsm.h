@@ -94,9 +94,10 @@ void dsm_shutdown(struct dsm *d);
 
 #define DSM_LAT_BUCKETS 24 /* fault latency histogram: bucket i counts [2^i, 2^(i+1)) us */
 /* for percentiles: 8 buckets per octave of nanoseconds (within 12.5%) */
-#define DSM_LAT_FINE_SUB    8
-#define DSM_LAT_FINE        (40 * DSM_LAT_FINE_SUB)
-#define DSM_READAHEAD_PAGES 8 /* default of UNUM_DSM_READAHEAD (0: off) */
+#define DSM_LAT_FINE_SUB     8
+#define DSM_LAT_FINE         (40 * DSM_LAT_FINE_SUB)
+#define DSM_READAHEAD_PAGES  8 /* default of UNUM_DSM_READAHEAD (0: off) */
+#define DSM_WRITEAHEAD_PAGES 8 /* default of UNUM_DSM_WRITEAHEAD (0: off) */
 /* default of UNUM_DSM_SPIN_US: how long a faulting vCPU waits serving the network
  * before it sleeps. A fault that outlasted 30 us (~15% in a 2-node boot) then
  * paid a sleeping thread's wake-up twice, for the answer's arrival and for the
@@ -111,7 +112,8 @@ struct dsm_stats {
     uint64_t pages_sent, pages_received; /* payload pages */
     uint64_t deferred;                   /* revocations held back for waiters */
     uint64_t bad_messages;
-    uint64_t read_ahead; /* pages asked for ahead of a sequential reader */
+    uint64_t read_ahead;  /* pages asked for ahead of a sequential reader */
+    uint64_t write_ahead; /* ... and exclusively ahead of a sequential writer */
     uint64_t lat_hist[DSM_LAT_BUCKETS];
     uint64_t lat_fine[DSM_LAT_FINE];
     uint64_t lat_total_ns, lat_count;

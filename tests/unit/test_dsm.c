@@ -773,6 +773,98 @@ static void test_read_ahead(void **state)
     cluster_destroy(&c);
 }
 
+/* ---- sequential write-ahead ---- */
+
+struct stream_writer {
+    struct cluster *c;
+    int node;
+    uint64_t first;
+    int count;
+    int rc;
+};
+
+static void *write_stream_main(void *arg)
+{
+    struct stream_writer *w = arg;
+    for (int i = 0; i < w->count && !w->rc; i++) {
+        uint64_t page = w->first + (uint64_t)i, v = 1;
+        w->rc = guest_mem_write(&w->c->node[w->node].mem, page * PG, &v, 8);
+    }
+    return NULL;
+}
+
+/* count sequential page writes (of a word at offset 0) by a fresh vCPU thread of
+ * `node` */
+static void write_stream(struct cluster *c, int node, uint64_t first, int count)
+{
+    struct stream_writer w = {.c = c, .node = node, .first = first, .count = count};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_stream_main, &w), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, 0);
+}
+
+/* A vCPU writing WRITEAHEAD_MIN_RUN + 1 pages in a row that other nodes hold gets the
+ * next DSM_WRITEAHEAD_PAGES pages exclusively without waiting for them, with their
+ * data; at a page's home that recalls them from their owner. Shorter runs take
+ * nothing ahead, and pages the writer's node faulted on more than once (shared
+ * pages, not a stream) are left where they are. */
+static void test_write_ahead(void **state)
+{
+    struct cluster c;
+    cluster_init(&c, 2, HOME_CONTIG, true, 0);
+    const int ahead = DSM_WRITEAHEAD_PAGES, run = 4;
+    uint64_t p0 = page_homed_at(&c, 0, 2);
+    assert_true(home_of(&c, p0 + (uint64_t)(2 * run + ahead)) == 0);
+    for (int i = 0; i < 2 * run + ahead; i++)
+        wr64(&c, 0, (p0 + (uint64_t)i) * PG + 8, 500 + (uint64_t)i);
+
+    /* three in a row: no write-ahead */
+    write_stream(&c, 1, p0, run - 1);
+    assert_true(quiesce(&c, 2000));
+    assert_int_equal(stats(&c, 1).write_ahead, 0);
+    assert_int_equal(right(&c, 1, p0 + (uint64_t)run - 1), MEM_ABSENT);
+
+    /* four in a row (a fresh stream over the same pages: they are held now, so the
+     * stream starts at the fourth): the window is taken */
+    write_stream(&c, 1, p0 + (uint64_t)run - 1, run);
+    assert_true(quiesce(&c, 2000));
+    struct dsm_stats s = stats(&c, 1);
+    assert_int_equal(s.write_ahead, (uint64_t)ahead);
+    uint64_t w0 = p0 + 2 * (uint64_t)run - 1; /* first page of the window */
+    for (int i = 0; i < ahead; i++) {
+        assert_int_equal(right(&c, 1, w0 + (uint64_t)i), MEM_WRITE);
+        assert_int_equal(right(&c, 0, w0 + (uint64_t)i), MEM_ABSENT);
+    }
+    uint64_t faults = s.read_faults + s.write_faults;
+    for (int i = 0; i < ahead; i++) /* the home's data came along, no fault */
+        assert_int_equal(rd64(&c, 1, (w0 + (uint64_t)i) * PG + 8), 500 + (w0 - p0) + (uint64_t)i);
+    s = stats(&c, 1);
+    assert_int_equal(s.read_faults + s.write_faults, faults);
+    check_invariants(&c);
+
+    /* the home streams back over pages node 1 owns: its write-ahead recalls them,
+     * except one it had faulted on twice before */
+    uint64_t shared = w0 + 2;
+    wr64(&c, 0, shared * PG + 8, 77);                   /* node 0 faults on it ... */
+    wr64(&c, 1, shared * PG + 8, 78);                   /* ... node 1 takes it back ... */
+    assert_int_equal(rd64(&c, 0, shared * PG + 8), 78); /* ... and node 0 again */
+    wr64(&c, 1, shared * PG + 8, 79);
+    assert_true(quiesce(&c, 2000));
+    write_stream(&c, 0, w0 - (uint64_t)run, run);
+    assert_true(quiesce(&c, 2000));
+    assert_int_equal(stats(&c, 0).write_ahead, (uint64_t)ahead - 1);
+    for (int i = 0; i < ahead; i++) {
+        uint64_t q = w0 + (uint64_t)i;
+        assert_int_equal(right(&c, 0, q), q == shared ? MEM_ABSENT : MEM_WRITE);
+        assert_int_equal(right(&c, 1, q), q == shared ? MEM_WRITE : MEM_ABSENT);
+    }
+    assert_int_equal(rd64(&c, 0, (w0 + 1) * PG + 8), 500 + (w0 - p0) + 1);
+    assert_int_equal(rd64(&c, 0, shared * PG + 8), 79);
+    check_invariants(&c);
+    cluster_destroy(&c);
+}
+
 /* ---- shutdown ---- */
 
 struct hooked {
@@ -1614,6 +1706,7 @@ int main(void)
         cmocka_unit_test(test_scenarios_interleaved),
         cmocka_unit_test(test_shared_request),
         cmocka_unit_test(test_read_ahead),
+        cmocka_unit_test(test_write_ahead),
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_shutdown_many),
         cmocka_unit_test(test_send_failure),
