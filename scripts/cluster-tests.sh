@@ -5,7 +5,8 @@
 #   a. the coherence test guest on 2 nodes / 2 vCPUs and 4 nodes / 4 vCPUs; the
 #      remote-miss probe, whose answers waiting vCPUs serve (node 0: halted, node 1:
 #      faulting) rather than the transport threads; in the coherence guest, running
-#      vCPUs serve their node's network between blocks of guest code
+#      vCPUs serve their node's network between blocks of guest code (also when only
+#      their doorbell tells them to)
 #   b. one Linux boot on `unum run --nodes 2 --cpus 2 --memory 512M`: vCPUs, NUMA
 #      nodes, RAM, per-node CPU lists, clean dmesg, exact SMP atomics, a parallel sort
 #      that matches the host; and (not with UNUM_QUICK=1) one 4-node boot
@@ -141,6 +142,16 @@ if want a; then
         ok "coherence guest, 2 nodes, UNUM_VCPU_POLL_INSNS=0: exact, and no running vCPU polled"
     else
         bad "coherence guest, 2 nodes, UNUM_VCPU_POLL_INSNS=0" "rc=$rc, running vCPUs served: node 0 '${r0}', node 1 '${r1}' (want 0)" "$out"
+    fi
+    # the doorbells alone: with the regular poll pushed out of reach (2^32-1
+    # instructions), running vCPUs still serve, because their bell says when
+    out=$(UNUM_VCPU_POLL_INSNS=4294967295 timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --stats "$COHERENCE" 2>&1)
+    rc=$?
+    r0=$(by_running 0); r1=$(by_running 1)
+    if [ "$rc" -eq 0 ] && grep -q '^PASS: coherence' <<<"$out" && [ "${r0:-0}" -gt 100 ] && [ "${r1:-0}" -gt 100 ]; then
+        ok "coherence guest, 2 nodes, polls only when the doorbell rang: running vCPUs served node 0 $r0, node 1 $r1"
+    else
+        bad "coherence guest, 2 nodes, doorbell-driven polls" "rc=$rc, running vCPUs served: node 0 '${r0}', node 1 '${r1}' (want > 100 each)" "$out"
     fi
 fi
 

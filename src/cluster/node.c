@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include "cluster/doorbell.h"
 #include "cluster/transport.h"
 #include "cpu/emu/emu_api.h"
 #include "memory/guest_mem.h"
@@ -55,6 +56,8 @@ struct node {
     _Atomic uint64_t halt_polled;  /* messages those served */
     _Atomic bool halt_poll_useful; /* the last halt polling served something */
     _Atomic uint64_t run_polled;   /* messages running vCPUs served (node_vcpu_poll) */
+    uint32_t bell_looks_per_poll;  /* node_vcpu_poll_wanted: 0 = always poll */
+    _Atomic uint64_t bell_seen;    /* the bell's count at the last poll */
     struct dsm *dsm;
     struct guest_mem *mem;
 
@@ -649,10 +652,29 @@ static uint64_t serve(struct node *n, bool (*done)(void *), void *arg, uint64_t 
     return total;
 }
 
+/* Every NODE_VCPU_BELL_INSNS instructions: whether the bell rang since the last
+ * poll, or it is time for the poll every NODE_VCPU_POLL_INSNS anyway (for peers
+ * without bells, and sends the bell rang for before they landed). */
+static __thread uint32_t tls_bell_looks;
+
+bool node_vcpu_poll_wanted(struct node *n)
+{
+    if (!n->bell_looks_per_poll) return true;
+    if (doorbell_read(n->self) != atomic_load_explicit(&n->bell_seen, memory_order_relaxed))
+        return true;
+    if (++tls_bell_looks < n->bell_looks_per_poll) return false;
+    tls_bell_looks = 0;
+    return true;
+}
+
 void node_vcpu_poll(struct node *n)
 {
     struct transport *t = atomic_load(&n->t);
     if (!t || !transport_lingers(t)) return;
+    /* read before polling: a ring during the poll makes the next look poll again */
+    if (n->bell_looks_per_poll)
+        atomic_store_explicit(&n->bell_seen, doorbell_read(n->self), memory_order_relaxed);
+    tls_bell_looks = 0;
     /* Polled every few thousand instructions, the worker never needs arming
      * while this vCPU runs: the linger outlasts the gap, and when the vCPU
      * stops running (halts, waits) it ends the linger itself. */
@@ -664,11 +686,18 @@ void node_vcpu_poll(struct node *n)
     if (k > 0) atomic_fetch_add_explicit(&n->run_polled, (uint64_t)k, memory_order_relaxed);
 }
 
+static uint32_t env_insns(const char *name, uint32_t dflt)
+{
+    const char *e = getenv(name);
+    unsigned long long k = e && *e ? strtoull(e, NULL, 10) : dflt;
+    return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
+}
+
 uint32_t node_vcpu_poll_insns(void)
 {
-    const char *e = getenv("UNUM_VCPU_POLL_INSNS");
-    unsigned long long k = e && *e ? strtoull(e, NULL, 10) : NODE_VCPU_POLL_INSNS;
-    return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
+    uint32_t poll = env_insns("UNUM_VCPU_POLL_INSNS", NODE_VCPU_POLL_INSNS);
+    uint32_t bell = env_insns("UNUM_VCPU_BELL_INSNS", NODE_VCPU_BELL_INSNS);
+    return doorbell_available() && bell && bell < poll ? bell : poll;
 }
 
 /* dsm_net.run_as_handler: a fault on a page homed here runs the home side on
@@ -791,6 +820,9 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
     atomic_init(&n->halt_poll_useful, true);
     const char *hp = getenv("UNUM_HALT_POLL_US");
     n->halt_poll_ns = (hp && *hp ? strtoull(hp, NULL, 10) : NODE_HALT_POLL_US) * 1000;
+    uint32_t look = node_vcpu_poll_insns(),
+             poll = env_insns("UNUM_VCPU_POLL_INSNS", NODE_VCPU_POLL_INSNS);
+    n->bell_looks_per_poll = look && look < poll ? poll / look : 0;
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->cond, NULL);
     pthread_cond_init(&n->jobs_cond, NULL);

@@ -81,6 +81,13 @@ void node_vcpu_halted(struct node *n, struct vcpu *v);
  * linger time is 0 (UNUM_TRANSPORT_LINGER_US=0). */
 #define NODE_VCPU_POLL_INSNS 4096
 void node_vcpu_poll(struct node *n);
+/* With doorbells (a local cluster, doorbell.h) the vCPU looks at its node's bell
+ * every NODE_VCPU_BELL_INSNS instructions (UNUM_VCPU_BELL_INSNS; 0: no looks) and
+ * polls when it rang, or when NODE_VCPU_POLL_INSNS passed since its last poll:
+ * cpu_exit_ops.poll_wanted. node_vcpu_poll_insns() is the vCPU's interval: the
+ * look's, or the poll's without bells. */
+#define NODE_VCPU_BELL_INSNS 1024
+bool node_vcpu_poll_wanted(struct node *n);
 uint32_t node_vcpu_poll_insns(void);
 
 void node_send_apic(struct node *n, int dst, const struct apic_msg *m, uint64_t mask);

@@ -74,6 +74,7 @@
 #include <sodium.h>
 #include <ucp/api/ucp.h>
 
+#include "cluster/doorbell.h"
 #include "cluster/version.h"
 #include "util/util.h"
 
@@ -343,8 +344,11 @@ static int post(struct transport *t, struct peer *p, struct sbuf *b)
     };
     ucs_status_ptr_t r =
         ucp_am_send_nbx(p->out_ep, AM_DATA, NULL, 0, b->msg, sizeof(*h) + h->len, &prm);
-    if (r == NULL) return 0;
     if (UCS_PTR_IS_ERR(r)) return -1;
+    /* a local peer's running vCPUs look at its bell (a send still in flight rings
+     * again when it completes) */
+    doorbell_ring(h->dst);
+    if (r == NULL) return 0;
     p->outstanding++;
     atomic_fetch_add(&t->inflight, 1);
     return 1;
@@ -368,9 +372,11 @@ static void data_sent(void *req, ucs_status_t st, void *user_data)
 {
     struct sbuf *b = user_data;
     struct transport *t = b->t;
-    struct peer *p = &t->peer[((const struct wire_hdr *)b->msg)->dst];
+    int dst = ((const struct wire_hdr *)b->msg)->dst;
+    struct peer *p = &t->peer[dst];
     free(b);
     ucp_request_free(req);
+    doorbell_ring(dst);
     p->outstanding--;
     atomic_fetch_sub(&t->inflight, 1);
     drain_backlog(t, p);

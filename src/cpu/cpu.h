@@ -46,6 +46,9 @@ struct cpu_exit_ops {
      * another node is answered within microseconds without waking a thread. */
     void (*poll)(void *ctx);
     uint32_t poll_insns;
+    /* Optional. Asked in the guest, every poll_insns instructions, before poll:
+     * false skips this poll (a cheap look whether there is anything to serve). */
+    bool (*poll_wanted)(void *ctx);
 };
 
 /* Features the platform provides that the CPU model advertises (vcpu.features). */

@@ -401,6 +401,12 @@ static void vcpu_poll(void *ctx)
     if (pv->pc->node) node_vcpu_poll(pv->pc->node);
 }
 
+static bool vcpu_poll_wanted(void *ctx)
+{
+    struct pc_vcpu *pv = ctx;
+    return pv->pc->node && node_vcpu_poll_wanted(pv->pc->node);
+}
+
 void x86_state_dump(FILE *f, const struct x86_state *s);
 
 static void *vcpu_thread(void *arg)
@@ -673,6 +679,7 @@ static void create_vcpus(struct pc *pc)
     if (pc->cfg.cluster) { /* a running vCPU also serves its node's network */
         pc->exit_ops.poll = vcpu_poll;
         pc->exit_ops.poll_insns = node_vcpu_poll_insns();
+        pc->exit_ops.poll_wanted = vcpu_poll_wanted;
     }
     pc->cpus = calloc((size_t)pc->ncpus, sizeof(*pc->cpus));
     uint64_t hz = emu_tsc_hz();

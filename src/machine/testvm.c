@@ -99,6 +99,12 @@ static void testvm_poll(void *opaque)
     if (ctx->vm->node) node_vcpu_poll(ctx->vm->node);
 }
 
+static bool testvm_poll_wanted(void *opaque)
+{
+    struct vcpu_ctx *ctx = opaque;
+    return ctx->vm->node && node_vcpu_poll_wanted(ctx->vm->node);
+}
+
 void x86_state_dump(FILE *f, const struct x86_state *s);
 
 static void *vcpu_thread(void *arg)
@@ -161,6 +167,7 @@ int testvm_run(const struct testvm_config *cfg)
     if (cfg->cluster) { /* a running vCPU serves its node's network */
         vm.exit_ops.poll = testvm_poll;
         vm.exit_ops.poll_insns = node_vcpu_poll_insns();
+        vm.exit_ops.poll_wanted = testvm_poll_wanted;
     }
     for (int i = 0; i < cfg->cpus; i++) {
         if (cfg->cluster && cluster_node_of_cpu(cfg->cluster, i) != vm.self) continue;

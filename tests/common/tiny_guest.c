@@ -39,8 +39,15 @@ int tiny_guest_init_poll(struct tiny_guest *g, void (*io)(void *, struct cpu_io 
     ops.irq_ack = no_irq;
     ops.poll = poll;
     ops.poll_insns = poll_insns;
+    ops.poll_wanted = NULL;
     g->vcpu = emu_cpu_impl.create(&g->mem, 0, &ops, g);
     return g->vcpu ? 0 : -1;
+}
+
+void tiny_guest_set_poll_wanted(struct tiny_guest *g, bool (*wanted)(void *))
+{
+    (void)g;
+    ops.poll_wanted = wanted;
 }
 
 void tiny_guest_destroy(struct tiny_guest *g)

@@ -27,6 +27,8 @@ int tiny_guest_init(struct tiny_guest *g, void (*io)(void *, struct cpu_io *));
 /* The same with the platform's poll hook (cpu_exit_ops.poll; ctx = g). */
 int tiny_guest_init_poll(struct tiny_guest *g, void (*io)(void *, struct cpu_io *),
                          void (*poll)(void *), uint32_t poll_insns);
+/* cpu_exit_ops.poll_wanted of the vCPU (after tiny_guest_init_poll) */
+void tiny_guest_set_poll_wanted(struct tiny_guest *g, bool (*wanted)(void *));
 void tiny_guest_destroy(struct tiny_guest *g);
 /* Rebuilds the tables, copies code to TG_CODE and resets the vCPU into mode. */
 void tiny_guest_load(struct tiny_guest *g, enum tg_mode mode, const uint8_t *code, size_t len);

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/doorbell.h"
 #include "cluster/transport.h"
 #include "util/util.h"
 
@@ -411,9 +412,25 @@ static void run_mesh(const char *tls)
         assert_int_equal(st[k], 0);
 }
 
+/* With doorbells (as `unum run --nodes N` maps them before it forks the nodes),
+ * every message a node sends to another rings that node's bell, and none rings
+ * the sender's own for its loopback messages. */
 static void test_mesh_default(void **state)
 {
+    assert_false(doorbell_available());
+    assert_int_equal(doorbell_create(CLUSTER_MAX_NODES + 1), -EINVAL);
+    assert_int_equal(doorbell_create(3), 0);
+    assert_true(doorbell_available());
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(doorbell_read(k), 0);
+    doorbell_ring(3); /* not a node: ignored */
+    doorbell_ring(-1);
     run_mesh("");
+    for (int k = 0; k < 3; k++) {
+        /* MESH_MSGS from each of the two others, their stop messages, heartbeats */
+        assert_true(doorbell_read(k) >= 2 * (uint64_t)MESH_MSGS + 2);
+    }
+    assert_int_equal(doorbell_read(3), 0);
 }
 
 static void test_mesh_tcp(void **state)

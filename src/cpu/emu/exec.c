@@ -491,13 +491,14 @@ static void set_icount_stop(struct emu_cpu *c)
  * fault) and with the host's MXCSR (it runs device and network code). */
 static void poll_outside(struct emu_cpu *c)
 {
+    c->poll_at = c->icount + c->v.ops->poll_insns;
+    set_icount_stop(c);
+    if (c->v.ops->poll_wanted && !c->v.ops->poll_wanted(c->v.ctx)) return;
     emu_mxcsr_host(c);
     vcpu_leave_guest(&c->v);
     c->v.ops->poll(c->v.ctx);
     emu_enter_guest(c);
     emu_mxcsr_guest(c);
-    c->poll_at = c->icount + c->v.ops->poll_insns;
-    set_icount_stop(c);
 }
 
 static enum vcpu_exit_reason emu_run(struct vcpu *v)
