@@ -207,20 +207,49 @@ static void trace_fault(struct dsm *d, uint64_t t0, uint64_t gpa, enum mem_right
     pthread_mutex_unlock(&d->trace_lock);
 }
 
-/* Sequential read- and write-ahead. A vCPU that faults on the page after the one
- * it faulted on last, for the same right, is streaming through memory other nodes
+/* Sequential read- and write-ahead. A vCPU that faults on the page after one it
+ * faulted on recently, for the same right, is streaming through memory other nodes
  * hold: reading it (a merge, a copy, a scan), or overwriting it (the guest clearing
  * pages it allocates one after another, or poisoning memory it frees). Then the
  * next pages it does not hold that right of are asked for at once, without a
- * waiter, so their round trips overlap. The stream is remembered per vCPU thread
- * and right, as ending at the last page asked for, so the fault just past the
- * window (the pages of the window no longer fault) continues it.
+ * waiter, so their round trips overlap. Each vCPU thread follows a few streams per
+ * right, because other faults come in between (clearing a page, the guest also
+ * updates its shared counters); a stream is remembered as ending at the last page
+ * asked for, so the fault just past the window continues it.
  *
  * A read-ahead skips pages this node is home of (the home never asks itself for
  * a copy). A write-ahead includes them: the home side then recalls the page from
  * its remote owner or copies here and now, as the fault on it would. */
-static __thread uint64_t stream_last[2] = {UINT64_MAX, UINT64_MAX}; /* [want == WRITE] */
-static __thread unsigned stream_run[2]; /* sequential faults in a row before the last */
+#define STREAMS 4
+struct stream {
+    uint64_t last;    /* the page it ends at; UINT64_MAX: unused */
+    unsigned run;     /* sequential faults in a row before the last */
+    unsigned touched; /* for replacing the least recently continued */
+};
+static __thread struct stream streams[2][STREAMS] = {
+    {{UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}},
+    {{UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}}};
+static __thread unsigned stream_clock;
+
+/* The stream a fault on `page` continues (run counted), or a recycled one that
+ * starts at it (run 0). */
+static struct stream *stream_of(struct stream *set, uint64_t page)
+{
+    struct stream *s = NULL, *oldest = &set[0];
+    for (int i = 0; i < STREAMS && !s; i++) {
+        if (set[i].last != UINT64_MAX && page == set[i].last + 1) s = &set[i];
+        if (set[i].touched < oldest->touched) oldest = &set[i];
+    }
+    if (s) {
+        s->run++;
+    } else {
+        s = oldest;
+        s->run = 0;
+    }
+    s->last = page;
+    s->touched = ++stream_clock;
+    return s;
+}
 
 /* Taking pages exclusively ahead steals them when the guess is wrong, so a writer
  * must have streamed longer (a few neighbouring pages written in turn, say one
@@ -263,11 +292,8 @@ static void fetch_ahead(struct dsm *d, uint64_t page, enum mem_right want)
 {
     bool write = want == MEM_WRITE;
     unsigned window = write ? d->writeahead : d->readahead;
-    uint64_t *last = &stream_last[write];
-    unsigned *run = &stream_run[write];
-    *run = *last != UINT64_MAX && page == *last + 1 ? *run + 1 : 0;
-    *last = page;
-    if (*run < (write ? WRITEAHEAD_MIN_RUN : 1) || window == 0) return;
+    struct stream *s = stream_of(streams[write], page);
+    if (s->run < (write ? WRITEAHEAD_MIN_RUN : 1) || window == 0) return;
     uint64_t end = page + 1 + window;
     if (end > d->mem->npages) end = d->mem->npages;
     for (uint64_t q = page + 1; q < end; q++) {
@@ -276,7 +302,7 @@ static void fetch_ahead(struct dsm *d, uint64_t page, enum mem_right want)
             atomic_load_explicit(&d->page_faults[q], memory_order_relaxed) > WRITEAHEAD_MAX_FAULTS)
             continue;
         ask_ahead(d, q, want);
-        *last = q;
+        s->last = q;
     }
 }
 

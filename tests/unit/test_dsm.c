@@ -865,6 +865,49 @@ static void test_write_ahead(void **state)
     cluster_destroy(&c);
 }
 
+struct interleaved_writer {
+    struct cluster *c;
+    uint64_t stream, other;
+    int rc;
+};
+
+/* stream, other, stream + 1, other + 5, stream + 2, other + 10, stream + 3 */
+static void *interleaved_main(void *arg)
+{
+    struct interleaved_writer *w = arg;
+    uint64_t v = 1;
+    for (int i = 0; i < 4 && !w->rc; i++) {
+        w->rc = guest_mem_write(&w->c->node[1].mem, (w->stream + (uint64_t)i) * PG, &v, 8);
+        if (i < 3 && !w->rc)
+            w->rc = guest_mem_write(&w->c->node[1].mem, (w->other + 5 * (uint64_t)i) * PG, &v, 8);
+    }
+    return NULL;
+}
+
+/* Other faults between the pages of a stream (the guest clearing pages one after
+ * another also updates its counters in between) do not hide it. */
+static void test_write_ahead_interleaved(void **state)
+{
+    struct cluster c;
+    cluster_init(&c, 2, HOME_CONTIG, true, 0);
+    uint64_t p0 = page_homed_at(&c, 0, 0), q0 = page_homed_at(&c, 0, 16);
+    assert_true(home_of(&c, q0 + 10) == 0 && p0 + 4 + DSM_WRITEAHEAD_PAGES <= q0);
+    struct interleaved_writer w = {.c = &c, .stream = p0, .other = q0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, interleaved_main, &w), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_true(quiesce(&c, 2000));
+    struct dsm_stats s = stats(&c, 1);
+    assert_int_equal(s.write_faults, 7);
+    assert_int_equal(s.write_ahead, DSM_WRITEAHEAD_PAGES); /* after the 4th of the stream */
+    for (int i = 4; i < 4 + DSM_WRITEAHEAD_PAGES; i++)
+        assert_int_equal(right(&c, 1, p0 + (uint64_t)i), MEM_WRITE);
+    assert_int_equal(right(&c, 1, q0 + 1), MEM_ABSENT); /* the others: no stream */
+    check_invariants(&c);
+    cluster_destroy(&c);
+}
+
 /* ---- shutdown ---- */
 
 struct hooked {
@@ -1707,6 +1750,7 @@ int main(void)
         cmocka_unit_test(test_shared_request),
         cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_write_ahead),
+        cmocka_unit_test(test_write_ahead_interleaved),
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_shutdown_many),
         cmocka_unit_test(test_send_failure),
