@@ -14,7 +14,10 @@ BUILD=${BUILD:-build}
 UNUM=${UNUM:-$BUILD/unum}
 runs=${CLUSTER_BENCH_RUNS:-1}
 LIMIT=${CLUSTER_BENCH_TIMEOUT:-600}
-PSORT_N=${PSORT_N:-2000000}
+# 2^21 keys: over 2 threads each chunk is 8 MiB and starts on a 2 MiB boundary (psort's
+# buffers are 2 MiB aligned), so no page-table page is shared between the nodes (with
+# 2000000 keys the two halves met inside one, and its lock bounced: ~900 page moves)
+PSORT_N=${PSORT_N:-2097152}
 COHERENCE=$BUILD/guest-tests/coherence.bin
 if [ ! -x "$UNUM" ]; then
     echo "cluster.sh: $UNUM not built (run make)" >&2
@@ -138,7 +141,8 @@ stats "$tmp/out" "$FAULTS" "$LAT" "$LINK" "$SKEW"
 echo
 
 echo "== v. parallel sort, node-local data (psort -p -n $PSORT_N: threads pinned one per vCPU before"
-echo "   they touch their data; in-guest time = sum of the -v phases) =="
+echo "   they touch their data, chunks on page-table boundaries; in-guest time = sum of the -v"
+echo "   phases) =="
 psort_ms() { # unum run args... -- psort args: prints the phases line and sets $ms
     local out
     out=$(timeout "$LIMIT" "$UNUM" run "$@" 2>&1)

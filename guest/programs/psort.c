@@ -159,9 +159,10 @@ static void populate(uint64_t *p, uint64_t n)
 }
 
 /* A key buffer starting on a 2 MiB boundary: a chunk boundary that falls on one
- * (2M keys over 2 threads: 8 MiB) then also splits the page tables, so no page-table
- * page (whose lock every fault in its 2 MiB takes) is shared by two threads' chunks,
- * which on a NUMA machine would bounce between nodes like shared data. */
+ * (2^21 keys over 2 or 4 threads: 8 or 4 MiB) then also splits the page tables, so no
+ * page-table page (whose lock every fault in its 2 MiB takes) is shared by two
+ * threads' chunks, which on a NUMA machine would bounce between nodes like shared
+ * data. */
 static uint64_t *alloc_keys(uint64_t n)
 {
     void *p = NULL;

@@ -117,6 +117,11 @@ int emu_decode(const uint8_t *bytes, int avail, enum emu_mode mode, struct insn 
 /* Soft-MMU TLB */
 #define TLB_BITS 8
 #define TLB_SIZE (1u << TLB_BITS)
+/* The entry of a linear address: direct-mapped, the page number folded with the
+ * bits above the index, so that pages a power-of-two number of pages apart (the
+ * buckets of a radix sort over a 2^n-key array, stacks, per-CPU areas) do not all
+ * land on the same few entries. */
+#define TLB_INDEX(lin) ((unsigned)(((lin) >> 12) ^ ((lin) >> (12 + TLB_BITS))) & (TLB_SIZE - 1))
 /* never equal to a tag a lookup compares: page-aligned, or with only the low
  * alignment bits 0-2 set (vm_read/vm_write fold alignment into the compare) */
 #define TLB_INVALID 0x800ull
@@ -538,7 +543,7 @@ static inline __attribute__((always_inline)) uint64_t vm_read(struct emu_cpu *c,
 {
     /* naturally aligned accesses never cross a page: one compare checks both the
      * tag and the alignment; misaligned ones take the (still TLB-backed) slow path */
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     if (likely(e->tag_r == (lin & (~0xfffull | (uint64_t)(size - 1)))))
         return load_host((const void *)(uintptr_t)(lin + e->addend), size);
     return emu_read_slow(c, lin, size, ACC_R);
@@ -547,7 +552,7 @@ static inline __attribute__((always_inline)) uint64_t vm_read(struct emu_cpu *c,
 static inline __attribute__((always_inline)) void vm_write(struct emu_cpu *c, uint64_t lin,
                                                            int size, uint64_t val)
 {
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     if (likely(e->tag_w == (lin & (~0xfffull | (uint64_t)(size - 1))))) {
         store_host((void *)(uintptr_t)(lin + e->addend), size, val);
         if (unlikely(
@@ -563,7 +568,7 @@ static inline __attribute__((always_inline)) void vm_write(struct emu_cpu *c, ui
  * allows writes and the page holds no decoded code; NULL otherwise. */
 static inline void *vm_ptr_rmw_fast(struct emu_cpu *c, uint64_t lin, int size)
 {
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     if (likely(e->tag_w == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size) &&
         !(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12], memory_order_relaxed) &
           MEM_PF_CODE))

@@ -49,7 +49,7 @@ void emu_tlb_flush_page(struct emu_cpu *c, uint64_t lin)
 {
     emu_jc_flush(c);
     for (int t = 0; t < 2; t++) {
-        struct tlb_entry *e = &c->tlb[t][(lin >> 12) & (TLB_SIZE - 1)];
+        struct tlb_entry *e = &c->tlb[t][TLB_INDEX(lin)];
         e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
     }
 }
@@ -218,7 +218,7 @@ static uint8_t *tlb_fill(struct emu_cpu *c, uint64_t lin, int acc, bool user, ui
     uint8_t *host = guest_mem_access(c->v.mem, w.gpa, acc == ACC_W ? MEM_WRITE : MEM_READ, &err);
     if (err) machine_check(c, w.gpa, err);
     if (!host) return NULL;
-    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb[user][TLB_INDEX(lin)];
     uint64_t vpage = lin & ~0xfffull;
     {
         uintptr_t addend = (uintptr_t)(host - (lin & 0xfff)) - vpage;
@@ -286,7 +286,7 @@ static uint64_t read_sized(struct emu_cpu *c, uint64_t lin, int size, int acc, b
 
 uint64_t emu_read_slow(struct emu_cpu *c, uint64_t lin, int size, int acc)
 {
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     if (acc == ACC_R && e->tag_r == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size)
         return load_host((const void *)(uintptr_t)(lin + e->addend), size); /* misaligned */
     return read_sized(c, lin, size, acc, is_user_access(c));
@@ -334,7 +334,7 @@ static void write_sized(struct emu_cpu *c, uint64_t lin, int size, uint64_t val,
 
 void emu_write_slow(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
 {
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     if (e->tag_w == (lin & ~0xfffull) && (lin & 0xfff) <= 4096u - size) { /* misaligned */
         store_host((void *)(uintptr_t)(lin + e->addend), size, val);
         emu_code_written(c, e->gpa | (lin & 0xfff), size);
@@ -351,7 +351,7 @@ void emu_write_sys(struct emu_cpu *c, uint64_t lin, int size, uint64_t val)
 void *emu_ptr_rmw(struct emu_cpu *c, uint64_t lin, int size)
 {
     if ((lin & 0xfff) + size > 4096) return NULL;
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     uint8_t *h;
     uint64_t gpa;
     if (e->tag_w == (lin & ~0xfffull)) {
@@ -385,7 +385,7 @@ uint64_t emu_ea_general(struct emu_cpu *c, const struct insn *in)
 
 void *emu_ptr_read(struct emu_cpu *c, uint64_t lin)
 {
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     if (e->tag_r == (lin & ~0xfffull)) return (uint8_t *)(uintptr_t)(lin + e->addend);
     uint64_t gpa;
     return tlb_fill(c, lin, ACC_R, is_user_access(c), &gpa);
@@ -419,7 +419,7 @@ void emu_write_bytes(struct emu_cpu *c, uint64_t lin, const void *src, int n)
  * its page (for the decoder), or NULL if the code is not in RAM. */
 uint8_t *emu_fetch_ptr(struct emu_cpu *c, uint64_t lin, uint64_t *gpa, int *avail)
 {
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     uint8_t *h;
     if (e->tag_x == (lin & ~0xfffull)) {
         h = (uint8_t *)(uintptr_t)(lin + e->addend);

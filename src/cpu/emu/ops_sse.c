@@ -89,7 +89,7 @@ void mem_write128_slow(struct emu_cpu *c, uint64_t ea, const void *src)
  * page already in the TLB, else byte-wise through the MMU (which also fills it). */
 static void block_read(struct emu_cpu *c, uint64_t lin, void *dst, int n)
 {
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     if (e->tag_r == (lin & ~0xfffull) && (lin & 0xfff) + (uint64_t)n <= 4096) {
         memcpy(dst, (const void *)(uintptr_t)(lin + e->addend), (size_t)n);
         return;
@@ -99,7 +99,7 @@ static void block_read(struct emu_cpu *c, uint64_t lin, void *dst, int n)
 
 static void block_write(struct emu_cpu *c, uint64_t lin, const void *src, int n)
 {
-    struct tlb_entry *e = &c->tlb_cur[(lin >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(lin)];
     if (e->tag_w == (lin & ~0xfffull) && (lin & 0xfff) + (uint64_t)n <= 4096 &&
         !(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12], memory_order_relaxed) &
           MEM_PF_CODE)) {

@@ -78,7 +78,7 @@ void mem_write128_slow(struct emu_cpu *c, uint64_t ea, const void *src);
 
 SSE_INLINE __m128i mem_read128(struct emu_cpu *c, uint64_t ea)
 {
-    struct tlb_entry *e = &c->tlb_cur[(ea >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(ea)];
     if (likely(e->tag_r == (ea & ~0xfffull) && (ea & 0xfff) <= 0xff0))
         return _mm_loadu_si128((const __m128i *)(uintptr_t)(ea + e->addend));
     __m128i v;
@@ -88,7 +88,7 @@ SSE_INLINE __m128i mem_read128(struct emu_cpu *c, uint64_t ea)
 
 SSE_INLINE void mem_write128(struct emu_cpu *c, uint64_t ea, __m128i v)
 {
-    struct tlb_entry *e = &c->tlb_cur[(ea >> 12) & (TLB_SIZE - 1)];
+    struct tlb_entry *e = &c->tlb_cur[TLB_INDEX(ea)];
     if (likely(e->tag_w == (ea & ~0xfffull) && (ea & 0xfff) <= 0xff0 &&
                !(atomic_load_explicit(&c->v.mem->page_flags[e->gpa >> 12], memory_order_relaxed) &
                  MEM_PF_CODE))) {
