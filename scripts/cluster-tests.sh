@@ -164,6 +164,7 @@ echo NODES=$(cat /sys/devices/system/node/online)
 echo MEMTOTAL_MB=$(free -m | awk '/^Mem:/ { print $2 }')
 echo NODE0_CPUS=$(cat /sys/devices/system/node/node0/cpulist)
 echo NODE1_CPUS=$(cat /sys/devices/system/node/node1/cpulist)
+echo NODE_DIST=$(cat /sys/devices/system/node/node0/distance /sys/devices/system/node/node1/distance)
 echo CMDLINE=$(cat /proc/cmdline)
 echo RAMDISK=$(dmesg | sed -n 's/.*RAMDISK: \[mem \(0x[0-9a-f]*\)-\(0x[0-9a-f]*\)\].*/\1 \2/p')
 echo DMESG-BEGIN; dmesg | grep -E 'WARNING|BUG|Oops|Firmware Bug|BIOS bug|ACPI Error|TSC unstable'; echo DMESG-END
@@ -199,6 +200,12 @@ EOF
     v1=$(val NODE1_CPUS)
     [ "$v0" = 0 ] && [ "$v1" = 1 ] && ok "2 nodes: node0/cpulist=0, node1/cpulist=1" ||
         bad "2 nodes: per-node CPU lists" "node0 '$v0' (want 0), node1 '$v1' (want 1)" "$all"
+    # the SLIT: 20 for another node. Not more: above 30 Linux stops spreading forked
+    # tasks over nodes, and its small-imbalance allowance then left both threads of
+    # an unpinned 2-thread sort on one node for the whole run
+    v=$(val NODE_DIST)
+    [ "$v" = "10 20 20 10" ] && ok "2 nodes: NUMA distances $v" ||
+        bad "2 nodes: NUMA distances" "got '$v', want '10 20 20 10'" "$all"
     v=$(val CMDLINE)
     if [[ " $v " == *" numa_balancing=disable "* && " $v " == *" initramfs_async=0 "* &&
         " $v " == *" nohz_full=1 "* ]]; then
