@@ -157,21 +157,31 @@ echo "  (the dsm lines of the 2-node run count its boot too: compare with iv; wi
 echo "  Linux turns transparent huge pages on, below 512 MiB it leaves them off)"
 declare -A sort_ms sort_phase
 sort_only() { grep -oE 'psort: generate .* verify [0-9.]+ ms' "$tmp/out" | sed -n 's/.* sort \([0-9.]*\) ms.*/\1/p'; }
+less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 for mem in 512M 1G; do
-    for cfg in "1 1 1" "2 2 2" "1 2 2"; do
-        set -- $cfg
-        extra=()
-        [ "$1" -gt 1 ] && extra=(--stats)
-        cmd "$UNUM run --nodes $1 --cpus $2 --memory $mem ${extra[*]} -- 'psort -p -t $3 -n $PSORT_N -v'"
-        psort_ms --nodes "$1" --cpus "$2" --memory "$mem" "${extra[@]}" -- "psort -p -t $3 -n $PSORT_N -v"
-        sort_ms[$mem$1x$2]=$ms
-        sort_phase[$mem$1x$2]=$(sort_only)
-        printf '  memory %s, nodes %d, vCPUs %d, threads %d: %s ms\n' "$mem" "$1" "$2" "$3" "$ms"
+    # the configurations take turns, so that a noisy spell of the host hits them alike;
+    # each keeps its best run
+    for run in $(seq "$runs"); do
+        for cfg in "1 1 1" "2 2 2" "1 2 2"; do
+            set -- $cfg
+            extra=()
+            [ "$1" -gt 1 ] && extra=(--stats)
+            cmd "$UNUM run --nodes $1 --cpus $2 --memory $mem ${extra[*]} -- 'psort -p -t $3 -n $PSORT_N -v'"
+            psort_ms --nodes "$1" --cpus "$2" --memory "$mem" "${extra[@]}" -- "psort -p -t $3 -n $PSORT_N -v"
+            printf '  memory %s, nodes %d, vCPUs %d, threads %d, run %d: %s ms\n' "$mem" "$1" "$2" "$3" "$run" "$ms"
+            key=$mem$1x$2
+            if [ "$ms" != FAILED ] && { [ -z "${sort_ms[$key]:-}" ] || less "$ms" "${sort_ms[$key]}"; }; then
+                sort_ms[$key]=$ms
+                sort_phase[$key]=$(sort_only)
+            fi
+        done
     done
+    printf '  memory %s, best of %d: 1 node/1 vCPU %s ms, 2 nodes/2 vCPUs %s ms, 1 node/2 vCPUs %s ms\n' "$mem" "$runs" \
+        "${sort_ms[${mem}1x1]:-FAILED}" "${sort_ms[${mem}2x2]:-FAILED}" "${sort_ms[${mem}1x2]:-FAILED}"
     printf '  memory %s: 2-node speedup (1 node/1 thread over 2 nodes/2 threads): %s (ideal 2); sort phase alone: %s\n' \
-        "$mem" "$(ratio "${sort_ms[${mem}1x1]}" "${sort_ms[${mem}2x2]}")" \
-        "$(ratio "${sort_phase[${mem}1x1]}" "${sort_phase[${mem}2x2]}")"
+        "$mem" "$(ratio "${sort_ms[${mem}1x1]:-}" "${sort_ms[${mem}2x2]:-}")" \
+        "$(ratio "${sort_phase[${mem}1x1]:-}" "${sort_phase[${mem}2x2]:-}")"
     printf '  memory %s: 1-node SMP speedup (1 node/1 thread over 1 node/2 threads), for reference: %s\n' \
-        "$mem" "$(ratio "${sort_ms[${mem}1x1]}" "${sort_ms[${mem}1x2]}")"
+        "$mem" "$(ratio "${sort_ms[${mem}1x1]:-}" "${sort_ms[${mem}1x2]:-}")"
 done
 exit 0
