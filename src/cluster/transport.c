@@ -89,7 +89,8 @@ static const char *my_version(void)
 }
 
 #define MS                 1000000ll
-#define RETRY_NS           (100 * MS) /* between connection attempts */
+#define RETRY_NS           (100 * MS) /* between connection attempts, at most */
+#define RETRY_MIN_NS       (2 * MS)   /* ... at first: local peers start together */
 #define TICK_NS            (100 * MS)
 #define HEARTBEAT_NS       (250 * MS)  /* at most; a quarter of the timeout if shorter */
 #define YIELD_BUSY_NS      (20 * 1000) /* a sched_yield this long: another thread ran */
@@ -154,6 +155,7 @@ struct peer {
     /* start-up (the starting thread) */
     struct conn *out, *in, *dialling;
     int64_t next_attempt;
+    int64_t retry_ns; /* the wait before the next attempt: doubles up to RETRY_NS */
     bool unresolved; /* its host name did not resolve */
     char desc[160];
     /* statistics */
@@ -602,6 +604,16 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_in *sa)
     return 0;
 }
 
+/* A failed dial is tried again soon, then less and less often: the nodes of a
+ * local cluster start within milliseconds of each other, and a fixed 100 ms retry
+ * added that much to every start whose first dial came before the peer listened. */
+static void retry_later(struct peer *p)
+{
+    p->retry_ns = p->retry_ns ? p->retry_ns * 2 : RETRY_MIN_NS;
+    if (p->retry_ns > RETRY_NS) p->retry_ns = RETRY_NS;
+    p->next_attempt = now_ns() + p->retry_ns;
+}
+
 static void dial(struct transport *t, int node)
 {
     struct peer *p = &t->peer[node];
@@ -609,7 +621,7 @@ static void dial(struct transport *t, int node)
     char a[96];
     if (resolve(t->cfg.node[node].host, t->cfg.node[node].port, &sa) != 0) {
         p->unresolved = true;
-        p->next_attempt = now_ns() + RETRY_NS;
+        retry_later(p);
         return;
     }
     p->unresolved = false;
@@ -628,7 +640,7 @@ static void dial(struct transport *t, int node)
     if (st != UCS_OK) {
         c->ep = NULL;
         c->state = CS_DEAD;
-        p->next_attempt = now_ns() + RETRY_NS;
+        retry_later(p);
         return;
     }
     c->state = CS_DIALLING;
@@ -745,7 +757,7 @@ static void conn_events(struct transport *t)
             } else {
                 if (c->outgoing && p && p->dialling == c) {
                     p->dialling = NULL;
-                    p->next_attempt = now_ns() + RETRY_NS;
+                    retry_later(p);
                 }
                 close_ep(t, c, true);
             }
@@ -1693,7 +1705,13 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
             startup_timeout(t);
             break;
         }
-        wait_events(t, 10 * MS);
+        int64_t wait = 10 * MS; /* or less, until the next dial is due */
+        for (int k = 0; k < cfg->nnodes; k++) {
+            struct peer *p = &t->peer[k];
+            if (k != self && !p->out && !p->dialling && p->next_attempt - now < wait)
+                wait = p->next_attempt - now > 0 ? p->next_attempt - now : 0;
+        }
+        wait_events(t, wait);
     }
     if (t->fatal[0]) {
         set_err(err, errlen, "%s", t->fatal);

@@ -898,6 +898,9 @@ int pc_run(const struct pc_config *cfg)
         if (pc->is_platform) {
             if (cfg->show_routes) print_routes(pc, false);
             start_cluster(pc);
+            if (cfg->verbose || getenv("UNUM_TIMING"))
+                fprintf(stderr, "unum: cluster assembled after %.3f s\n",
+                        (clock_ns() - pc->start_ns) / 1e9);
         } else if (!node_wait_start(pc->node)) {
             atomic_store(&pc->exit_status, atomic_load(&pc->exit_status) == EXIT_RUNNING
                                                ? NODE_EXIT_PEER_LOST
