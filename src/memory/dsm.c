@@ -296,8 +296,12 @@ static void fetch_ahead(struct dsm *d, uint64_t page, enum mem_right want)
     if (s->run < (write ? WRITEAHEAD_MIN_RUN : 1) || window == 0) return;
     uint64_t end = page + 1 + window;
     if (end > d->mem->npages) end = d->mem->npages;
+    int home = d->home(d->home_ctx, page << GUEST_PAGE_SHIFT);
     for (uint64_t q = page + 1; q < end; q++) {
         if (right_of(d, q) >= want) continue;
+        /* a written stream ends where another node's memory begins: that node
+         * may be using those pages, which this node never faulted on */
+        if (write && d->home(d->home_ctx, q << GUEST_PAGE_SHIFT) != home) break;
         if (write &&
             atomic_load_explicit(&d->page_faults[q], memory_order_relaxed) > WRITEAHEAD_MAX_FAULTS)
             continue;

@@ -908,6 +908,24 @@ static void test_write_ahead_interleaved(void **state)
     cluster_destroy(&c);
 }
 
+/* A written stream stops where another node's memory begins: those pages may be in
+ * use there, and the writer has never faulted on them. */
+static void test_write_ahead_stops_at_home_boundary(void **state)
+{
+    struct cluster c;
+    cluster_init(&c, 3, HOME_CONTIG, true, 0);
+    uint64_t first1 = page_homed_at(&c, 1, 0); /* node 1's first page */
+    assert_true(home_of(&c, first1 - 1) == 0 && first1 >= 6);
+    write_stream(&c, 2, first1 - 6, 4); /* four pages of node 0 in a row */
+    assert_true(quiesce(&c, 2000));
+    assert_int_equal(stats(&c, 2).write_ahead, 2); /* the last two of node 0, no more */
+    assert_int_equal(right(&c, 2, first1 - 1), MEM_WRITE);
+    assert_int_equal(right(&c, 2, first1), MEM_ABSENT);
+    assert_int_equal(right(&c, 1, first1), MEM_WRITE);
+    check_invariants(&c);
+    cluster_destroy(&c);
+}
+
 /* ---- shutdown ---- */
 
 struct hooked {
@@ -1751,6 +1769,7 @@ int main(void)
         cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_write_ahead),
         cmocka_unit_test(test_write_ahead_interleaved),
+        cmocka_unit_test(test_write_ahead_stops_at_home_boundary),
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_shutdown_many),
         cmocka_unit_test(test_send_failure),
