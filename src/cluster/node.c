@@ -669,12 +669,12 @@ bool node_vcpu_poll_wanted(struct node *n)
 
 void node_vcpu_poll(struct node *n)
 {
-    struct transport *t = atomic_load(&n->t);
-    if (!t || !transport_lingers(t)) return;
     /* read before polling: a ring during the poll makes the next look poll again */
     if (n->bell_looks_per_poll)
         atomic_store_explicit(&n->bell_seen, doorbell_read(n->self), memory_order_relaxed);
     tls_bell_looks = 0;
+    struct transport *t = atomic_load(&n->t);
+    if (!t || !transport_lingers(t)) return;
     /* Polled every few thousand instructions, the worker never needs arming
      * while this vCPU runs: the linger outlasts the gap, and when the vCPU
      * stops running (halts, waits) it ends the linger itself. */
