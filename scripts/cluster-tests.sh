@@ -208,8 +208,8 @@ EOF
         bad "2 nodes: NUMA distances" "got '$v', want '10 20 20 10'" "$all"
     v=$(val CMDLINE)
     if [[ " $v " == *" numa_balancing=disable "* && " $v " == *" initramfs_async=0 "* &&
-        " $v " == *" nohz_full=1 "* ]]; then
-        ok "2 nodes: the kernel command line has the cluster settings (numa_balancing=disable initramfs_async=0 nohz_full=1)"
+        " $v " == *" nohz_full=1 "* && " $v " == *" maxcpus=1 noreplace-smp "* ]]; then
+        ok "2 nodes: the kernel command line has the cluster settings (numa_balancing=disable initramfs_async=0 maxcpus=1 noreplace-smp nohz_full=1; /init brought vCPU 1 online: nproc above)"
     else
         bad "2 nodes: cluster kernel command line" "got '$v'" "$all"
     fi
@@ -355,7 +355,7 @@ if want d; then
             for _ in $(seq 50); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
             wait "$tpid"; rc=$?
             dt=$(since "$tk")
-            err=$(grep -v 'guest ready' "$tmp/d.err")
+            err=$(grep -v -e 'guest ready' -e 'cluster assembled' "$tmp/d.err")
             if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && awk -v d="$dt" 'BEGIN { exit !(d < 5) }' &&
                 grep -q 'node 1' <<<"$err"; then
                 ok "kill -9 node 1 (pid $child): launcher exit $rc after $dt s: $err"

@@ -292,7 +292,10 @@ static int cmd_run_or_node(int argc, char **argv, bool node_cmd)
     char *initrd = cfg.initrd ? NULL : asset_path("initrd.cpio");
     char *command = (char *)cfg.command;
     if (kernel) cfg.kernel = kernel;
-    if (initrd) cfg.initrd = initrd;
+    if (initrd) {
+        cfg.initrd = initrd;
+        cfg.own_initrd = true;
+    }
     if (platform) pc_validate(&cfg);
     int status;
     if (node_cmd) {

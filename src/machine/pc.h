@@ -15,6 +15,7 @@ struct pc_config {
     uint64_t memory; /* the whole VM's */
     const char *kernel;
     const char *initrd;
+    bool own_initrd;     /* initrd is unum's: its /init brings CPUs held back at boot online */
     const char *append;  /* extra kernel command line */
     const char *command; /* NULL: interactive shell on the console */
     bool verbose;        /* show the kernel's console output (boot log) */
