@@ -208,8 +208,9 @@ EOF
         bad "2 nodes: NUMA distances" "got '$v', want '10 20 20 10'" "$all"
     v=$(val CMDLINE)
     if [[ " $v " == *" numa_balancing=disable "* && " $v " == *" initramfs_async=0 "* &&
-        " $v " == *" nohz_full=1 "* && " $v " == *" maxcpus=1 noreplace-smp "* ]]; then
-        ok "2 nodes: the kernel command line has the cluster settings (numa_balancing=disable initramfs_async=0 maxcpus=1 noreplace-smp nohz_full=1; /init brought vCPU 1 online: nproc above)"
+        " $v " == *" nohz_full=1 "* && " $v " == *" maxcpus=1 noreplace-smp unum.late_cpus=1 "* &&
+        " $v " == *" nokaslr "* ]]; then
+        ok "2 nodes: the kernel command line has the cluster settings (numa_balancing=disable initramfs_async=0 nokaslr maxcpus=1 noreplace-smp unum.late_cpus=1 nohz_full=1; /init brought vCPU 1 online: nproc above)"
     else
         bad "2 nodes: cluster kernel command line" "got '$v'" "$all"
     fi

@@ -32,6 +32,15 @@ else
     bad "2 vCPUs, 256M" "rc=$rc" "$out"
 fi
 
+# --- /init brings CPUs held back at boot online only when asked (unum.late_cpus=1, which
+#     unum passes over several nodes with maxcpus=1); a user's own maxcpus= stays ---
+run --cpus 2 --memory 256M --append 'maxcpus=1 unum.late_cpus=1' -- 'nproc; cat /sys/devices/system/cpu/online'
+[ "$rc" -eq 0 ] && [ "$out" = $'2\n0-1' ] && ok "maxcpus=1 unum.late_cpus=1: /init brought CPU 1 online (nproc=2, online 0-1)" ||
+    bad "late CPUs" "rc=$rc, want '2' and '0-1'" "$out"
+run --cpus 2 --memory 256M --append 'maxcpus=1' -- 'nproc'
+[ "$rc" -eq 0 ] && [ "$out" = 1 ] && ok "a user's maxcpus=1 is kept: nproc=1" ||
+    bad "user maxcpus" "rc=$rc, want nproc 1" "$out"
+
 run --memory 256M -- 'exit 7'
 [ "$rc" -eq 7 ] && [ -z "$out" ] && ok "exit status 7 passes through, no stray output" ||
     bad "exit 7" "rc=$rc" "$out"
