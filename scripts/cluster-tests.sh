@@ -127,17 +127,23 @@ if want a; then
     else
         bad "remote-miss probe" "rc=$rc, served by waiting vCPUs: node 0 '${s0}', node 1 '${s1}' (want > 1000 each)" "$out"
     fi
-    out=$(timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --stats "$COHERENCE" 2>&1)
-    rc=$?
-    r0=$(by_running 0); r1=$(by_running 1)
-    if [ "$rc" -eq 0 ] && grep -q '^PASS: coherence' <<<"$out" && [ "${r0:-0}" -gt 100 ] && [ "${r1:-0}" -gt 100 ]; then
+    # coherence_2 [VAR=VALUE...]: the coherence guest on 2 nodes with that environment;
+    # sets out, rc and r0/r1 (messages running vCPUs of node 0/1 served)
+    coherence_2() {
+        out=$(env "$@" timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --stats "$COHERENCE" 2>&1)
+        rc=$?
+        r0=$(by_running 0); r1=$(by_running 1)
+    }
+    exact_and_served() { # exit 0, exact totals, running vCPUs of both nodes served > 100
+        [ "$rc" -eq 0 ] && grep -q '^PASS: coherence' <<<"$out" && [ "${r0:-0}" -gt 100 ] && [ "${r1:-0}" -gt 100 ]
+    }
+    coherence_2
+    if exact_and_served; then
         ok "coherence guest, 2 nodes: messages served by running vCPUs: node 0 $r0, node 1 $r1"
     else
         bad "coherence guest, 2 nodes: served by running vCPUs" "rc=$rc, node 0 '${r0}', node 1 '${r1}' (want > 100 each)" "$out"
     fi
-    out=$(UNUM_VCPU_POLL_INSNS=0 timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --stats "$COHERENCE" 2>&1)
-    rc=$?
-    r0=$(by_running 0); r1=$(by_running 1)
+    coherence_2 UNUM_VCPU_POLL_INSNS=0
     if [ "$rc" -eq 0 ] && grep -q '^PASS: coherence' <<<"$out" && [ "$r0" = 0 ] && [ "$r1" = 0 ]; then
         ok "coherence guest, 2 nodes, UNUM_VCPU_POLL_INSNS=0: exact, and no running vCPU polled"
     else
@@ -145,10 +151,8 @@ if want a; then
     fi
     # the doorbells alone: with the regular poll pushed out of reach (2^32-1
     # instructions), running vCPUs still serve, because their bell says when
-    out=$(UNUM_VCPU_POLL_INSNS=4294967295 timeout "$LIMIT" "$UNUM" testguest --nodes 2 --cpus 2 --stats "$COHERENCE" 2>&1)
-    rc=$?
-    r0=$(by_running 0); r1=$(by_running 1)
-    if [ "$rc" -eq 0 ] && grep -q '^PASS: coherence' <<<"$out" && [ "${r0:-0}" -gt 100 ] && [ "${r1:-0}" -gt 100 ]; then
+    coherence_2 UNUM_VCPU_POLL_INSNS=4294967295
+    if exact_and_served; then
         ok "coherence guest, 2 nodes, polls only when the doorbell rang: running vCPUs served node 0 $r0, node 1 $r1"
     else
         bad "coherence guest, 2 nodes, doorbell-driven polls" "rc=$rc, running vCPUs served: node 0 '${r0}', node 1 '${r1}' (want > 100 each)" "$out"

@@ -69,7 +69,7 @@ static double t_phase[5];  /* thread 0: time at the end of each phase */
 static int pin_cpus[4096]; /* -p: the online CPUs, in order */
 static int n_pin;          /* 0: threads are not pinned */
 
-/* The online CPUs from /sys (they need not be numbered 0..n-1). */
+/* The CPUs this process may run on, in order (they need not be numbered 0..n-1). */
 static int online_cpus(int *cpus, int max)
 {
     cpu_set_t set;

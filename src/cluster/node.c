@@ -693,11 +693,21 @@ static uint32_t env_insns(const char *name, uint32_t dflt)
     return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
 }
 
-uint32_t node_vcpu_poll_insns(void)
+/* The vCPU's interval (a look at the bell, or a poll without bells) and the
+ * looks that make one poll interval (0: every one polls). */
+static uint32_t vcpu_intervals(uint32_t *looks_per_poll)
 {
     uint32_t poll = env_insns("UNUM_VCPU_POLL_INSNS", NODE_VCPU_POLL_INSNS);
     uint32_t bell = env_insns("UNUM_VCPU_BELL_INSNS", NODE_VCPU_BELL_INSNS);
-    return doorbell_available() && bell && bell < poll ? bell : poll;
+    bool look = doorbell_available() && bell && bell < poll;
+    *looks_per_poll = look ? poll / bell : 0;
+    return look ? bell : poll;
+}
+
+uint32_t node_vcpu_poll_insns(void)
+{
+    uint32_t looks;
+    return vcpu_intervals(&looks);
 }
 
 /* dsm_net.run_as_handler: a fault on a page homed here runs the home side on
@@ -820,9 +830,7 @@ struct node *node_create(const struct cluster_config *cfg, int self, struct gues
     atomic_init(&n->halt_poll_useful, true);
     const char *hp = getenv("UNUM_HALT_POLL_US");
     n->halt_poll_ns = (hp && *hp ? strtoull(hp, NULL, 10) : NODE_HALT_POLL_US) * 1000;
-    uint32_t look = node_vcpu_poll_insns(),
-             poll = env_insns("UNUM_VCPU_POLL_INSNS", NODE_VCPU_POLL_INSNS);
-    n->bell_looks_per_poll = look && look < poll ? poll / look : 0;
+    vcpu_intervals(&n->bell_looks_per_poll);
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->cond, NULL);
     pthread_cond_init(&n->jobs_cond, NULL);

@@ -222,13 +222,11 @@ static void trace_fault(struct dsm *d, uint64_t t0, uint64_t gpa, enum mem_right
  * its remote owner or copies here and now, as the fault on it would. */
 #define STREAMS 4
 struct stream {
-    uint64_t last;    /* the page it ends at; UINT64_MAX: unused */
+    uint64_t last;    /* the page it ends at */
     unsigned run;     /* sequential faults in a row before the last */
-    unsigned touched; /* for replacing the least recently continued */
+    unsigned touched; /* for replacing the least recently continued; 0: unused */
 };
-static __thread struct stream streams[2][STREAMS] = {
-    {{UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}},
-    {{UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}, {UINT64_MAX, 0, 0}}};
+static __thread struct stream streams[2][STREAMS]; /* [want == MEM_WRITE] */
 static __thread unsigned stream_clock;
 
 /* The stream a fault on `page` continues (run counted), or a recycled one that
@@ -237,7 +235,7 @@ static struct stream *stream_of(struct stream *set, uint64_t page)
 {
     struct stream *s = NULL, *oldest = &set[0];
     for (int i = 0; i < STREAMS && !s; i++) {
-        if (set[i].last != UINT64_MAX && page == set[i].last + 1) s = &set[i];
+        if (set[i].touched && page == set[i].last + 1) s = &set[i];
         if (set[i].touched < oldest->touched) oldest = &set[i];
     }
     if (s) {
@@ -260,10 +258,8 @@ static struct stream *stream_of(struct stream *set, uint64_t page)
 
 static int ask_home(struct dsm *d, int home, uint64_t page, enum mem_right want);
 
-static void ask_ahead(struct dsm *d, uint64_t q, enum mem_right want)
+static void ask_ahead(struct dsm *d, uint64_t q, int home, enum mem_right want)
 {
-    int home = d->home(d->home_ctx, q << GUEST_PAGE_SHIFT);
-    if (home == d->self && want == MEM_READ) return;
     pthread_mutex_lock(&d->lock);
     bool busy = d->shut || pending_find(d->pend, q) || pending_find(d->granted_p, q);
     struct pending *p = busy ? NULL : calloc(1, sizeof(*p));
@@ -288,7 +284,7 @@ static void ask_ahead(struct dsm *d, uint64_t q, enum mem_right want)
     }
 }
 
-static void fetch_ahead(struct dsm *d, uint64_t page, enum mem_right want)
+static void fetch_ahead(struct dsm *d, uint64_t page, int home, enum mem_right want)
 {
     bool write = want == MEM_WRITE;
     unsigned window = write ? d->writeahead : d->readahead;
@@ -296,16 +292,19 @@ static void fetch_ahead(struct dsm *d, uint64_t page, enum mem_right want)
     if (s->run < (write ? WRITEAHEAD_MIN_RUN : 1) || window == 0) return;
     uint64_t end = page + 1 + window;
     if (end > d->mem->npages) end = d->mem->npages;
-    int home = d->home(d->home_ctx, page << GUEST_PAGE_SHIFT);
     for (uint64_t q = page + 1; q < end; q++) {
         if (right_of(d, q) >= want) continue;
-        /* a written stream ends where another node's memory begins: that node
-         * may be using those pages, which this node never faulted on */
-        if (write && d->home(d->home_ctx, q << GUEST_PAGE_SHIFT) != home) break;
-        if (write &&
-            atomic_load_explicit(&d->page_faults[q], memory_order_relaxed) > WRITEAHEAD_MAX_FAULTS)
-            continue;
-        ask_ahead(d, q, want);
+        int q_home = d->home(d->home_ctx, q << GUEST_PAGE_SHIFT);
+        if (write) {
+            /* a written stream ends where another node's memory begins: that
+             * node may be using those pages, which this node never faulted on */
+            if (q_home != home) break;
+            if (atomic_load_explicit(&d->page_faults[q], memory_order_relaxed) >
+                WRITEAHEAD_MAX_FAULTS)
+                continue;
+        }
+        /* the home never asks itself for a copy (the stream still passes it) */
+        if (write || q_home != d->self) ask_ahead(d, q, q_home, want);
         s->last = q;
     }
 }
@@ -382,7 +381,7 @@ int dsm_fault(void *vd, uint64_t gpa, enum mem_right want)
         /* a remote miss takes tens of microseconds: spin that long before
          * sleeping (UNUM_DSM_SPIN_US, default DSM_SPIN_US) */
         pthread_mutex_unlock(&d->lock);
-        if (!streamed) fetch_ahead(d, page, want);
+        if (!streamed) fetch_ahead(d, page, home, want);
         streamed = true;
         /* yielding, not pausing: on a host with fewer cores than busy threads the
          * thread that will answer may be waiting for this core. Serving the
@@ -750,6 +749,14 @@ void dsm_receive(struct dsm *d, int src, const struct dsm_msg *m, const void *pa
 
 /* ---- life cycle ---- */
 
+/* A read- or write-ahead window: the environment's, at most 64 pages. */
+static unsigned window_from_env(const char *name, unsigned dflt)
+{
+    const char *e = getenv(name);
+    unsigned long w = e && *e ? strtoul(e, NULL, 10) : dflt;
+    return w > 64 ? 64 : (unsigned)w;
+}
+
 struct dsm *dsm_create(struct guest_mem *mem, int self, int nnodes, dsm_home_fn home,
                        void *home_ctx, const struct dsm_net *net)
 {
@@ -773,12 +780,8 @@ struct dsm *dsm_create(struct guest_mem *mem, int self, int nnodes, dsm_home_fn 
     d->home_queue_tail = &d->home_queue;
     const char *spin = getenv("UNUM_DSM_SPIN_US");
     d->spin_ns = (spin && *spin ? strtoull(spin, NULL, 10) : DSM_SPIN_US) * 1000;
-    const char *ra = getenv("UNUM_DSM_READAHEAD");
-    d->readahead = ra && *ra ? (unsigned)strtoul(ra, NULL, 10) : DSM_READAHEAD_PAGES;
-    if (d->readahead > 64) d->readahead = 64;
-    const char *wa = getenv("UNUM_DSM_WRITEAHEAD");
-    d->writeahead = wa && *wa ? (unsigned)strtoul(wa, NULL, 10) : DSM_WRITEAHEAD_PAGES;
-    if (d->writeahead > 64) d->writeahead = 64;
+    d->readahead = window_from_env("UNUM_DSM_READAHEAD", DSM_READAHEAD_PAGES);
+    d->writeahead = window_from_env("UNUM_DSM_WRITEAHEAD", DSM_WRITEAHEAD_PAGES);
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->granted, NULL);
     pthread_mutex_init(&d->trace_lock, NULL);
