@@ -42,7 +42,11 @@
  * fd and an eventfd that senders write when they need it (a loopback message, a
  * send that did not complete at once). It arms the worker (so that an arrival
  * signals the fd) only while nobody polls and no lingering poller may come
- * back (transport_poll_end). At normal priority it first polls the
+ * back (transport_poll_end). While pollers linger it naps: it looks again when
+ * the linger would end, and each time a poller came back meanwhile it naps twice
+ * as long (up to LINGER_NAP_MAX_NS), so running vCPUs that poll every few
+ * microseconds do not have it preempt them thousands of times a second just to
+ * find the linger extended. At normal priority it first polls the
  * worker for a short while, yielding the CPU between polls; at real-time
  * priority (transport_set_realtime) it does not poll, because it would take
  * the core from the vCPUs, and its wake-up preempts them instead.
@@ -96,6 +100,7 @@ static const char *my_version(void)
 #define YIELD_BUSY_NS      (20 * 1000) /* a sched_yield this long: another thread ran */
 #define DEFAULT_SPIN_US    50          /* override: UNUM_TRANSPORT_SPIN_US */
 #define DEFAULT_LINGER_US  200         /* override: UNUM_TRANSPORT_LINGER_US */
+#define LINGER_NAP_MAX_NS  (2 * MS)    /* the progress thread's longest nap (wait_events) */
 #define HS_MAX_PAYLOAD     256
 #define MAX_CONN_REQS      64
 #define CLOSE_WAIT_NS      (1000 * MS)
@@ -1218,33 +1223,43 @@ static void timers(struct transport *t, int64_t now)
 }
 
 /* Sleeps until the worker or a sender has something, or `timeout_ns` passed.
- * Returns without sleeping when there is work already. */
-static void wait_events(struct transport *t, int64_t timeout_ns)
+ * Returns without sleeping when there is work already. `naps`: how many times in
+ * a row it slept through a linger that pollers kept extending. Returns whether it
+ * slept because pollers were about (the worker unarmed) and nothing woke it. */
+static bool wait_events(struct transport *t, int64_t timeout_ns, int naps)
 {
     atomic_store(&t->sleeping, 1);
     if (atomic_load(&t->loop_count) || atomic_load(&t->stop) || atomic_load(&t->conn_events) ||
         t->nconn_reqs || atomic_load(&t->rx_left)) {
         atomic_store(&t->sleeping, 0);
-        return;
+        return false;
     }
     /* While a thread polls, the worker stays unarmed: what comes is its to
      * serve, and an arrival must not wake this thread. A poller that may come
      * back soon leaves it unarmed for the linger time, after which this
-     * thread arms it; one that will not arms it itself (transport_poll_end). */
+     * thread arms it; one that will not arms it itself (transport_poll_end).
+     * A poller that stops without either (a vCPU the host does not run) is
+     * noticed after at most one nap. */
     int64_t now = now_ns(), linger = atomic_load(&t->linger_until) - now;
-    bool armed = false;
+    int64_t nap = t->linger_ns << (naps < 8 ? naps : 8);
+    if (nap > LINGER_NAP_MAX_NS) nap = LINGER_NAP_MAX_NS;
+    bool armed = false, napping = false;
     if (atomic_load(&t->pollers)) {
-        if (atomic_load(&t->short_pollers) && t->linger_ns && timeout_ns > t->linger_ns)
-            timeout_ns = t->linger_ns;
+        if (atomic_load(&t->short_pollers) && t->linger_ns && timeout_ns > nap) {
+            timeout_ns = nap;
+            napping = true;
+        }
     } else if (linger > 0) {
+        if (linger < nap) linger = nap;
         if (timeout_ns > linger) timeout_ns = linger;
+        napping = true;
     } else {
         struct transport *prev = lock(t);
         ucs_status_t st = ucp_worker_arm(t->worker);
         unlock(t, prev);
         if (st == UCS_ERR_BUSY) {
             atomic_store(&t->sleeping, 0);
-            return;
+            return false;
         }
         armed = true;
     }
@@ -1261,18 +1276,21 @@ static void wait_events(struct transport *t, int64_t timeout_ns)
             (void)r;
         }
     }
+    return napping && n <= 0;
 }
 
 static void *progress_thread(void *arg)
 {
     struct transport *t = arg;
     int64_t idle_since = now_ns();
+    int naps = 0;
     while (!atomic_load_explicit(&t->stop, memory_order_relaxed)) {
         unsigned n = step(t);
         int64_t now = now_ns();
         timers(t, now);
         if (n) {
             idle_since = now;
+            naps = 0;
             continue;
         }
         int64_t spin_ns = atomic_load_explicit(&t->spin_ns, memory_order_relaxed);
@@ -1286,8 +1304,15 @@ static void *progress_thread(void *arg)
             if (now_ns() - now > YIELD_BUSY_NS) idle_since = now - spin_ns;
             continue;
         }
-        wait_events(t, t->next_tick - now);
-        idle_since = now_ns();
+        if (wait_events(t, t->next_tick - now, naps)) {
+            /* nothing came while pollers were about: nap longer, and no polling
+             * spell now (it would take the core from a running vCPU) */
+            naps++;
+            idle_since = now_ns() - spin_ns;
+        } else {
+            naps = 0;
+            idle_since = now_ns();
+        }
     }
     return NULL;
 }
@@ -1711,7 +1736,7 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
             if (k != self && !p->out && !p->dialling && p->next_attempt - now < wait)
                 wait = p->next_attempt - now > 0 ? p->next_attempt - now : 0;
         }
-        wait_events(t, wait);
+        wait_events(t, wait, 0);
     }
     if (t->fatal[0]) {
         set_err(err, errlen, "%s", t->fatal);

@@ -1,0 +1,340 @@
+/*
+ * pstencil — parallel Jacobi relaxation on a square grid, a CPU-bound HPC kernel with
+ * node-local data.
+ *
+ * Usage: pstencil [-t THREADS] [-n N] [-i ITERATIONS] [-s SPINS] [-p] [-v]
+ *   -t THREADS     worker threads (default: online CPUs)
+ *   -n N           grid side in cells, doubles (default 512: 2 MiB per grid, two grids)
+ *   -i ITERATIONS  sweeps (default 100)
+ *   -s SPINS       a thread that reaches the barrier early polls it this many times
+ *                  before it sleeps (default 100000; 0: sleep at once)
+ *   -p             pin thread t to online CPU t mod CPUs before it touches its rows
+ *   -v             phase timings on stderr
+ *
+ * The grid's edge is fixed (the top row 1.0, the other edges 0.0); the inside starts
+ * from a deterministic pattern. A sweep sets every inside cell of the next grid to the
+ * mean of its four neighbours in the current one. The inside rows are cut into THREADS
+ * blocks, one per thread, and each thread touches its own rows of both grids first (so
+ * on a NUMA machine they are placed in its node's memory). Between sweeps the threads
+ * meet at a barrier; the only data a thread reads from another is the row on either
+ * side of its block (the halo), as in a distributed stencil code. The barrier spins
+ * before it sleeps, as OpenMP runtimes do by default: a sweep takes milliseconds, the
+ * others arrive soon, and sleeping would put a wake-up (an interrupt to another CPU)
+ * on the path of every sweep.
+ *
+ * Prints one line
+ *     pstencil: n=N iterations=I threads=T checksum=HEX
+ * where the checksum hashes the bits of every cell of the final grid in order. Every
+ * cell is computed by the same operations whatever the thread count, so the checksum is
+ * the same for every thread count and on the host. Exits 0 on success, 2 on bad use.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HASH_P 0x100000001b3ULL /* FNV-1 64-bit prime */
+
+struct result {       /* per thread, on its own cache line */
+    uint64_t hash;    /* polynomial hash of this thread's rows of the final grid */
+    double compute_s; /* -v: time in its sweeps, without the barrier waits */
+    double init_s;    /* -v: placing and initialising its rows */
+    float fastest_ms; /* -v: its fastest sweep */
+    float median_ms;  /* -v: its median sweep */
+    int cpu;          /* -v: where it ran */
+    char pad[28];
+};
+_Static_assert(sizeof(struct result) == 64, "one cache line per thread");
+
+static uint64_t side, iterations;
+static unsigned nthreads;
+static double *grid[2];
+static uint64_t *bounds; /* thread t sweeps rows [bounds[t], bounds[t + 1]) */
+static struct result *results;
+/* The sweeps' barrier, on a page of its own: both of its words are written by every
+ * thread at every sweep, and on a NUMA machine nothing else should travel with them. */
+static union {
+    struct {
+        _Atomic uint32_t arrived;  /* threads at the barrier in this phase */
+        _Atomic uint32_t phase;    /* bumped by the last to arrive; the sleepers' futex */
+        _Atomic uint32_t sleepers; /* threads in FUTEX_WAIT (or about to be) */
+    };
+    char page[4096];
+} barrier __attribute__((aligned(4096)));
+static uint64_t spins;
+static double t_phase[4]; /* thread 0: start, after init, after the sweeps, after the hash */
+static int pin_cpus[4096];
+static int n_pin;
+
+static int online_cpus(int *cpus, int max)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+        if (CPU_ISSET(c, &set)) cpus[n++] = c;
+    return n;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The starting value of cell (i, j): the fixed edge, or a pattern inside. */
+static double start_value(uint64_t i, uint64_t j)
+{
+    if (i == 0) return 1.0;
+    if (i == side - 1 || j == 0 || j == side - 1) return 0.0;
+    return (double)(mix64(i * side + j) >> 11) * 0x1p-53;
+}
+
+/* Rows [lo, hi) of both grids: the first touch places them, then both get the starting
+ * values (the edge columns of the next grid then never change). */
+static void init_rows(uint64_t lo, uint64_t hi)
+{
+    for (int g = 0; g < 2; g++)
+        for (uint64_t i = lo; i < hi; i++)
+            for (uint64_t j = 0; j < side; j++)
+                grid[g][i * side + j] = start_value(i, j);
+}
+
+static void sweep_rows(const double *restrict cur, double *restrict next, uint64_t lo, uint64_t hi)
+{
+    for (uint64_t i = lo; i < hi; i++) {
+        const double *up = cur + (i - 1) * side, *row = cur + i * side, *down = cur + (i + 1) * side;
+        double *out = next + i * side;
+        for (uint64_t j = 1; j + 1 < side; j++)
+            out[j] = 0.25 * ((up[j] + down[j]) + (row[j - 1] + row[j + 1]));
+    }
+}
+
+static uint64_t hash_rows(const double *g, uint64_t lo, uint64_t hi)
+{
+    uint64_t h = 0;
+    for (uint64_t k = lo * side; k < hi * side; k++) {
+        uint64_t bits;
+        memcpy(&bits, &g[k], sizeof bits);
+        h = h * HASH_P + bits;
+    }
+    return h;
+}
+
+static void futex(_Atomic uint32_t *word, int op, uint32_t val)
+{
+    syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+static void barrier_wait(void)
+{
+    uint32_t phase = atomic_load(&barrier.phase);
+    if (atomic_fetch_add(&barrier.arrived, 1) + 1 == nthreads) {
+        atomic_store(&barrier.arrived, 0); /* before the phase: nobody is past it yet */
+        atomic_fetch_add(&barrier.phase, 1);
+        if (atomic_load(&barrier.sleepers)) futex(&barrier.phase, FUTEX_WAKE, INT_MAX);
+        return;
+    }
+    for (uint64_t i = 0; i < spins; i++) {
+        if (atomic_load_explicit(&barrier.phase, memory_order_acquire) != phase) return;
+        __builtin_ia32_pause();
+    }
+    /* the last one bumps the phase, then reads sleepers; this adds to sleepers, then
+     * reads the phase: one of the two sees the other */
+    atomic_fetch_add(&barrier.sleepers, 1);
+    while (atomic_load(&barrier.phase) == phase)
+        futex(&barrier.phase, FUTEX_WAIT, phase);
+    atomic_fetch_sub(&barrier.sleepers, 1);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static void *worker(void *arg)
+{
+    unsigned t = (unsigned)(uintptr_t)arg;
+    struct result *r = &results[t];
+    if (n_pin) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(pin_cpus[t % (unsigned)n_pin], &set);
+        int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        if (err) fprintf(stderr, "pstencil: pinning thread %u: %s\n", t, strerror(err));
+    }
+    /* the edge rows 0 and side - 1 belong to the first and the last thread */
+    uint64_t lo = bounds[t], hi = bounds[t + 1];
+    uint64_t own_lo = t == 0 ? 0 : lo, own_hi = t + 1 == nthreads ? side : hi;
+    double t0 = now();
+    init_rows(own_lo, own_hi);
+    r->init_s = now() - t0;
+    r->cpu = sched_getcpu();
+    barrier_wait();
+    if (t == 0) t_phase[1] = now();
+
+    int cur = 0;
+    double busy = 0;
+    float *times = calloc(iterations ? iterations : 1, sizeof *times);
+    for (uint64_t it = 0; it < iterations; it++) {
+        double s = now();
+        sweep_rows(grid[cur], grid[cur ^ 1], lo, hi);
+        double d = now() - s;
+        busy += d;
+        if (times) times[it] = (float)(d * 1e3);
+        cur ^= 1;
+        barrier_wait();
+    }
+    r->compute_s = busy;
+    if (times && iterations) {
+        qsort(times, iterations, sizeof *times, cmp_float);
+        r->fastest_ms = times[0];
+        r->median_ms = times[iterations / 2];
+    }
+    free(times);
+    if (t == 0) t_phase[2] = now();
+    r->hash = hash_rows(grid[cur], own_lo, own_hi);
+    return NULL;
+}
+
+static uint64_t pow_u64(uint64_t b, uint64_t e)
+{
+    uint64_t r = 1;
+    for (; e; e >>= 1, b *= b)
+        if (e & 1) r *= b;
+    return r;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || end == s || *end || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s [-t THREADS] [-n N] [-i ITERATIONS] [-s SPINS] [-p] [-v]\n", argv0);
+    exit(2);
+}
+
+/* A grid starting on a 2 MiB boundary (as psort's buffers: a block boundary that falls
+ * on one does not share a page-table page between threads). */
+static double *alloc_grid(void)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 2u << 20, side * side * sizeof(double))) return NULL;
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t threads = ncpu > 0 ? (uint64_t)ncpu : 1;
+    int verbose = 0, pin = 0, opt;
+    side = 512;
+    iterations = 100;
+    spins = 100000;
+    while ((opt = getopt(argc, argv, "t:n:i:s:pv")) != -1) {
+        switch (opt) {
+        case 't':
+            if (parse_u64(optarg, &threads) || threads == 0 || threads > 4096) usage(argv[0]);
+            break;
+        case 'n':
+            if (parse_u64(optarg, &side) || side < 3 || side > (1u << 16)) usage(argv[0]);
+            break;
+        case 'i':
+            if (parse_u64(optarg, &iterations) || iterations > (1ULL << 32)) usage(argv[0]);
+            break;
+        case 's':
+            if (parse_u64(optarg, &spins)) usage(argv[0]);
+            break;
+        case 'p': pin = 1; break;
+        case 'v': verbose = 1; break;
+        default: usage(argv[0]);
+        }
+    }
+    if (optind != argc) usage(argv[0]);
+    if (threads > side - 2) {
+        fprintf(stderr, "pstencil: %" PRIu64 " threads for %" PRIu64 " inside rows\n", threads,
+                side - 2);
+        return 2;
+    }
+    if (pin && (n_pin = online_cpus(pin_cpus, 4096)) == 0)
+        fprintf(stderr, "pstencil: cannot read the CPU list, threads not pinned\n");
+    nthreads = (unsigned)threads;
+
+    grid[0] = alloc_grid();
+    grid[1] = alloc_grid();
+    bounds = calloc(nthreads + 1, sizeof *bounds);
+    results = aligned_alloc(64, nthreads * sizeof *results);
+    pthread_t *tids = calloc(nthreads, sizeof *tids);
+    if (!grid[0] || !grid[1] || !bounds || !results || !tids) {
+        fprintf(stderr, "pstencil: out of memory\n");
+        return 1;
+    }
+    memset(results, 0, nthreads * sizeof *results);
+    for (unsigned t = 0; t <= nthreads; t++) /* the inside rows 1 .. side - 2 */
+        bounds[t] = 1 + (side - 2) * t / nthreads;
+
+    t_phase[0] = now();
+    for (unsigned t = 0; t < nthreads; t++) {
+        int err = pthread_create(&tids[t], NULL, worker, (void *)(uintptr_t)t);
+        if (err) {
+            fprintf(stderr, "pstencil: pthread_create: %s\n", strerror(err));
+            return 1;
+        }
+    }
+    for (unsigned t = 0; t < nthreads; t++)
+        pthread_join(tids[t], NULL);
+    t_phase[3] = now();
+
+    uint64_t hash = 0;
+    for (unsigned t = 0; t < nthreads; t++) {
+        uint64_t own_hi = t + 1 == nthreads ? side : bounds[t + 1];
+        hash += results[t].hash * pow_u64(HASH_P, (side - own_hi) * side);
+    }
+    printf("pstencil: n=%" PRIu64 " iterations=%" PRIu64 " threads=%u checksum=%016" PRIx64 "\n",
+           side, iterations, nthreads, mix64(hash));
+    if (verbose) {
+        fprintf(stderr, "pstencil: init %.1f ms, sweeps %.1f ms, hash %.1f ms\n",
+                (t_phase[1] - t_phase[0]) * 1e3, (t_phase[2] - t_phase[1]) * 1e3,
+                (t_phase[3] - t_phase[2]) * 1e3);
+        for (unsigned t = 0; t < nthreads; t++)
+            fprintf(stderr,
+                    "pstencil: thread %u on CPU %d: rows %" PRIu64 "-%" PRIu64
+                    ", init %.1f ms, computing %.1f ms of the sweeps (a sweep: fastest %.2f ms,"
+                    " median %.2f ms)\n",
+                    t, results[t].cpu, bounds[t], bounds[t + 1] - 1, results[t].init_s * 1e3,
+                    results[t].compute_s * 1e3, results[t].fastest_ms, results[t].median_ms);
+    }
+    free(tids);
+    free(results);
+    free(bounds);
+    free(grid[1]);
+    free(grid[0]);
+    return 0;
+}
