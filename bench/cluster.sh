@@ -4,7 +4,9 @@
 #   ii.  DSM fault latency of the coherence test guest on 2 nodes, default and tcp
 #   iii. boot to first command on 1, 2 and 4 nodes, and the 2-node/1-node ratio
 #   iv.  DSM traffic of a 2-node boot (the --stats lines)
-#   v.   a parallel sort with node-local data: 1 thread on 1 node vs 2 threads on 2 nodes
+#   v.   a parallel CPU-bound program with node-local data (pstencil, a Jacobi stencil):
+#        1 thread on 1 node vs 2 threads on 2 nodes (the issue's speedup target)
+#   vi.  a parallel sort (psort): the same, for a program bound by the host's memory
 # Every command is printed before its figures. Prints figures and ratios (best of
 # CLUSTER_BENCH_RUNS runs, default 1: a 4-node boot takes about a minute here); never
 # fails on timing (exit 0 unless unum is not built).
@@ -18,6 +20,8 @@ LIMIT=${CLUSTER_BENCH_TIMEOUT:-600}
 # buffers are 2 MiB aligned), so no page-table page is shared between the nodes (with
 # 2000000 keys the two halves met inside one, and its lock bounced: ~900 page moves)
 PSORT_N=${PSORT_N:-2097152}
+# pstencil: a 512 x 512 grid (2 MiB per grid), 300 sweeps: ~2.5 s on one vCPU here
+STENCIL_ARGS=${STENCIL_ARGS:--n 512 -i 300}
 COHERENCE=$BUILD/guest-tests/coherence.bin
 if [ ! -x "$UNUM" ]; then
     echo "cluster.sh: $UNUM not built (run make)" >&2
@@ -41,6 +45,7 @@ stats() { # FILE PATTERN...: the matching --stats lines, sorted, indented
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 best() { # the smallest number read, else the first line (a failure)
     awk '/^[0-9.]+$/ { if (m == "" || $1 < m) m = $1; next } f == "" { f = $0 }
          END { print (m != "" ? m : f) }'
@@ -140,7 +145,44 @@ echo "  exit $?"
 stats "$tmp/out" "$FAULTS" "$LAT" "$LINK" "$SKEW"
 echo
 
-echo "== v. parallel sort, node-local data (psort -p -n $PSORT_N: threads pinned one per vCPU before"
+echo "== v. parallel CPU-bound program, node-local data (pstencil -p $STENCIL_ARGS: a Jacobi stencil,"
+echo "   each thread sweeps its own block of rows, placed on its node by first touch, reading one"
+echo "   row of each neighbour per sweep; a spinning barrier between sweeps; threads pinned one per"
+echo "   vCPU; in-guest time = init + sweeps + hash) =="
+stencil_ms() { # unum run args...: prints the pstencil lines and sets $ms
+    local out
+    out=$(timeout "$LIMIT" "$UNUM" run "$@" 2>&1)
+    printf '%s\n' "$out" >"$tmp/out"
+    grep -oE 'pstencil: .*(checksum=[0-9a-f]+|hash [0-9.]+ ms|median [0-9.]+ ms\))' "$tmp/out" | sed 's/^/  /'
+    stats "$tmp/out" "$FAULTS"
+    ms=$(sed -n 's/^pstencil: init \([0-9.]*\) ms, sweeps \([0-9.]*\) ms, hash \([0-9.]*\) ms$/\1 \2 \3/p' "$tmp/out" |
+        awk '{ printf "%.1f", $1 + $2 + $3 }')
+    [ -n "$ms" ] || { ms=FAILED; tail -n 5 <<<"$out" | sed 's/^/  /'; }
+}
+declare -A st_ms
+for run in $(seq "$runs"); do
+    for cfg in "1 1" "2 2" "1 2"; do
+        set -- $cfg
+        extra=()
+        [ "$1" -gt 1 ] && extra=(--stats)
+        cmd "$UNUM run --nodes $1 --cpus $2 --memory 512M ${extra[*]} -- 'pstencil -p -t $2 $STENCIL_ARGS -v'"
+        stencil_ms --nodes "$1" --cpus "$2" --memory 512M "${extra[@]}" -- "pstencil -p -t $2 $STENCIL_ARGS -v"
+        printf '  nodes %d, vCPUs %d, threads %d, run %d: %s ms\n' "$1" "$2" "$2" "$run" "$ms"
+        key=$1x$2
+        if [ "$ms" != FAILED ] && { [ -z "${st_ms[$key]:-}" ] || less "$ms" "${st_ms[$key]}"; }; then
+            st_ms[$key]=$ms
+        fi
+    done
+done
+printf '  best of %d: 1 node/1 vCPU %s ms, 2 nodes/2 vCPUs %s ms, 1 node/2 vCPUs %s ms\n' "$runs" \
+    "${st_ms[1x1]:-FAILED}" "${st_ms[2x2]:-FAILED}" "${st_ms[1x2]:-FAILED}"
+printf '  2-node speedup (1 node/1 thread over 2 nodes/2 threads): %s (target >= 1.7, ideal 2)\n' \
+    "$(ratio "${st_ms[1x1]:-}" "${st_ms[2x2]:-}")"
+printf '  1-node SMP speedup (1 node/1 thread over 1 node/2 threads), for reference: %s\n' \
+    "$(ratio "${st_ms[1x1]:-}" "${st_ms[1x2]:-}")"
+echo
+
+echo "== vi. parallel sort, node-local data (psort -p -n $PSORT_N: threads pinned one per vCPU before"
 echo "   they touch their data, chunks on page-table boundaries; in-guest time = sum of the -v"
 echo "   phases) =="
 psort_ms() { # unum run args... -- psort args: prints the phases line and sets $ms
@@ -157,7 +199,6 @@ echo "  (the dsm lines of the 2-node run count its boot too: compare with iv; wi
 echo "  Linux turns transparent huge pages on, below 512 MiB it leaves them off)"
 declare -A sort_ms sort_phase
 sort_only() { grep -oE 'psort: generate .* verify [0-9.]+ ms' "$tmp/out" | sed -n 's/.* sort \([0-9.]*\) ms.*/\1/p'; }
-less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 for mem in 512M 1G; do
     # the configurations take turns, so that a noisy spell of the host hits them alike;
     # each keeps its best run

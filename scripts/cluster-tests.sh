@@ -176,6 +176,8 @@ echo ATOMICS-BEGIN; atomics 20000; echo ATOMICS-STATUS=$?
 echo PSORT-BEGIN; psort -n 200000; echo PSORT-STATUS=$?
 echo SEQ-BEGIN; taskset -c 1 seq 1 3000; echo SEQ-END
 echo PSORTP-BEGIN; psort -p -v -n 200000; echo PSORTP-STATUS=$?
+echo STENCIL-BEGIN; pstencil -p -v -n 130 -i 40; echo STENCIL-STATUS=$?
+echo STENCIL0-BEGIN; pstencil -s 0 -n 130 -i 40; echo STENCIL0-STATUS=$?
 echo ALL-DONE
 EOF
     )
@@ -266,6 +268,28 @@ EOF
     else
         bad "2 nodes: psort -p" "checksum '$got', host '$want'" "${ps:-$all}"
     fi
+    # the stencil: each thread's rows on its node, one halo row from the other per
+    # sweep, a spinning barrier (and, with -s 0, one that sleeps at once: a futex wake-up
+    # across nodes at every sweep); the host's checksum for any thread count
+    gcc -O2 -static -pthread -o "$BUILD/pstencil-host" guest/programs/pstencil.c 2>"$tmp/gcc.err"
+    want=$("$BUILD/pstencil-host" -t 1 -n 130 -i 40 2>&1 | sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p')
+    for v in STENCIL STENCIL0; do
+        st=$(sed -n "/^$v-BEGIN\$/,/^$v-STATUS/p" <<<"$out")
+        got=$(sed -n 's/^pstencil: n=130 iterations=40 threads=2 checksum=\([0-9a-f]*\)$/\1/p' <<<"$st")
+        what="pstencil -p (threads on vCPUs 0 and 1)"
+        pinned=true
+        if [ $v = STENCIL0 ]; then
+            what="pstencil -s 0 (a sleeping barrier)"
+        elif grep -q 'pinning' <<<"$st" || ! grep -q '^pstencil: thread 0 on CPU 0:' <<<"$st" ||
+            ! grep -q '^pstencil: thread 1 on CPU 1:' <<<"$st"; then
+            pinned=false
+        fi
+        if [ -n "$want" ] && [ "$got" = "$want" ] && grep -qx "$v-STATUS=0" <<<"$st" && $pinned; then
+            ok "2 nodes: $what, 130x130, 40 sweeps: checksum=$got = host"
+        else
+            bad "2 nodes: $what" "checksum '$got', host '$want'" "${st:-$all}$nl$(cat "$tmp/gcc.err")"
+        fi
+    done
 
     if [ "${UNUM_QUICK:-0}" = 1 ]; then
         skipped "4-node Linux boot (UNUM_QUICK=1)"

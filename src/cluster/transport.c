@@ -217,6 +217,7 @@ struct transport {
     _Atomic int short_pollers;    /* of which those that will linger */
     _Atomic int64_t linger_until; /* the worker stays unarmed until then */
     _Atomic uint64_t handled_thread, handled_polled; /* messages handled by either */
+    _Atomic uint64_t sleeps;                         /* the progress thread's (wait_events) */
     ucp_conn_request_h conn_reqs[MAX_CONN_REQS];
     int nconn_reqs;
     void **closing; /* ucp_ep_close_nbx requests in flight */
@@ -1269,6 +1270,7 @@ static bool wait_events(struct transport *t, int64_t timeout_ns, int naps)
     struct epoll_event ev[4];
     int n = epoll_pwait2(t->epoll_fd, ev, 4, &ts, NULL);
     atomic_store(&t->sleeping, 0);
+    atomic_fetch_add_explicit(&t->sleeps, 1, memory_order_relaxed);
     for (int i = 0; i < n; i++) {
         if (ev[i].data.fd == t->event_fd) {
             uint64_t v;
@@ -1397,6 +1399,11 @@ void transport_handled(struct transport *t, uint64_t *by_thread, uint64_t *by_po
 {
     *by_thread = t ? atomic_load(&t->handled_thread) : 0;
     *by_pollers = t ? atomic_load(&t->handled_polled) : 0;
+}
+
+uint64_t transport_sleeps(struct transport *t)
+{
+    return t ? atomic_load(&t->sleeps) : 0;
 }
 
 /* ---- start and stop ----------------------------------------------------------------- */

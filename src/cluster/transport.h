@@ -88,6 +88,8 @@ bool transport_lingers(const struct transport *t);
 /* Messages from other nodes handled so far by the progress thread and by
  * threads in transport_poll. */
 void transport_handled(struct transport *t, uint64_t *by_thread, uint64_t *by_pollers);
+/* How many times the progress thread went to sleep (each wake-up follows one). */
+uint64_t transport_sleeps(struct transport *t);
 
 /* Runs the progress thread (and with it the handlers: DSM service, interrupt and
  * I/O messages) at real-time priority (SCHED_FIFO), so that a message is served
