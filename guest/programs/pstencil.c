@@ -122,7 +122,8 @@ static void init_rows(uint64_t lo, uint64_t hi)
 static void sweep_rows(const double *restrict cur, double *restrict next, uint64_t lo, uint64_t hi)
 {
     for (uint64_t i = lo; i < hi; i++) {
-        const double *up = cur + (i - 1) * side, *row = cur + i * side, *down = cur + (i + 1) * side;
+        const double *up = cur + (i - 1) * side, *row = cur + i * side,
+                     *down = cur + (i + 1) * side;
         double *out = next + i * side;
         for (uint64_t j = 1; j + 1 < side; j++)
             out[j] = 0.25 * ((up[j] + down[j]) + (row[j - 1] + row[j + 1]));

@@ -161,7 +161,7 @@ struct peer {
     struct conn *out, *in, *dialling;
     int64_t next_attempt;
     int64_t retry_ns; /* the wait before the next attempt: doubles up to RETRY_NS */
-    bool unresolved; /* its host name did not resolve */
+    bool unresolved;  /* its host name did not resolve */
     char desc[160];
     /* statistics */
     _Atomic uint64_t msgs_sent, msgs_recv, bytes_sent, bytes_recv, rejected;
@@ -202,7 +202,8 @@ struct transport {
     char fatal[256];      /* start-up failure */
     _Atomic int64_t spin_ns;
     int64_t hb_timeout_ns, hb_interval_ns;
-    int64_t next_tick, next_heartbeat;
+    int64_t next_tick;
+    _Atomic int64_t next_heartbeat; /* the progress thread or a poller sends them (heartbeats) */
     struct conn *conns;
     _Atomic bool conn_events; /* some conn errored or wants closing */
     bool lost_pending;        /* some peer_lost to report */
@@ -1109,9 +1110,12 @@ void transport_run_as_handler(struct transport *t, void (*fn)(void *arg), void *
     pthread_mutex_unlock(&t->rx_lock);
 }
 
+static void heartbeats(struct transport *t, int64_t now);
+
 int transport_poll(struct transport *t)
 {
     if (!t || !t->started || atomic_load_explicit(&t->stop, memory_order_relaxed)) return 0;
+    heartbeats(t, now_ns());
     if (pthread_mutex_trylock(&t->rx_lock) != 0) return 0; /* someone else is at it */
     int n = 0;
     /* messages left for the progress thread come before anything newer */
@@ -1195,24 +1199,54 @@ static unsigned step(struct transport *t)
     return n;
 }
 
+/* A heartbeat to every peer this node sent nothing else to in the last interval.
+ * Due heartbeats are sent by whichever thread sees it first: the progress thread
+ * (timers) or a poller (transport_poll). A handler can hold the progress thread
+ * for seconds when the host is oversubscribed (an invalidation waiting for the
+ * acknowledgements of 16 vCPU threads that share 2 cores with 48 others), while
+ * the node's running vCPUs still poll: their heartbeats keep it from being taken
+ * for dead. */
+static void heartbeats(struct transport *t, int64_t now)
+{
+    int64_t due = atomic_load_explicit(&t->next_heartbeat, memory_order_relaxed);
+    if (now < due ||
+        !atomic_compare_exchange_strong(&t->next_heartbeat, &due, now + t->hb_interval_ns))
+        return;
+    for (int k = 0; k < t->cfg.nnodes; k++) {
+        struct peer *p = &t->peer[k];
+        if (k == t->self || atomic_load_explicit(&p->lost, memory_order_relaxed)) continue;
+        if (!atomic_exchange_explicit(&p->sent_recently, false, memory_order_relaxed))
+            send_remote(t, k, WIRE_HEARTBEAT, NULL, NULL, 0);
+    }
+}
+
+/* Takes in what the worker holds (the progress thread, outside step). */
+static void take_in(struct transport *t)
+{
+    pthread_mutex_lock(&t->rx_lock);
+    progress_worker(t);
+    if (t->nrx) deliver_rx(t, false);
+    pthread_mutex_unlock(&t->rx_lock);
+}
+
 static void timers(struct transport *t, int64_t now)
 {
     if (now < t->next_tick) return;
     t->next_tick = now + TICK_NS;
     handshake_deadlines(t, now);
-    if (now >= t->next_heartbeat) {
-        t->next_heartbeat = now + t->hb_interval_ns;
-        for (int k = 0; k < t->cfg.nnodes; k++) {
-            struct peer *p = &t->peer[k];
-            if (k == t->self || p->lost_reported) continue;
-            if (!atomic_exchange_explicit(&p->sent_recently, false, memory_order_relaxed))
-                send_remote(t, k, WIRE_HEARTBEAT, NULL, NULL, 0);
-        }
-    }
+    heartbeats(t, now);
+    bool took_in = false;
     for (int k = 0; k < t->cfg.nnodes; k++) {
         struct peer *p = &t->peer[k];
         if (k == t->self || p->lost_reported) continue;
         int64_t silent = now - p->last_recv;
+        if (silent > t->hb_timeout_ns && !took_in) {
+            /* this thread may have been held in a handler as long: what the peer
+             * sent meanwhile may still wait in the worker */
+            take_in(t);
+            took_in = true;
+            silent = now - p->last_recv;
+        }
         if (silent > t->hb_timeout_ns) {
             char why[64];
             snprintf(why, sizeof(why), "no message for %.1f s", (double)silent / 1e9);

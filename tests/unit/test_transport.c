@@ -1129,6 +1129,73 @@ static int hb_watcher_node(const struct cluster_config *cfg, int self, void *arg
     return 0;
 }
 
+/* A handler that holds the progress thread longer than the heartbeat timeout (as an
+ * invalidation waiting for the acknowledgements of vCPU threads on an oversubscribed
+ * host) while another thread of the node polls (as its running vCPUs do): the
+ * poller sends the heartbeats, so the peer does not take the node for dead. */
+static void slow_recv(void *ctx, const struct wire_hdr *h, const void *payload)
+{
+    if (h->type == WIRE_APIC_MSG) {
+        struct tnode *n = ctx;
+        usleep(HB_TIMEOUT_MS * 2500);
+        pthread_mutex_lock(&n->mu);
+        n->bad = -1; /* a mark: the slow handler is done */
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
+    on_recv(ctx, h, payload);
+}
+
+static bool slow_done(struct tnode *n)
+{
+    return n->bad == -1;
+}
+
+static int slow_handler_node(const struct cluster_config *cfg, int self, void *arg)
+{
+    struct tnode n;
+    char err[256];
+    if (tnode_start_with(&n, cfg, self, self == 0 ? slow_recv : on_recv, NULL, err,
+                         sizeof(err)) != 0) {
+        fprintf(stderr, "node %d: %s\n", self, err);
+        return 1;
+    }
+    if (self == 1) {
+        usleep(200 * 1000); /* after node 0's round trip */
+        CHECK(transport_send(n.t, 0, WIRE_APIC_MSG, NULL, NULL, 0) == 0);
+        usleep(HB_TIMEOUT_MS * 3000); /* node 0's progress thread is held for 2.5 timeouts */
+        CHECK(n.lost_calls == 0);
+        return finish(&n);
+    }
+    /* node 0: first a round trip (UCX wires an endpoint up on its first use, which
+     * takes worker progress), then poll every 100 us until the slow handler is done */
+    CHECK(transport_send(n.t, 1, WIRE_TIME_PING, NULL, NULL, 0) == 0);
+    CHECK(wait_for(&n, pong_arrived, 5000));
+    int64_t until = now_ns() + 10 * 1000000000ll;
+    for (;;) {
+        pthread_mutex_lock(&n.mu);
+        bool done = slow_done(&n);
+        pthread_mutex_unlock(&n.mu);
+        if (done || now_ns() > until) break;
+        transport_poll_begin(n.t, true);
+        transport_poll(n.t);
+        transport_poll_end(n.t, true, true);
+        usleep(100);
+    }
+    CHECK(n.lost_calls == 0);
+    return finish(&n);
+}
+
+static void test_heartbeats_from_pollers(void **state)
+{
+    struct cluster_config cfg;
+    make_cfg(&cfg, 2, "");
+    pid_t a = spawn(slow_handler_node, &cfg, 0, NULL, NULL);
+    pid_t b = spawn(slow_handler_node, &cfg, 1, NULL, NULL);
+    assert_int_equal(reap(a, 30), 0);
+    assert_int_equal(reap(b, 30), 0);
+}
+
 static void test_heartbeat_timeout(void **state)
 {
     struct cluster_config cfg;
@@ -1177,6 +1244,7 @@ int main(void)
         cmocka_unit_test(test_poll_from_waiting_thread),
         cmocka_unit_test(test_poll_linger),
         cmocka_unit_test(test_linger_naps),
+        cmocka_unit_test(test_heartbeats_from_pollers),
         cmocka_unit_test(test_wrong_secret_and_duplicate),
         cmocka_unit_test(test_version_mismatch),
         cmocka_unit_test(test_unreachable),
