@@ -15,9 +15,10 @@ run() { # name, command...
         fail=$((fail + 1)); failed+=("$name"); echo "FAIL $name (log: $log)"; tail -n 30 "$log" | sed 's/^/    /'
     fi
 }
+# a unit test that hangs fails after UNUM_TEST_TIMEOUT seconds instead of stalling the run
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
-    run "$(basename "$t")" "$t"
+    run "$(basename "$t")" timeout -k 10 "${UNUM_TEST_TIMEOUT:-600}" "$t"
 done
 # --- difftest ---
 if [ -x "$BUILD/difftest" ]; then

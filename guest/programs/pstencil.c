@@ -62,7 +62,7 @@ static unsigned nthreads;
 static double *grid[2];
 static uint64_t *bounds; /* thread t sweeps rows [bounds[t], bounds[t + 1]) */
 static struct result *results;
-/* The sweeps' barrier, on a page of its own: both of its words are written by every
+/* The sweeps' barrier, on a page of its own: its counters are written by every
  * thread at every sweep, and on a NUMA machine nothing else should travel with them. */
 static union {
     struct {

@@ -26,7 +26,9 @@
  * worker and runs the handlers — except while threads that would otherwise
  * wait poll (transport_poll): they progress the worker and run the handlers
  * the node allows on any thread, leaving the rest, in order, to the progress
- * thread. rx_lock makes one thread at a time progress the receive side and run
+ * thread. A second thread only sends heartbeats (heartbeats()): a handler may
+ * hold the progress thread for seconds. rx_lock makes one thread at a time
+ * progress the receive side and run
  * handlers, so handlers never run concurrently. transport_send may be called
  * from any thread. Every UCX call is made under the transport's lock
  * (the worker is also UCS_THREAD_MODE_MULTI, which then costs an uncontended
@@ -194,6 +196,10 @@ struct transport {
     int64_t linger_ns; /* UNUM_TRANSPORT_LINGER_US (transport_poll_end) */
     pthread_t thread;
     bool thread_running;
+    pthread_t hb_thread; /* heartbeats (heartbeat_thread) */
+    bool hb_running;
+    pthread_mutex_t hb_mu;
+    pthread_cond_t hb_cv; /* signalled at the stop */
     _Atomic bool stop;
     _Atomic int sleeping;
     _Atomic int inflight; /* data sends not yet completed */
@@ -1110,12 +1116,9 @@ void transport_run_as_handler(struct transport *t, void (*fn)(void *arg), void *
     pthread_mutex_unlock(&t->rx_lock);
 }
 
-static void heartbeats(struct transport *t, int64_t now);
-
 int transport_poll(struct transport *t)
 {
     if (!t || !t->started || atomic_load_explicit(&t->stop, memory_order_relaxed)) return 0;
-    heartbeats(t, now_ns());
     if (pthread_mutex_trylock(&t->rx_lock) != 0) return 0; /* someone else is at it */
     int n = 0;
     /* messages left for the progress thread come before anything newer */
@@ -1200,12 +1203,12 @@ static unsigned step(struct transport *t)
 }
 
 /* A heartbeat to every peer this node sent nothing else to in the last interval.
- * Due heartbeats are sent by whichever thread sees it first: the progress thread
- * (timers) or a poller (transport_poll). A handler can hold the progress thread
- * for seconds when the host is oversubscribed (an invalidation waiting for the
- * acknowledgements of 16 vCPU threads that share 2 cores with 48 others), while
- * the node's running vCPUs still poll: their heartbeats keep it from being taken
- * for dead. */
+ * Sent by a thread of their own (heartbeat_thread), or by the progress thread when
+ * it sees them due first. A heartbeat says the process is alive and reachable,
+ * which is what the peers' failure detector is for; the progress thread cannot be
+ * the only sender, because a handler can hold it for seconds on an oversubscribed
+ * host (an invalidation waiting for the acknowledgements of 16 vCPU threads that
+ * share 2 cores with 48 others). */
 static void heartbeats(struct transport *t, int64_t now)
 {
     int64_t due = atomic_load_explicit(&t->next_heartbeat, memory_order_relaxed);
@@ -1227,6 +1230,24 @@ static void take_in(struct transport *t)
     progress_worker(t);
     if (t->nrx) deliver_rx(t, false);
     pthread_mutex_unlock(&t->rx_lock);
+}
+
+static void *heartbeat_thread(void *arg)
+{
+    struct transport *t = arg;
+    pthread_mutex_lock(&t->hb_mu);
+    while (!atomic_load(&t->stop)) {
+        int64_t now = now_ns();
+        pthread_mutex_unlock(&t->hb_mu);
+        heartbeats(t, now);
+        pthread_mutex_lock(&t->hb_mu);
+        int64_t due = atomic_load(&t->next_heartbeat);
+        if (due < now + MS) due = now + MS;
+        struct timespec ts = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
+        if (!atomic_load(&t->stop)) pthread_cond_timedwait(&t->hb_cv, &t->hb_mu, &ts);
+    }
+    pthread_mutex_unlock(&t->hb_mu);
+    return NULL;
 }
 
 static void timers(struct transport *t, int64_t now)
@@ -1444,6 +1465,14 @@ uint64_t transport_sleeps(struct transport *t)
 
 static void destroy(struct transport *t)
 {
+    if (t->hb_running) {
+        pthread_mutex_lock(&t->hb_mu);
+        atomic_store(&t->stop, true);
+        pthread_cond_signal(&t->hb_cv);
+        pthread_mutex_unlock(&t->hb_mu);
+        pthread_join(t->hb_thread, NULL);
+        t->hb_running = false;
+    }
     if (t->thread_running) {
         atomic_store(&t->stop, true);
         atomic_store(&t->sleeping, 1);
@@ -1724,6 +1753,12 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
     t->loop_tail = &t->loop_head;
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->rx_lock, NULL);
+    pthread_mutex_init(&t->hb_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* now_ns's clock */
+    pthread_cond_init(&t->hb_cv, &ca);
+    pthread_condattr_destroy(&ca);
     for (int k = 0; k < CLUSTER_MAX_NODES; k++)
         t->peer[k].backlog_tail = &t->peer[k].backlog;
     int connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
@@ -1806,6 +1841,13 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
     }
     t->thread_running = true;
     pthread_setname_np(t->thread, "transport");
+    if (pthread_create(&t->hb_thread, NULL, heartbeat_thread, t) != 0) {
+        *out = NULL;
+        set_err(err, errlen, "transport: cannot start the heartbeat thread");
+        goto fail;
+    }
+    t->hb_running = true;
+    pthread_setname_np(t->hb_thread, "heartbeats");
     return 0;
 fail:
     destroy(t);

@@ -101,11 +101,16 @@ struct fault_log {
 static int fault_hook(void *ctx, uint64_t gpa, enum mem_right want)
 {
     struct fault_log *l = ctx;
-    l->calls++;
     l->last_gpa = gpa;
     l->last_want = want;
-    if (l->fail) return -EIO;
+    if (l->fail) {
+        l->calls++;
+        return -EIO;
+    }
     guest_mem_grant(l->m, gpa, want);
+    /* counted once granted: a test that sees the count and then revokes must not
+     * have its revocation undone by this grant (a vCPU reading on undisturbed) */
+    l->calls++;
     return 0;
 }
 
