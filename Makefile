@@ -133,7 +133,8 @@ clean:
 GUEST_DIR    := build/guest
 GUEST_ASSETS := $(GUEST_DIR)/vmlinuz $(GUEST_DIR)/initrd.cpio $(GUEST_DIR)/initrd.cpio.gz \
                 $(GUEST_DIR)/kernel-version
-GUEST_INPUTS := scripts/build-guest.sh scripts/gen-cpio.py guest/init $(wildcard guest/programs/*.c) \
+GUEST_INPUTS := scripts/build-guest.sh scripts/gen-cpio.py guest/init \
+                $(wildcard guest/programs/*.c guest/programs/*.h) \
                 bench/cpubench.c
 .PHONY: guest
 $(GUEST_ASSETS) &: $(GUEST_INPUTS)

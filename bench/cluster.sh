@@ -51,6 +51,27 @@ best() { # the smallest number read, else the first line (a failure)
          END { print (m != "" ? m : f) }'
 }
 
+# timed_run PATTERN SUMS UNUM-RUN-ARGS...: runs the guest, prints its output's matches
+# of PATTERN and the --stats fault lines, and sets $ms to the sum of the numbers that
+# the sed -n script SUMS prints from those matches (FAILED, with the output's tail, if none)
+timed_run() {
+    local pattern=$1 sums=$2 out
+    shift 2
+    out=$(timeout "$LIMIT" "$UNUM" run "$@" 2>&1)
+    printf '%s\n' "$out" >"$tmp/out"
+    grep -oE "$pattern" "$tmp/out" | sed 's/^/  /'
+    stats "$tmp/out" "$FAULTS"
+    ms=$(grep -oE "$pattern" "$tmp/out" | sed -n "$sums" |
+        awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.1f", s }')
+    [ -n "$ms" ] || { ms=FAILED; tail -n 5 <<<"$out" | sed 's/^/  /'; }
+}
+# improves MS BEST: MS is a figure and beats BEST (or there is none yet)
+improves() { [ "$1" != FAILED ] && { [ -z "$2" ] || less "$1" "$2"; }; }
+STENCIL_LINES='pstencil: .*(checksum=[0-9a-f]+|hash [0-9.]+ ms|median [0-9.]+ ms\))'
+STENCIL_SUMS='s/^pstencil: init \([0-9.]*\) ms, sweeps \([0-9.]*\) ms, hash \([0-9.]*\) ms$/\1 \2 \3/p'
+PSORT_LINES='psort: .*(checksum=[0-9a-f]+|verify [0-9.]+ ms)'
+PSORT_SUMS='s/^psort: generate \([0-9.]*\) ms, sort \([0-9.]*\) ms, merge \([0-9.]*\) ms, verify \([0-9.]*\) ms$/\1 \2 \3 \4/p'
+
 echo "== i. transport round trip (two node processes on 127.0.0.1) =="
 rtt=$BUILD/bench/transport_rtt
 if [ -x "$rtt" ]; then
@@ -149,16 +170,6 @@ echo "== v. parallel CPU-bound program, node-local data (pstencil -p $STENCIL_AR
 echo "   each thread sweeps its own block of rows, placed on its node by first touch, reading one"
 echo "   row of each neighbour per sweep; a spinning barrier between sweeps; threads pinned one per"
 echo "   vCPU; in-guest time = init + sweeps + hash) =="
-stencil_ms() { # unum run args...: prints the pstencil lines and sets $ms
-    local out
-    out=$(timeout "$LIMIT" "$UNUM" run "$@" 2>&1)
-    printf '%s\n' "$out" >"$tmp/out"
-    grep -oE 'pstencil: .*(checksum=[0-9a-f]+|hash [0-9.]+ ms|median [0-9.]+ ms\))' "$tmp/out" | sed 's/^/  /'
-    stats "$tmp/out" "$FAULTS"
-    ms=$(sed -n 's/^pstencil: init \([0-9.]*\) ms, sweeps \([0-9.]*\) ms, hash \([0-9.]*\) ms$/\1 \2 \3/p' "$tmp/out" |
-        awk '{ printf "%.1f", $1 + $2 + $3 }')
-    [ -n "$ms" ] || { ms=FAILED; tail -n 5 <<<"$out" | sed 's/^/  /'; }
-}
 declare -A st_ms
 for run in $(seq "$runs"); do
     for cfg in "1 1" "2 2" "1 2"; do
@@ -166,12 +177,11 @@ for run in $(seq "$runs"); do
         extra=()
         [ "$1" -gt 1 ] && extra=(--stats)
         cmd "$UNUM run --nodes $1 --cpus $2 --memory 512M ${extra[*]} -- 'pstencil -p -t $2 $STENCIL_ARGS -v'"
-        stencil_ms --nodes "$1" --cpus "$2" --memory 512M "${extra[@]}" -- "pstencil -p -t $2 $STENCIL_ARGS -v"
+        timed_run "$STENCIL_LINES" "$STENCIL_SUMS" --nodes "$1" --cpus "$2" --memory 512M "${extra[@]}" \
+            -- "pstencil -p -t $2 $STENCIL_ARGS -v"
         printf '  nodes %d, vCPUs %d, threads %d, run %d: %s ms\n' "$1" "$2" "$2" "$run" "$ms"
         key=$1x$2
-        if [ "$ms" != FAILED ] && { [ -z "${st_ms[$key]:-}" ] || less "$ms" "${st_ms[$key]}"; }; then
-            st_ms[$key]=$ms
-        fi
+        improves "$ms" "${st_ms[$key]:-}" && st_ms[$key]=$ms
     done
 done
 printf '  best of %d: 1 node/1 vCPU %s ms, 2 nodes/2 vCPUs %s ms, 1 node/2 vCPUs %s ms\n' "$runs" \
@@ -185,16 +195,6 @@ echo
 echo "== vi. parallel sort, node-local data (psort -p -n $PSORT_N: threads pinned one per vCPU before"
 echo "   they touch their data, chunks on page-table boundaries; in-guest time = sum of the -v"
 echo "   phases) =="
-psort_ms() { # unum run args... -- psort args: prints the phases line and sets $ms
-    local out
-    out=$(timeout "$LIMIT" "$UNUM" run "$@" 2>&1)
-    printf '%s\n' "$out" >"$tmp/out"
-    grep -oE 'psort: .*(checksum=[0-9a-f]+|verify [0-9.]+ ms)' "$tmp/out" | sed 's/^/  /'
-    stats "$tmp/out" "$FAULTS"
-    ms=$(grep -oE 'psort: generate .* verify [0-9.]+ ms' "$tmp/out" | sed -n 's/^psort: generate \([0-9.]*\) ms, sort \([0-9.]*\) ms, merge \([0-9.]*\) ms, verify \([0-9.]*\) ms$/\1 \2 \3 \4/p' |
-        awk '{ printf "%.1f", $1 + $2 + $3 + $4 }')
-    [ -n "$ms" ] || { ms=FAILED; tail -n 5 <<<"$out" | sed 's/^/  /'; }
-}
 echo "  (the dsm lines of the 2-node run count its boot too: compare with iv; with 1G of RAM"
 echo "  Linux turns transparent huge pages on, below 512 MiB it leaves them off)"
 declare -A sort_ms sort_phase
@@ -208,10 +208,11 @@ for mem in 512M 1G; do
             extra=()
             [ "$1" -gt 1 ] && extra=(--stats)
             cmd "$UNUM run --nodes $1 --cpus $2 --memory $mem ${extra[*]} -- 'psort -p -t $3 -n $PSORT_N -v'"
-            psort_ms --nodes "$1" --cpus "$2" --memory "$mem" "${extra[@]}" -- "psort -p -t $3 -n $PSORT_N -v"
+            timed_run "$PSORT_LINES" "$PSORT_SUMS" --nodes "$1" --cpus "$2" --memory "$mem" "${extra[@]}" \
+                -- "psort -p -t $3 -n $PSORT_N -v"
             printf '  memory %s, nodes %d, vCPUs %d, threads %d, run %d: %s ms\n' "$mem" "$1" "$2" "$3" "$run" "$ms"
             key=$mem$1x$2
-            if [ "$ms" != FAILED ] && { [ -z "${sort_ms[$key]:-}" ] || less "$ms" "${sort_ms[$key]}"; }; then
+            if improves "$ms" "${sort_ms[$key]:-}"; then
                 sort_ms[$key]=$ms
                 sort_phase[$key]=$(sort_only)
             fi

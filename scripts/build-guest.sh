@@ -183,7 +183,7 @@ mkdir -p "$OUT/programs"
 PROGRAMS=()
 for src in guest/programs/*.c; do
     bin=$OUT/programs/$(basename "$src" .c)
-    if ! newer "$bin" "$src"; then
+    if ! newer "$bin" "$src" guest/programs/*.h; then
         log "compiling $src"
         "$CC" -O2 -static -pthread -Wall -Wextra -o "$bin.tmp" "$src"
         mv "$bin.tmp" "$bin"

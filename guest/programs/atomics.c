@@ -12,6 +12,7 @@
  * The threads start together (barrier) so they really contend. Prints the totals and
  * the expected value; exits 0 only if both totals are exact, 1 otherwise, 2 on bad use.
  */
+#define _GNU_SOURCE /* common.h: CPU sets */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -20,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "common.h"
 
 static uint64_t atomic_counter;
 static uint64_t locked_counter;
@@ -44,16 +47,6 @@ static void *worker(void *arg)
     }
     if (bad) __atomic_store_n(&order_errors, 1, __ATOMIC_SEQ_CST);
     return NULL;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *end || s[0] == '-') return -1;
-    *out = v;
-    return 0;
 }
 
 int main(int argc, char **argv)

@@ -15,7 +15,7 @@
  * chunk and the keys do not depend on the thread count). The array is cut into THREADS
  * chunks; each thread
  *   1. places its chunk of both buffers in its own NUMA node's memory (first touch)
- *      and generates its chunk of keys (the buffers are 2 MiB aligned: see alloc_keys),
+ *      and generates its chunk of keys (the buffers are 2 MiB aligned: see alloc_2m_aligned),
  *   2. sorts it with an LSD radix sort (8 passes of 8 bits, passes where every key has
  *      the same byte skipped),
  *   3. takes part in log2(THREADS) merge rounds: adjacent runs are merged pairwise into
@@ -45,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define GAMMA  0x9e3779b97f4a7c15ULL
 #define HASH_P 0x100000001b3ULL /* FNV-1 64-bit prime */
 
@@ -68,31 +70,6 @@ static pthread_barrier_t barrier;
 static double t_phase[5];  /* thread 0: time at the end of each phase */
 static int pin_cpus[4096]; /* -p: the online CPUs, in order */
 static int n_pin;          /* 0: threads are not pinned */
-
-/* The CPUs this process may run on, in order (they need not be numbered 0..n-1). */
-static int online_cpus(int *cpus, int max)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
-    int n = 0;
-    for (int c = 0; c < CPU_SETSIZE && n < max; c++)
-        if (CPU_ISSET(c, &set)) cpus[n++] = c;
-    return n;
-}
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* LSD radix sort of a[0..len) using tmp[0..len); the result ends in a. */
 static void radix_sort(uint64_t *a, uint64_t *tmp, uint64_t len)
@@ -158,30 +135,12 @@ static void populate(uint64_t *p, uint64_t n)
 #endif
 }
 
-/* A key buffer starting on a 2 MiB boundary: a chunk boundary that falls on one
- * (2^21 keys over 2 or 4 threads: 8 or 4 MiB) then also splits the page tables, so no
- * page-table page (whose lock every fault in its 2 MiB takes) is shared by two
- * threads' chunks, which on a NUMA machine would bounce between nodes like shared
- * data. */
-static uint64_t *alloc_keys(uint64_t n)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, 2u << 20, (n ? n : 1) * sizeof(uint64_t))) return NULL;
-    return p;
-}
-
 static void *worker(void *arg)
 {
     unsigned t = (unsigned)(uintptr_t)arg;
     struct result *r = &results[t];
     uint64_t lo = bounds[t], hi = bounds[t + 1];
-    if (n_pin) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(pin_cpus[t % (unsigned)n_pin], &set);
-        int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-        if (err) fprintf(stderr, "psort: pinning thread %u: %s\n", t, strerror(err));
-    }
+    if (n_pin) pin_thread("psort", t, pin_cpus[t % (unsigned)n_pin]);
 
     /* 1. generate */
     uint64_t *a = buf[0];
@@ -259,24 +218,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static uint64_t pow_u64(uint64_t b, uint64_t e)
-{
-    uint64_t r = 1;
-    for (; e; e >>= 1, b *= b)
-        if (e & 1) r *= b;
-    return r;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *end || s[0] == '-') return -1;
-    *out = v;
-    return 0;
-}
-
 static void usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [-t THREADS] [-n COUNT] [-s SEED] [-p] [-v]\n", argv0);
@@ -311,8 +252,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "psort: cannot read the CPU list, threads not pinned\n");
     nthreads = (unsigned)threads;
 
-    buf[0] = alloc_keys(n_keys);
-    buf[1] = alloc_keys(n_keys);
+    /* 2^21 keys over 2 or 4 threads: chunks of 8 or 4 MiB, on page-table boundaries */
+    buf[0] = alloc_2m_aligned(n_keys * sizeof(uint64_t));
+    buf[1] = alloc_2m_aligned(n_keys * sizeof(uint64_t));
     bounds = calloc(nthreads + 1, sizeof *bounds);
     results = calloc(nthreads, sizeof *results);
     pthread_t *tids = calloc(nthreads, sizeof *tids);

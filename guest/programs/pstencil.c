@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define HASH_P 0x100000001b3ULL /* FNV-1 64-bit prime */
 
 struct result {       /* per thread, on its own cache line */
@@ -76,30 +78,6 @@ static uint64_t spins;
 static double t_phase[4]; /* thread 0: start, after init, after the sweeps, after the hash */
 static int pin_cpus[4096];
 static int n_pin;
-
-static int online_cpus(int *cpus, int max)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
-    int n = 0;
-    for (int c = 0; c < CPU_SETSIZE && n < max; c++)
-        if (CPU_ISSET(c, &set)) cpus[n++] = c;
-    return n;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* The starting value of cell (i, j): the fixed edge, or a pattern inside. */
 static double start_value(uint64_t i, uint64_t j)
@@ -177,13 +155,7 @@ static void *worker(void *arg)
 {
     unsigned t = (unsigned)(uintptr_t)arg;
     struct result *r = &results[t];
-    if (n_pin) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(pin_cpus[t % (unsigned)n_pin], &set);
-        int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-        if (err) fprintf(stderr, "pstencil: pinning thread %u: %s\n", t, strerror(err));
-    }
+    if (n_pin) pin_thread("pstencil", t, pin_cpus[t % (unsigned)n_pin]);
     /* the edge rows 0 and side - 1 belong to the first and the last thread */
     uint64_t lo = bounds[t], hi = bounds[t + 1];
     uint64_t own_lo = t == 0 ? 0 : lo, own_hi = t + 1 == nthreads ? side : hi;
@@ -218,37 +190,10 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static uint64_t pow_u64(uint64_t b, uint64_t e)
-{
-    uint64_t r = 1;
-    for (; e; e >>= 1, b *= b)
-        if (e & 1) r *= b;
-    return r;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *end || s[0] == '-') return -1;
-    *out = v;
-    return 0;
-}
-
 static void usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [-t THREADS] [-n N] [-i ITERATIONS] [-s SPINS] [-p] [-v]\n", argv0);
     exit(2);
-}
-
-/* A grid starting on a 2 MiB boundary (as psort's buffers: a block boundary that falls
- * on one does not share a page-table page between threads). */
-static double *alloc_grid(void)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, 2u << 20, side * side * sizeof(double))) return NULL;
-    return p;
 }
 
 int main(int argc, char **argv)
@@ -288,8 +233,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "pstencil: cannot read the CPU list, threads not pinned\n");
     nthreads = (unsigned)threads;
 
-    grid[0] = alloc_grid();
-    grid[1] = alloc_grid();
+    grid[0] = alloc_2m_aligned(side * side * sizeof(double));
+    grid[1] = alloc_2m_aligned(side * side * sizeof(double));
     bounds = calloc(nthreads + 1, sizeof *bounds);
     results = aligned_alloc(64, nthreads * sizeof *results);
     pthread_t *tids = calloc(nthreads, sizeof *tids);

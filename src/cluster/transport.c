@@ -28,9 +28,9 @@
  * the node allows on any thread, leaving the rest, in order, to the progress
  * thread. A second thread only sends heartbeats (heartbeats()): a handler may
  * hold the progress thread for seconds. rx_lock makes one thread at a time
- * progress the receive side and run
- * handlers, so handlers never run concurrently. transport_send may be called
- * from any thread. Every UCX call is made under the transport's lock
+ * progress the receive side and run handlers, so handlers never run
+ * concurrently. transport_send may be called from any thread. Every UCX call
+ * is made under the transport's lock
  * (the worker is also UCS_THREAD_MODE_MULTI, which then costs an uncontended
  * spinlock): a message's sequence number and its place in UCX's queue are
  * taken together, and a message waits in a per-peer backlog while an earlier
@@ -209,7 +209,7 @@ struct transport {
     _Atomic int64_t spin_ns;
     int64_t hb_timeout_ns, hb_interval_ns;
     int64_t next_tick;
-    _Atomic int64_t next_heartbeat; /* the progress thread or a poller sends them (heartbeats) */
+    _Atomic int64_t next_heartbeat; /* heartbeats(): whichever thread sees them due first */
     struct conn *conns;
     _Atomic bool conn_events; /* some conn errored or wants closing */
     bool lost_pending;        /* some peer_lost to report */
@@ -1235,18 +1235,17 @@ static void take_in(struct transport *t)
 static void *heartbeat_thread(void *arg)
 {
     struct transport *t = arg;
-    pthread_mutex_lock(&t->hb_mu);
     while (!atomic_load(&t->stop)) {
         int64_t now = now_ns();
-        pthread_mutex_unlock(&t->hb_mu);
         heartbeats(t, now);
-        pthread_mutex_lock(&t->hb_mu);
         int64_t due = atomic_load(&t->next_heartbeat);
         if (due < now + MS) due = now + MS;
         struct timespec ts = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
+        /* the stop is set under hb_mu: seen here, or its signal comes after this waits */
+        pthread_mutex_lock(&t->hb_mu);
         if (!atomic_load(&t->stop)) pthread_cond_timedwait(&t->hb_cv, &t->hb_mu, &ts);
+        pthread_mutex_unlock(&t->hb_mu);
     }
-    pthread_mutex_unlock(&t->hb_mu);
     return NULL;
 }
 

@@ -130,6 +130,19 @@ static int reap(pid_t pid, double timeout_s)
     return WEXITSTATUS(st);
 }
 
+/* Nodes 0 and 1 of a fresh 2-node cluster (transport tls), both running fn; both
+ * must exit 0 within timeout_s. */
+static void run_pair(node_fn fn, const char *tls, double timeout_s)
+{
+    struct cluster_config cfg;
+    make_cfg(&cfg, 2, tls);
+    pid_t a = spawn(fn, &cfg, 0, NULL, NULL);
+    pid_t b = spawn(fn, &cfg, 1, NULL, NULL);
+    int sa = reap(a, timeout_s), sb = reap(b, timeout_s);
+    assert_int_equal(sa, 0);
+    assert_int_equal(sb, 0);
+}
+
 static char *slurp(const char *path)
 {
     static char buf[8192];
@@ -619,12 +632,7 @@ static int linger_nap_node(const struct cluster_config *cfg, int self, void *arg
 
 static void test_linger_naps(void **state)
 {
-    struct cluster_config cfg;
-    make_cfg(&cfg, 2, "");
-    pid_t a = spawn(linger_nap_node, &cfg, 0, NULL, NULL);
-    pid_t b = spawn(linger_nap_node, &cfg, 1, NULL, NULL);
-    assert_int_equal(reap(a, 25), 0);
-    assert_int_equal(reap(b, 25), 0);
+    run_pair(linger_nap_node, "", 25);
 }
 
 /* The same cluster again at once, on the same ports (connections of the first
@@ -722,13 +730,7 @@ static int concurrent_node(const struct cluster_config *cfg, int self, void *arg
 
 static void run_concurrent(const char *tls)
 {
-    struct cluster_config cfg;
-    make_cfg(&cfg, 2, tls);
-    pid_t a = spawn(concurrent_node, &cfg, 0, NULL, NULL);
-    pid_t b = spawn(concurrent_node, &cfg, 1, NULL, NULL);
-    int sa = reap(a, 25), sb = reap(b, 25);
-    assert_int_equal(sa, 0);
-    assert_int_equal(sb, 0);
+    run_pair(concurrent_node, tls, 25);
 }
 
 static void test_concurrent_default(void **state)
@@ -1180,12 +1182,7 @@ static int slow_handler_node(const struct cluster_config *cfg, int self, void *a
 
 static void test_heartbeats_during_slow_handler(void **state)
 {
-    struct cluster_config cfg;
-    make_cfg(&cfg, 2, "");
-    pid_t a = spawn(slow_handler_node, &cfg, 0, NULL, NULL);
-    pid_t b = spawn(slow_handler_node, &cfg, 1, NULL, NULL);
-    assert_int_equal(reap(a, 30), 0);
-    assert_int_equal(reap(b, 30), 0);
+    run_pair(slow_handler_node, "", 30);
 }
 
 static void test_heartbeat_timeout(void **state)
