@@ -99,6 +99,7 @@ static const char *my_version(void)
 #define RETRY_MIN_NS       (2 * MS)   /* ... at first: local peers start together */
 #define TICK_NS            (100 * MS)
 #define HEARTBEAT_NS       (250 * MS)  /* at most; a quarter of the timeout if shorter */
+#define STALL_CHECK_NS     (50 * MS)   /* unstall() */
 #define YIELD_BUSY_NS      (20 * 1000) /* a sched_yield this long: another thread ran */
 #define DEFAULT_SPIN_US    50          /* override: UNUM_TRANSPORT_SPIN_US */
 #define DEFAULT_LINGER_US  200         /* override: UNUM_TRANSPORT_LINGER_US */
@@ -156,7 +157,7 @@ struct peer {
     uint8_t key_in[WIRE_KEY_BYTES];
     bool in_authed;
     struct wire_replay replay;
-    int64_t last_recv;
+    _Atomic int64_t last_recv; /* written by whoever progresses the worker */
     bool lost_reported, lost_notify;
     char lost_why[64];
     /* start-up (the starting thread) */
@@ -213,12 +214,19 @@ struct transport {
     struct conn *conns;
     _Atomic bool conn_events; /* some conn errored or wants closing */
     bool lost_pending;        /* some peer_lost to report */
-    /* The receive side: progressing the worker for messages, the queue they wait
-     * in and running their handlers, in order. The progress thread holds it for
-     * that part of its step; transport_poll tries it from other threads. */
+    /* Arrivals, in order, as the worker produced them (am_data): under the lock,
+     * so that any thread holding it may progress the worker (unstall). */
+    struct rx *inbox;
+    _Atomic int ninbox; /* read without the lock to see whether there is any */
+    int inbox_cap;
+    /* The receive side: taking the inbox and running the handlers, in order.
+     * The progress thread holds it for that part of its step; transport_poll
+     * tries it from other threads. rxq: what was taken and not yet handled. */
     pthread_mutex_t rx_lock;
     struct rx *rxq;
     int nrx, rx_cap;
+    _Atomic uint64_t rx_rounds; /* progress_worker calls: the heartbeat thread's stall check */
+    _Atomic uint64_t unstalls;  /* its progress rounds while the receive side was stuck */
     _Atomic bool rx_left;         /* transport_poll left messages for the progress thread */
     _Atomic int pollers;          /* threads between transport_poll_begin and _end */
     _Atomic int short_pollers;    /* of which those that will linger */
@@ -877,7 +885,7 @@ static void hs_accepted(struct transport *t, struct conn *c, const struct wire_h
         wire_session_key(p->key_in, t->cfg.secret, t->cfg.secret_len, c->nonce_c, c->nonce_s,
                          (uint32_t)k, (uint32_t)t->self);
         memset(&p->replay, 0, sizeof(p->replay));
-        p->last_recv = now_ns();
+        atomic_store_explicit(&p->last_recv, now_ns(), memory_order_relaxed);
         p->in = c;
         p->in_authed = true;
         c->state = CS_AUTHED;
@@ -944,7 +952,7 @@ static ucs_status_t am_data(void *arg, const void *header, size_t header_length,
         atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
         return UCS_OK;
     }
-    p->last_recv = now_ns();
+    atomic_store_explicit(&p->last_recv, now_ns(), memory_order_relaxed);
     atomic_fetch_add_explicit(&p->msgs_recv, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->bytes_recv, h.len, memory_order_relaxed);
     if (h.type == WIRE_HEARTBEAT || p->lost_reported) return UCS_OK;
@@ -953,22 +961,23 @@ static ucs_status_t am_data(void *arg, const void *header, size_t header_length,
         defer_msg(t, &h, pl);
         return UCS_OK;
     }
-    if (t->nrx == t->rx_cap) {
-        int cap = t->rx_cap ? 2 * t->rx_cap : 64;
-        struct rx *q = realloc(t->rxq, cap * sizeof(*q));
+    int n = atomic_load_explicit(&t->ninbox, memory_order_relaxed);
+    if (n == t->inbox_cap) {
+        int cap = t->inbox_cap ? 2 * t->inbox_cap : 64;
+        struct rx *q = realloc(t->inbox, cap * sizeof(*q));
         if (!q) {
             atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
             return UCS_OK;
         }
-        t->rxq = q;
-        t->rx_cap = cap;
+        t->inbox = q;
+        t->inbox_cap = cap;
     }
-    struct rx *r = &t->rxq[t->nrx];
+    struct rx *r = &t->inbox[n];
     r->h = h;
     r->copy = NULL;
     if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) { /* UCX lends us its buffer */
         r->desc = data;
-        t->nrx++;
+        atomic_store_explicit(&t->ninbox, n + 1, memory_order_release);
         return UCS_INPROGRESS;
     }
     r->desc = NULL;
@@ -977,8 +986,45 @@ static ucs_status_t am_data(void *arg, const void *header, size_t header_length,
         return UCS_OK;
     }
     memcpy(r->copy ? r->copy : r->small, pl, h.len);
-    t->nrx++;
+    atomic_store_explicit(&t->ninbox, n + 1, memory_order_release);
     return UCS_OK;
+}
+
+/* Moves the inbox behind what waits in rxq; under rx_lock. */
+static void take_inbox(struct transport *t)
+{
+    if (!atomic_load_explicit(&t->ninbox, memory_order_acquire)) return;
+    struct transport *prev = lock(t);
+    int n = atomic_load_explicit(&t->ninbox, memory_order_relaxed);
+    if (t->nrx == 0) { /* the usual case: the arrays change places */
+        struct rx *q = t->rxq;
+        int cap = t->rx_cap;
+        t->rxq = t->inbox;
+        t->rx_cap = t->inbox_cap;
+        t->inbox = q;
+        t->inbox_cap = cap;
+        t->nrx = n;
+    } else {
+        if (t->nrx + n > t->rx_cap) {
+            struct rx *q = realloc(t->rxq, (size_t)(t->nrx + n) * sizeof(*q));
+            if (!q) { /* they stay in the inbox, for the next round */
+                unlock(t, prev);
+                return;
+            }
+            t->rxq = q;
+            t->rx_cap = t->nrx + n;
+        }
+        memcpy(t->rxq + t->nrx, t->inbox, (size_t)n * sizeof(*t->rxq));
+        t->nrx += n;
+    }
+    atomic_store_explicit(&t->ninbox, 0, memory_order_relaxed);
+    unlock(t, prev);
+}
+
+/* Is anything waiting for its handler? Under rx_lock. */
+static bool rx_pending(struct transport *t)
+{
+    return t->nrx || atomic_load_explicit(&t->ninbox, memory_order_acquire);
 }
 
 /* May a message of this type be handled on a thread other than the progress
@@ -995,6 +1041,7 @@ static bool runs_on_any_thread(const struct transport *t, int type)
  * when the queue is empty. */
 static bool deliver_rx(struct transport *t, bool any_thread)
 {
+    take_inbox(t);
     int done = 0;
     for (; done < t->nrx; done++) {
         struct rx *r = &t->rxq[done];
@@ -1014,7 +1061,7 @@ static bool deliver_rx(struct transport *t, bool any_thread)
                               memory_order_relaxed);
     t->nrx -= done;
     if (t->nrx) memmove(t->rxq, t->rxq + done, (size_t)t->nrx * sizeof(*t->rxq));
-    return t->nrx == 0;
+    return t->nrx == 0 && !atomic_load_explicit(&t->ninbox, memory_order_relaxed);
 }
 
 /* Progresses the worker until it is idle or a batch of messages waits; under
@@ -1022,10 +1069,12 @@ static bool deliver_rx(struct transport *t, bool any_thread)
 static unsigned progress_worker(struct transport *t)
 {
     unsigned n = 0, k;
+    atomic_fetch_add_explicit(&t->rx_rounds, 1, memory_order_relaxed);
     struct transport *prev = lock(t);
     while ((k = ucp_worker_progress(t->worker)) != 0) {
         n += k;
-        if (t->nrx >= 64) break; /* deliver, give the buffers back, then more */
+        /* deliver, give the buffers back, then more */
+        if (atomic_load_explicit(&t->ninbox, memory_order_relaxed) >= 64) break;
     }
     unlock(t, prev);
     return n;
@@ -1125,7 +1174,7 @@ int transport_poll(struct transport *t)
     if (!atomic_load_explicit(&t->rx_left, memory_order_relaxed)) {
         n = drain_loopback_polled(t);
         n += (int)progress_worker(t);
-        if (t->nrx && !deliver_rx(t, true)) {
+        if (rx_pending(t) && !deliver_rx(t, true)) {
             atomic_store(&t->rx_left, true);
             wake(t);
         }
@@ -1184,7 +1233,7 @@ static unsigned step(struct transport *t)
         n += t->started && (!polled || loop_mine) ? drain_loopback(t) : 0;
         if (atomic_exchange(&t->rx_left, false)) n++;
         if (!polled) n += progress_worker(t);
-        if (t->nrx) deliver_rx(t, false);
+        if (rx_pending(t)) deliver_rx(t, false);
         pthread_mutex_unlock(&t->rx_lock);
     }
     struct transport *prev = lock(t);
@@ -1228,17 +1277,44 @@ static void take_in(struct transport *t)
 {
     pthread_mutex_lock(&t->rx_lock);
     progress_worker(t);
-    if (t->nrx) deliver_rx(t, false);
+    if (rx_pending(t)) deliver_rx(t, false);
     pthread_mutex_unlock(&t->rx_lock);
+}
+
+/* The heartbeat thread's check, every STALL_CHECK_NS: when nothing progressed
+ * the worker since the last check although sends are in flight or the receive
+ * side is held (a handler waiting for seconds, as an invalidation can on an
+ * oversubscribed host), it progresses the worker itself. The sends complete
+ * and what waited behind them goes out (heartbeats too: without this a node
+ * held in a handler after sending a page looked dead to its peers); arrivals
+ * wait in the inbox for their handlers. */
+static void unstall(struct transport *t, uint64_t *rounds_seen)
+{
+    uint64_t rounds = atomic_load_explicit(&t->rx_rounds, memory_order_relaxed);
+    bool progressed = rounds != *rounds_seen;
+    *rounds_seen = rounds;
+    if (progressed) return;
+    bool held = pthread_mutex_trylock(&t->rx_lock) != 0;
+    if (!held) pthread_mutex_unlock(&t->rx_lock);
+    if (!held && !atomic_load(&t->inflight)) return;
+    struct transport *prev = lock(t);
+    for (int i = 0; i < 1024 && ucp_worker_progress(t->worker); i++)
+        ;
+    unlock(t, prev);
+    atomic_fetch_add_explicit(&t->unstalls, 1, memory_order_relaxed);
+    if (atomic_load(&t->ninbox)) wake(t);
 }
 
 static void *heartbeat_thread(void *arg)
 {
     struct transport *t = arg;
+    uint64_t rounds_seen = 0;
     while (!atomic_load(&t->stop)) {
         int64_t now = now_ns();
         heartbeats(t, now);
+        unstall(t, &rounds_seen);
         int64_t due = atomic_load(&t->next_heartbeat);
+        if (due > now + STALL_CHECK_NS) due = now + STALL_CHECK_NS;
         if (due < now + MS) due = now + MS;
         struct timespec ts = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
         /* the stop is set under hb_mu: seen here, or its signal comes after this waits */
@@ -1259,13 +1335,13 @@ static void timers(struct transport *t, int64_t now)
     for (int k = 0; k < t->cfg.nnodes; k++) {
         struct peer *p = &t->peer[k];
         if (k == t->self || p->lost_reported) continue;
-        int64_t silent = now - p->last_recv;
+        int64_t silent = now - atomic_load_explicit(&p->last_recv, memory_order_relaxed);
         if (silent > t->hb_timeout_ns && !took_in) {
             /* this thread may have been held in a handler as long: what the peer
              * sent meanwhile may still wait in the worker */
             take_in(t);
             took_in = true;
-            silent = now - p->last_recv;
+            silent = now - atomic_load_explicit(&p->last_recv, memory_order_relaxed);
         }
         if (silent > t->hb_timeout_ns) {
             char why[64];
@@ -1285,7 +1361,8 @@ static bool wait_events(struct transport *t, int64_t timeout_ns, int naps)
 {
     atomic_store(&t->sleeping, 1);
     if (atomic_load(&t->loop_count) || atomic_load(&t->stop) || atomic_load(&t->conn_events) ||
-        t->nconn_reqs || atomic_load(&t->rx_left)) {
+        t->nconn_reqs || atomic_load(&t->rx_left) ||
+        (atomic_load(&t->ninbox) && !atomic_load(&t->pollers))) {
         atomic_store(&t->sleeping, 0);
         return false;
     }
@@ -1455,6 +1532,11 @@ void transport_handled(struct transport *t, uint64_t *by_thread, uint64_t *by_po
     *by_pollers = t ? atomic_load(&t->handled_polled) : 0;
 }
 
+uint64_t transport_unstalls(struct transport *t)
+{
+    return t ? atomic_load(&t->unstalls) : 0;
+}
+
 uint64_t transport_sleeps(struct transport *t)
 {
     return t ? atomic_load(&t->sleeps) : 0;
@@ -1485,6 +1567,7 @@ static void destroy(struct transport *t)
     pthread_mutex_unlock(&t->rx_lock);
     struct transport *prev = lock(t);
     if (t->worker) {
+        take_inbox(t);
         for (int i = 0; i < t->nrx; i++) {
             if (t->rxq[i].desc) ucp_am_data_release(t->worker, t->rxq[i].desc);
             free(t->rxq[i].copy);
@@ -1519,6 +1602,7 @@ static void destroy(struct transport *t)
     }
     free(t->closing);
     free(t->rxq);
+    free(t->inbox);
     if (t->epoll_fd >= 0) close(t->epoll_fd);
     if (t->event_fd >= 0) close(t->event_fd);
     for (int k = 0; k < CLUSTER_MAX_NODES; k++)
@@ -1821,7 +1905,7 @@ int transport_start(struct transport **out, const struct cluster_config *cfg, in
     int64_t now = now_ns();
     for (int k = 0; k < cfg->nnodes; k++) {
         struct peer *p = &t->peer[k];
-        p->last_recv = now;
+        atomic_store_explicit(&p->last_recv, now, memory_order_relaxed);
         if (k != self) {
             struct transport *prev = lock(t);
             describe_ep(p->out_ep, p->desc, sizeof(p->desc));

@@ -90,6 +90,9 @@ bool transport_lingers(const struct transport *t);
 void transport_handled(struct transport *t, uint64_t *by_thread, uint64_t *by_pollers);
 /* How many times the progress thread went to sleep (each wake-up follows one). */
 uint64_t transport_sleeps(struct transport *t);
+/* How many times the heartbeat thread progressed the worker because nothing else
+ * did while sends were in flight or a handler held the receive side. */
+uint64_t transport_unstalls(struct transport *t);
 
 /* Runs the progress thread (and with it the handlers: DSM service, interrupt and
  * I/O messages) at real-time priority (SCHED_FIFO), so that a message is served

@@ -1140,6 +1140,15 @@ static void slow_recv(void *ctx, const struct wire_hdr *h, const void *payload)
 {
     if (h->type == WIRE_APIC_MSG) {
         struct tnode *n = ctx;
+        if (h->arg[0]) { /* first a page, as a DSM handler's reply would carry */
+            static uint8_t page[4096];
+            uint64_t arg[3] = {0, 0, sizeof(page)};
+            for (int i = 0; i < (int)h->arg[0]; i++) {
+                for (uint32_t j = 0; j < sizeof(page); j++) page[j] = pattern(0, 1, (uint64_t)i, j);
+                arg[0] = (uint64_t)i;
+                transport_send(n->t, h->src, WIRE_IO_REQ, arg, page, sizeof(page));
+            }
+        }
         usleep(HB_TIMEOUT_MS * 2500);
         pthread_mutex_lock(&n->mu);
         n->bad = -1; /* a mark: the slow handler is done */
@@ -1154,6 +1163,13 @@ static bool slow_done(struct tnode *n)
     return n->bad == -1;
 }
 
+static uint64_t pages_first; /* pages node 0 sends before its handler sleeps */
+
+static bool pages_arrived(struct tnode *n)
+{
+    return n->recv_count[0] == (int)pages_first;
+}
+
 static int slow_handler_node(const struct cluster_config *cfg, int self, void *arg)
 {
     struct tnode n;
@@ -1165,7 +1181,13 @@ static int slow_handler_node(const struct cluster_config *cfg, int self, void *a
     }
     if (self == 1) {
         usleep(200 * 1000); /* after node 0's round trip */
-        CHECK(transport_send(n.t, 0, WIRE_APIC_MSG, NULL, NULL, 0) == 0);
+        uint64_t arg[3] = {pages_first, 0, 0};
+        CHECK(transport_send(n.t, 0, WIRE_APIC_MSG, arg, NULL, 0) == 0);
+        /* the pages arrive while node 0's handler still holds its progress thread */
+        int64_t sent = now_ns();
+        CHECK(wait_for(&n, pages_arrived, HB_TIMEOUT_MS));
+        CHECK(now_ns() - sent < HB_TIMEOUT_MS * 1000000ll);
+        CHECK(n.bad == 0 && n.out_of_order == 0);
         usleep(HB_TIMEOUT_MS * 3000); /* node 0's progress thread is held for 2.5 timeouts */
         CHECK(n.lost_calls == 0);
         return finish(&n);
@@ -1177,12 +1199,25 @@ static int slow_handler_node(const struct cluster_config *cfg, int self, void *a
     CHECK(wait_for(&n, slow_done, 10000));
     usleep(100 * 1000); /* the progress thread looks at the peers again */
     CHECK(n.lost_calls == 0);
+    /* the heartbeat thread progressed the worker while the handler held it */
+    CHECK(transport_unstalls(n.t) > 0);
     return finish(&n);
 }
 
 static void test_heartbeats_during_slow_handler(void **state)
 {
+    pages_first = 0;
     run_pair(slow_handler_node, "", 30);
+}
+
+/* The handler sent pages first: sends that stay in flight until the worker is
+ * progressed, and heartbeats queued behind them. */
+static void test_heartbeats_after_pages_during_slow_handler(void **state)
+{
+    pages_first = 512;
+    run_pair(slow_handler_node, "", 30);
+    pages_first = 512;
+    run_pair(slow_handler_node, "tcp", 30);
 }
 
 static void test_heartbeat_timeout(void **state)
@@ -1234,6 +1269,7 @@ int main(void)
         cmocka_unit_test(test_poll_linger),
         cmocka_unit_test(test_linger_naps),
         cmocka_unit_test(test_heartbeats_during_slow_handler),
+        cmocka_unit_test(test_heartbeats_after_pages_during_slow_handler),
         cmocka_unit_test(test_wrong_secret_and_duplicate),
         cmocka_unit_test(test_version_mismatch),
         cmocka_unit_test(test_unreachable),
