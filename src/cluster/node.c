@@ -941,6 +941,11 @@ static void node_print_stats_to(struct node *n, FILE *f)
             n->self, (unsigned long long)by_thread, (unsigned long long)by_pollers,
             (unsigned long long)atomic_load(&n->halt_polled),
             (unsigned long long)atomic_load(&n->run_polled));
+    fprintf(f,
+            "node %d: transport thread sleeps %llu; worker progressed by the heartbeat thread "
+            "%llu times (nothing else had for 50 ms)\n",
+            n->self, (unsigned long long)transport_sleeps(t),
+            (unsigned long long)transport_unstalls(t));
     for (int i = 0; t && i < n->cfg.nnodes; i++) {
         if (i == n->self) continue;
         struct transport_peer_stats s;
