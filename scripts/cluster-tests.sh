@@ -98,6 +98,21 @@ chmod 600 "$tmp/cluster.key" "$tmp/other.key"
 t_all=$(now)
 # want X: section X selected (arguments: section letters; default all; c includes e)
 want() { [ ${#sections[@]} -eq 0 ] || [[ " ${sections[*]} " == *" $1 "* ]]; }
+# boot_prints NAME TIMEOUT WANT WHAT COMMAND RUN-ARGS...: `unum run RUN-ARGS -- COMMAND`
+# must exit 0 printing the two lines of WANT (WHAT says them in the PASS line)
+boot_prints() {
+    local name=$1 limit=$2 want=$3 what=$4 command=$5 t0 out rc boot
+    shift 5
+    t0=$(now)
+    out=$(timeout "$limit" "$UNUM" run "$@" -- "$command" 2>&1)
+    rc=$?
+    boot="unum run $*, rc=$rc, $(since "$t0") s"
+    if [ "$rc" -eq 0 ] && [ "$out" = "$want" ]; then
+        ok "$name: $what ($boot)"
+    else
+        bad "$name" "want '${want%%"$nl"*}' and '${want#*"$nl"}' ($boot)" "$out"
+    fi
+}
 
 
 # ===== a. the coherence test guest =====================================================
@@ -294,31 +309,15 @@ EOF
     if [ "${UNUM_QUICK:-0}" = 1 ]; then
         skipped "4-node Linux boots (UNUM_QUICK=1)"
     else
-        t0=$(now)
-        out=$(timeout "$LIMIT" "$UNUM" run --nodes 4 --cpus 4 --memory 512M -- \
-            'nproc; cat /sys/devices/system/node/online' 2>&1)
-        rc=$?
-        boot="unum run --nodes 4 --cpus 4 --memory 512M, rc=$rc, $(since "$t0") s"
-        if [ "$rc" -eq 0 ] && [ "$out" = "4${nl}0-3" ]; then
-            ok "4-node Linux boot: nproc=4, node/online=0-3 ($boot)"
-        else
-            bad "4-node Linux boot" "want '4' and '0-3' ($boot)" "$out"
-        fi
+        boot_prints "4-node Linux boot" "$LIMIT" "4${nl}0-3" "nproc=4, node/online=0-3" \
+            'nproc; cat /sys/devices/system/node/online' --nodes 4 --cpus 4 --memory 512M
         # the most vCPUs a VM may have, 32 vCPU threads per host core here: a node's
         # progress thread is held in handlers for seconds (an invalidation waits for
         # vCPU threads that hardly get a core); the heartbeat thread then progresses the
         # worker so that the node's sends and heartbeats go out (before it, 1 boot in 3
         # stopped with a false "no message for 2.0 s"). 50-80 s here.
-        t0=$(now)
-        out=$(timeout $((LIMIT * 3)) "$UNUM" run --nodes 4 --cpus 64 --memory 1G -- \
-            'nproc; cat /sys/devices/system/node/node3/cpulist' 2>&1)
-        rc=$?
-        boot="unum run --nodes 4 --cpus 64 --memory 1G, rc=$rc, $(since "$t0") s"
-        if [ "$rc" -eq 0 ] && [ "$out" = "64${nl}48-63" ]; then
-            ok "4 nodes x 16 vCPUs: nproc=64, node3/cpulist=48-63 ($boot)"
-        else
-            bad "4 nodes x 16 vCPUs" "want '64' and '48-63' ($boot)" "$out"
-        fi
+        boot_prints "4 nodes x 16 vCPUs" $((LIMIT * 3)) "64${nl}48-63" "nproc=64, node3/cpulist=48-63" \
+            'nproc; cat /sys/devices/system/node/node3/cpulist' --nodes 4 --cpus 64 --memory 1G
     fi
 fi
 

@@ -26,18 +26,19 @@
  * worker and runs the handlers — except while threads that would otherwise
  * wait poll (transport_poll): they progress the worker and run the handlers
  * the node allows on any thread, leaving the rest, in order, to the progress
- * thread. A second thread only sends heartbeats (heartbeats()): a handler may
- * hold the progress thread for seconds. rx_lock makes one thread at a time
- * progress the receive side and run handlers, so handlers never run
- * concurrently. transport_send may be called from any thread. Every UCX call
+ * thread. A second thread sends heartbeats (heartbeats()) and progresses the
+ * worker when nothing else did for a while (unstall()): a handler may hold the
+ * progress thread for seconds. rx_lock makes one thread at a time take the
+ * arrivals (the inbox) and run handlers, so handlers never run concurrently.
+ * transport_send may be called from any thread. Every UCX call
  * is made under the transport's lock
  * (the worker is also UCS_THREAD_MODE_MULTI, which then costs an uncontended
  * spinlock): a message's sequence number and its place in UCX's queue are
  * taken together, and a message waits in a per-peer backlog while an earlier
  * one is still in flight, so every connection is FIFO. Handlers never run
  * under that lock (nor under UCX's): the receive callback verifies a message
- * and keeps it (UCX lends its buffer), and the progress thread runs the
- * handlers once ucp_worker_progress returned — so a handler may take its own
+ * and queues it in the inbox (UCX lends its buffer), and the progress thread runs
+ * the handlers once ucp_worker_progress returned — so a handler may take its own
  * locks and send, and a thread may send while holding those locks.
  *
  * Waiting. When idle, the progress thread sleeps in epoll on the worker's event
@@ -225,8 +226,8 @@ struct transport {
     pthread_mutex_t rx_lock;
     struct rx *rxq;
     int nrx, rx_cap;
-    _Atomic uint64_t rx_rounds; /* progress_worker calls: the heartbeat thread's stall check */
-    _Atomic uint64_t unstalls;  /* its progress rounds while the receive side was stuck */
+    _Atomic uint64_t rx_rounds;   /* progress_worker calls: the heartbeat thread's stall check */
+    _Atomic uint64_t unstalls;    /* its progress rounds while the receive side was stuck */
     _Atomic bool rx_left;         /* transport_poll left messages for the progress thread */
     _Atomic int pollers;          /* threads between transport_poll_begin and _end */
     _Atomic int short_pollers;    /* of which those that will linger */

@@ -280,6 +280,22 @@ static int tnode_start(struct tnode *n, const struct cluster_config *cfg, int se
     return tnode_start_with(n, cfg, self, on_recv, NULL, err, errlen);
 }
 
+/* tnode_start_with, or its error on stderr (false). */
+static bool tnode_up_with(struct tnode *n, const struct cluster_config *cfg, int self,
+                          void (*recv)(void *, const struct wire_hdr *, const void *),
+                          bool (*any_thread)(void *, int))
+{
+    char err[256];
+    if (tnode_start_with(n, cfg, self, recv, any_thread, err, sizeof(err)) == 0) return true;
+    fprintf(stderr, "node %d: %s\n", self, err);
+    return false;
+}
+
+static bool tnode_up(struct tnode *n, const struct cluster_config *cfg, int self)
+{
+    return tnode_up_with(n, cfg, self, on_recv, NULL);
+}
+
 /* Waits until pred(n) holds (mutex held), at most timeout_ms. */
 static bool wait_for(struct tnode *n, bool (*pred)(struct tnode *), int timeout_ms)
 {
@@ -345,11 +361,7 @@ static const uint32_t mesh_sizes[] = {0,    1,    2,    7,    15,   16,   17,   
 static int mesh_node(const struct cluster_config *cfg, int self, void *arg)
 {
     struct tnode n;
-    char err[256];
-    if (tnode_start(&n, cfg, self, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
-        return 1;
-    }
+    if (!tnode_up(&n, cfg, self)) return 1;
     static uint8_t buf[WIRE_MAX_PAYLOAD + 1];
     expect_per_peer = MESH_MSGS;
     for (int i = 0; i < MESH_MSGS; i++) {
@@ -512,13 +524,10 @@ static int poll_node(const struct cluster_config *cfg, int self, void *arg)
 {
     bool linger = arg != NULL;
     struct tnode n;
-    char err[256];
     pt.n = &n;
-    if (tnode_start_with(&n, cfg, self, self == 0 ? poll_recv : on_recv,
-                         self == 0 ? poll_allowed : NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
+    if (!tnode_up_with(&n, cfg, self, self == 0 ? poll_recv : on_recv,
+                       self == 0 ? poll_allowed : NULL))
         return 1;
-    }
     if (self == 1) {
         for (int i = 0; i < POLL_MSGS; i++) {
             uint64_t a[3] = {(uint64_t)i, 0, 0};
@@ -601,11 +610,7 @@ static void test_poll_linger(void **state)
 static int linger_nap_node(const struct cluster_config *cfg, int self, void *arg)
 {
     struct tnode n;
-    char err[256];
-    if (tnode_start(&n, cfg, self, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
-        return 1;
-    }
+    if (!tnode_up(&n, cfg, self)) return 1;
     if (self == 1) return finish(&n);
     /* as in a node (where it is real-time when permitted: no polling spells) */
     bool rt = transport_set_realtime(n.t);
@@ -748,11 +753,7 @@ static void test_concurrent_tcp(void **state)
 static int single_node(const struct cluster_config *cfg, int self, void *arg)
 {
     struct tnode n;
-    char err[256];
-    if (tnode_start(&n, cfg, self, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
-        return 1;
-    }
+    if (!tnode_up(&n, cfg, self)) return 1;
     static uint8_t buf[WIRE_MAX_PAYLOAD];
     expect_per_peer = MESH_MSGS;
     for (int i = 0; i < MESH_MSGS; i++) {
@@ -787,11 +788,7 @@ static int legit_node(const struct cluster_config *cfg, int self, void *arg)
 {
     struct legit_arg *la = arg;
     struct tnode n;
-    char err[256];
-    if (tnode_start(&n, cfg, self, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
-        return 1;
-    }
+    if (!tnode_up(&n, cfg, self)) return 1;
     if (self == 1) { /* answers pings (on the progress thread) until node 0 is done */
         CHECK(n.lost_calls == 0);
         return finish(&n);
@@ -1018,11 +1015,7 @@ static int victim_node(const struct cluster_config *cfg, int self, void *arg)
 {
     struct kill_arg *ka = arg;
     struct tnode n;
-    char err[256];
-    if (tnode_start(&n, cfg, self, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
-        return 1;
-    }
+    if (!tnode_up(&n, cfg, self)) return 1;
     if (write(ka->ready_fd, "r", 1) != 1) return 1;
     for (;;)
         pause();
@@ -1032,11 +1025,7 @@ static int watcher_node(const struct cluster_config *cfg, int self, void *arg)
 {
     struct kill_arg *ka = arg;
     struct tnode n;
-    char err[256];
-    if (tnode_start(&n, cfg, self, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
-        return 1;
-    }
+    if (!tnode_up(&n, cfg, self)) return 1;
     CHECK(write(ka->ready_fd, "r", 1) == 1);
     int64_t killed_at;
     CHECK(read(ka->killed_fd, &killed_at, sizeof(killed_at)) == sizeof(killed_at));
@@ -1105,11 +1094,7 @@ static int hb_watcher_node(const struct cluster_config *cfg, int self, void *arg
 {
     struct kill_arg *ka = arg;
     struct tnode n;
-    char err[256];
-    if (tnode_start(&n, cfg, self, err, sizeof(err)) != 0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
-        return 1;
-    }
+    if (!tnode_up(&n, cfg, self)) return 1;
     CHECK(write(ka->ready_fd, "r", 1) == 1);
     usleep(HB_TIMEOUT_MS * 1500); /* idle, but heartbeats keep the peer alive */
     CHECK(n.lost_calls == 0);
@@ -1144,7 +1129,8 @@ static void slow_recv(void *ctx, const struct wire_hdr *h, const void *payload)
             static uint8_t page[4096];
             uint64_t arg[3] = {0, 0, sizeof(page)};
             for (int i = 0; i < (int)h->arg[0]; i++) {
-                for (uint32_t j = 0; j < sizeof(page); j++) page[j] = pattern(0, 1, (uint64_t)i, j);
+                for (uint32_t j = 0; j < sizeof(page); j++)
+                    page[j] = pattern(0, 1, (uint64_t)i, j);
                 arg[0] = (uint64_t)i;
                 transport_send(n->t, h->src, WIRE_IO_REQ, arg, page, sizeof(page));
             }
@@ -1173,12 +1159,7 @@ static bool pages_arrived(struct tnode *n)
 static int slow_handler_node(const struct cluster_config *cfg, int self, void *arg)
 {
     struct tnode n;
-    char err[256];
-    if (tnode_start_with(&n, cfg, self, self == 0 ? slow_recv : on_recv, NULL, err, sizeof(err)) !=
-        0) {
-        fprintf(stderr, "node %d: %s\n", self, err);
-        return 1;
-    }
+    if (!tnode_up_with(&n, cfg, self, self == 0 ? slow_recv : on_recv, NULL)) return 1;
     if (self == 1) {
         usleep(200 * 1000); /* after node 0's round trip */
         uint64_t arg[3] = {pages_first, 0, 0};
