@@ -60,7 +60,15 @@ struct lapic {
     struct timer timer;
     uint64_t deadline_ns;  /* host deadline of the armed timer, 0 = not armed */
     uint64_t tsc_deadline; /* IA32_TSC_DEADLINE */
+    /* While its vCPU runs and polls (lapic_timer_owner_runs), the armed deadline
+     * is not in the timer service but here, as a TSC value the vCPU compares
+     * against every few thousand instructions (lapic_timer_poll): a tick then
+     * costs no host thread wake-up that would preempt a vCPU for it. */
+    bool owner_polls;
+    _Atomic uint64_t due_tsc; /* guest TSC at deadline_ns; NOT_DUE when unarmed */
 };
+
+#define NOT_DUE UINT64_MAX
 
 /* ---- vector maps and priorities ---- */
 
@@ -192,15 +200,27 @@ static uint64_t guest_tsc(const struct lapic *l)
     return (uint64_t)((unsigned __int128)clock_ns() * tsc_hz(l) / 1000000000u);
 }
 
+/* The guest TSC value at host time deadline_ns (now when it passed). */
+static uint64_t tsc_at(const struct lapic *l, uint64_t deadline_ns)
+{
+    uint64_t tsc = guest_tsc(l), now = clock_ns();
+    if (deadline_ns <= now) return tsc;
+    return tsc + (uint64_t)((unsigned __int128)(deadline_ns - now) * tsc_hz(l) / 1000000000u);
+}
+
 static void arm(struct lapic *l, uint64_t deadline)
 {
     l->deadline_ns = deadline ? deadline : 1;
-    if (l->ts) timer_mod(l->ts, &l->timer, l->deadline_ns);
+    if (l->owner_polls)
+        atomic_store_explicit(&l->due_tsc, tsc_at(l, l->deadline_ns), memory_order_relaxed);
+    else if (l->ts)
+        timer_mod(l->ts, &l->timer, l->deadline_ns);
 }
 
 static void disarm(struct lapic *l)
 {
     l->deadline_ns = 0;
+    atomic_store_explicit(&l->due_tsc, NOT_DUE, memory_order_relaxed);
     if (l->ts) timer_del(l->ts, &l->timer);
 }
 
@@ -233,15 +253,9 @@ static uint32_t current_count(const struct lapic *l)
 /* Timer thread. The armed deadline in the LAPIC is the truth: a callback that
  * raced with a re-program (the service had already taken it off its heap) finds
  * a later deadline or none, and does nothing. */
-static void timer_fire(void *opaque)
+static void fire_locked(struct lapic *l, uint64_t now)
 {
-    struct lapic *l = opaque;
-    pthread_mutex_lock(&l->lock);
-    uint64_t now = clock_ns();
-    if (!l->deadline_ns || now < l->deadline_ns) {
-        pthread_mutex_unlock(&l->lock);
-        return;
-    }
+    atomic_store_explicit(&l->due_tsc, NOT_DUE, memory_order_relaxed);
     int mode = TIMER_MODE(l->lvt[LVT_TIMER]);
     if (mode == TM_DEADLINE) {
         l->tsc_deadline = 0;
@@ -256,6 +270,48 @@ static void timer_fire(void *opaque)
     if (!(l->lvt[LVT_TIMER] & LVT_MASKED)) {
         set_irr(l, l->lvt[LVT_TIMER] & 0xff, false);
         update_line(l);
+    }
+}
+
+static void timer_fire(void *opaque)
+{
+    struct lapic *l = opaque;
+    pthread_mutex_lock(&l->lock);
+    uint64_t now = clock_ns();
+    if (l->deadline_ns && now >= l->deadline_ns && !l->owner_polls) fire_locked(l, now);
+    pthread_mutex_unlock(&l->lock);
+}
+
+bool lapic_timer_due(const struct lapic *l)
+{
+    uint64_t due = atomic_load_explicit(&l->due_tsc, memory_order_relaxed);
+    return due != NOT_DUE && guest_tsc(l) >= due;
+}
+
+void lapic_timer_poll(struct lapic *l)
+{
+    if (!lapic_timer_due(l)) return;
+    pthread_mutex_lock(&l->lock);
+    uint64_t due = atomic_load_explicit(&l->due_tsc, memory_order_relaxed);
+    if (l->owner_polls && l->deadline_ns && due != NOT_DUE && guest_tsc(l) >= due) {
+        uint64_t now = clock_ns(); /* the TSC said due: never earlier than the deadline */
+        fire_locked(l, now > l->deadline_ns ? now : l->deadline_ns);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+void lapic_timer_owner_runs(struct lapic *l, bool runs)
+{
+    pthread_mutex_lock(&l->lock);
+    if (runs != l->owner_polls && l->ts) {
+        l->owner_polls = runs;
+        if (runs) {
+            timer_del(l->ts, &l->timer);
+            if (l->deadline_ns) arm(l, l->deadline_ns);
+        } else {
+            atomic_store_explicit(&l->due_tsc, NOT_DUE, memory_order_relaxed);
+            if (l->deadline_ns) timer_mod(l->ts, &l->timer, l->deadline_ns);
+        }
     }
     pthread_mutex_unlock(&l->lock);
 }
@@ -310,6 +366,7 @@ struct lapic *lapic_create(int apic_id, struct vcpu *v, const struct apic_bus *b
     l->tsc_hz = hz;
     l->base = LAPIC_DEFAULT_BASE | LAPIC_BASE_ENABLE | (v && v->id == 0 ? LAPIC_BASE_BSP : 0);
     timer_init(&l->timer, timer_fire, l);
+    atomic_init(&l->due_tsc, NOT_DUE);
     reset_locked(l);
     return l;
 }

@@ -94,6 +94,17 @@ int lapic_priority(struct lapic *l);
 int lapic_ack(struct lapic *l);
 void lapic_set_extint_ack(struct lapic *l, int (*ack)(void *opaque), void *opaque);
 
+/* The timer of a running vCPU. While lapic_timer_owner_runs(l, true) is in
+ * effect the timer service does not fire this LAPIC's timer: the vCPU's own
+ * thread must call lapic_timer_poll every few microseconds of guest time (it
+ * raises the timer interrupt once the deadline passed; lapic_timer_due is the
+ * cheap look, a TSC read). Before the vCPU stops polling (a halt, waiting for
+ * SIPI) it calls lapic_timer_owner_runs(l, false), and the service wakes it at
+ * the deadline as before. Without a timer service (ts NULL) this does nothing. */
+void lapic_timer_owner_runs(struct lapic *l, bool runs);
+bool lapic_timer_due(const struct lapic *l);
+void lapic_timer_poll(struct lapic *l);
+
 /* LINT0/LINT1 input pins (irq_line-compatible: opaque = lapic, pin 0 or 1). */
 void lapic_set_lint(void *lapic, int pin, int level);
 

@@ -50,6 +50,8 @@ struct pc_vcpu {
     struct lapic *lapic; /* NULL for a vCPU on another node */
     uint32_t ldr, dfr;   /* another node's vCPU: its logical destination */
     pthread_t thread;
+    uint32_t polls; /* vcpu_poll_wanted calls: every TIMER_LOOK_POLLS-th looks at the timer */
+    bool node_poll; /* vcpu_poll_wanted: this poll is the node's */
 };
 
 struct console {
@@ -81,10 +83,12 @@ struct pc {
     _Atomic int exit_status;
     uint64_t start_ns;
     /* cluster */
-    struct node *node;            /* NULL on a single node */
-    struct cpu_exit_ops exit_ops; /* of every vCPU here (with a poll hook on a cluster) */
-    int self, platform;           /* node ids (0, 0 on a single node) */
-    bool is_platform;             /* this node has the platform devices */
+    struct node *node; /* NULL on a single node */
+    struct cpu_exit_ops
+        exit_ops; /* of every vCPU here (its poll hook: the LAPIC timer, a node's network) */
+    uint32_t timer_look_polls; /* poll hook calls per look at the LAPIC timer */
+    int self, platform;        /* node ids (0, 0 on a single node) */
+    bool is_platform;          /* this node has the platform devices */
 };
 
 static bool vcpu_local(const struct pc *pc, int i)
@@ -395,16 +399,28 @@ static int vcpu_msr(void *ctx, uint32_t index, bool write, uint64_t *value)
     return lapic_msr(pv->lapic, index, write, value);
 }
 
+/* Between blocks a running vCPU fires its own LAPIC timer (so a tick does not
+ * wake the timer thread, which would preempt a vCPU on a busy host) and, on a
+ * cluster, serves its node's network. The timer is looked at every
+ * TIMER_LOOK_INSNS instructions or so (a few microseconds of guest time). */
+#define TIMER_LOOK_INSNS 4096
+
 static void vcpu_poll(void *ctx)
 {
     struct pc_vcpu *pv = ctx;
-    if (pv->pc->node) node_vcpu_poll(pv->pc->node);
+    lapic_timer_poll(pv->lapic);
+    if (pv->node_poll) node_vcpu_poll(pv->pc->node);
 }
 
 static bool vcpu_poll_wanted(void *ctx)
 {
     struct pc_vcpu *pv = ctx;
-    return pv->pc->node && node_vcpu_poll_wanted(pv->pc->node);
+    struct pc *pc = pv->pc;
+    pv->node_poll = pc->node && node_vcpu_poll_wanted(pc->node);
+    if (pv->node_poll) return true;
+    if (++pv->polls < pc->timer_look_polls) return false;
+    pv->polls = 0;
+    return lapic_timer_due(pv->lapic);
 }
 
 void x86_state_dump(FILE *f, const struct x86_state *s);
@@ -414,7 +430,9 @@ static void *vcpu_thread(void *arg)
     struct pc_vcpu *pv = arg;
     struct pc *pc = pv->pc;
     for (;;) {
+        lapic_timer_owner_runs(pv->lapic, true);
         enum vcpu_exit_reason r = vcpu_run(pv->v);
+        lapic_timer_owner_runs(pv->lapic, false); /* asleep: the timer thread wakes it */
         if (r == VCPU_EXIT_HLT || r == VCPU_EXIT_WAIT_SIPI) {
             if (pc->node)
                 node_vcpu_halted(pc->node, pv->v);
@@ -689,11 +707,13 @@ static uint64_t host_tsc_node(void *opaque)
 static void create_vcpus(struct pc *pc)
 {
     pc->exit_ops = (struct cpu_exit_ops){.io = vcpu_io, .irq_ack = vcpu_irq_ack, .msr = vcpu_msr};
-    if (pc->cfg.cluster) { /* a running vCPU also serves its node's network */
-        pc->exit_ops.poll = vcpu_poll;
+    pc->exit_ops.poll = vcpu_poll;
+    pc->exit_ops.poll_wanted = vcpu_poll_wanted;
+    pc->exit_ops.poll_insns = TIMER_LOOK_INSNS;
+    if (pc->cfg.cluster) /* a running vCPU also serves its node's network */
         pc->exit_ops.poll_insns = node_vcpu_poll_insns();
-        pc->exit_ops.poll_wanted = vcpu_poll_wanted;
-    }
+    pc->timer_look_polls =
+        (TIMER_LOOK_INSNS + pc->exit_ops.poll_insns - 1) / pc->exit_ops.poll_insns;
     pc->cpus = calloc((size_t)pc->ncpus, sizeof(*pc->cpus));
     uint64_t hz = emu_tsc_hz();
     for (int i = 0; i < pc->ncpus; i++) {

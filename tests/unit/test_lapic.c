@@ -538,6 +538,73 @@ static void test_tsc_deadline(void **state)
     assert_int_equal(r, 0);
 }
 
+/* While its vCPU runs, the timer is the vCPU's to fire (lapic_timer_poll), not
+ * the timer thread's; when the vCPU stops running the thread takes it back. */
+static void test_timer_fired_by_running_vcpu(void **state)
+{
+    struct fx *f = *state;
+    struct lapic *l = f->fb.l[0];
+    enable(l);
+    wr(l, 0x320, (2u << 17) | 0x37);
+    lapic_timer_owner_runs(l, true);
+    uint64_t d = clock_ns() + 20000000, r = 0;
+    assert_int_equal(lapic_msr(l, 0x6e0, true, &d), 0);
+    assert_false(lapic_timer_due(l));
+    lapic_timer_poll(l); /* early: nothing */
+    assert_false(irr_bit(l, 0x37));
+    usleep(60000);
+    /* past the deadline, but the timer thread left it to the vCPU */
+    assert_false(irr_bit(l, 0x37));
+    assert_true(lapic_timer_due(l));
+    lapic_timer_poll(l);
+    assert_true(irr_bit(l, 0x37));
+    assert_true(line(f->v[0]));
+    assert_false(lapic_timer_due(l));
+    assert_int_equal(lapic_msr(l, 0x6e0, false, &r), 0);
+    assert_int_equal(r, 0); /* cleared when it fired */
+    assert_int_equal(lapic_ack(l), 0x37);
+    wr(l, 0xb0, 0);
+
+    /* armed while running, then the vCPU halts: the thread fires it */
+    d = clock_ns() + 20000000;
+    lapic_msr(l, 0x6e0, true, &d);
+    lapic_timer_owner_runs(l, false);
+    assert_false(lapic_timer_due(l));
+    assert_true(wait_irr(l, 0x37));
+    assert_int_equal(lapic_ack(l), 0x37);
+    wr(l, 0xb0, 0);
+
+    /* armed while halted, then it runs again before the deadline: the vCPU
+     * fires it and the thread does not fire it a second time */
+    d = clock_ns() + 30000000;
+    lapic_msr(l, 0x6e0, true, &d);
+    lapic_timer_owner_runs(l, true);
+    usleep(60000);
+    assert_false(irr_bit(l, 0x37));
+    lapic_timer_poll(l);
+    assert_true(irr_bit(l, 0x37));
+    assert_int_equal(lapic_ack(l), 0x37);
+    wr(l, 0xb0, 0);
+    usleep(20000);
+    assert_false(irr_bit(l, 0x37));
+
+    /* periodic mode re-arms for the vCPU each time it fires */
+    wr(l, 0x3e0, 0xb);
+    wr(l, 0x320, (1u << 17) | 0x38);
+    wr(l, 0x380, 2000000); /* 2 ms */
+    for (int fires = 0; fires < 3; fires++) {
+        uint64_t start = clock_ns();
+        while (!lapic_timer_due(l) && clock_ns() - start < 2000000000ull)
+            usleep(200);
+        lapic_timer_poll(l);
+        assert_int_equal(lapic_ack(l), 0x38);
+        wr(l, 0xb0, 0);
+    }
+    wr(l, 0x380, 0); /* stopping the count disarms */
+    assert_false(lapic_timer_due(l));
+    lapic_timer_owner_runs(l, false);
+}
+
 static int ext_acks;
 static int ext_ack(void *opaque)
 {
@@ -730,6 +797,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ipis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_oneshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_periodic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_fired_by_running_vcpu, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tsc_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extint_and_lint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apic_base_msr, setup, teardown),
