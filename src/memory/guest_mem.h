@@ -22,7 +22,15 @@
 enum mem_right { MEM_ABSENT = 0, MEM_READ = 1, MEM_WRITE = 2 };
 
 /* Per-page flag bits (guest_mem.page_flags) */
-#define MEM_PF_CODE 0x01 /* some vCPU decoded instructions from this page */
+/* Some vCPU decoded instructions from this page since it was last written: a
+ * write bumps the page's code_gen (its decoded blocks go stale) and clears the
+ * flag, so a page that held code once (freed kernel init text, an exited
+ * program's text reused for data) does not cost every later store a slow path
+ * and the end of its block. A decoder reads code_gen before it sets the flag
+ * and reads the bytes after; a writer clears the flag before it bumps code_gen:
+ * every block decoded before a write either sees the bump or leaves the flag
+ * set for the next write. */
+#define MEM_PF_CODE 0x01
 
 #define GUEST_MEM_MAX_REGIONS 8
 struct guest_mem_region {
@@ -108,7 +116,9 @@ static inline bool guest_mem_note_write(struct guest_mem *m, uint64_t gpa, uint6
     for (uint64_t p = gpa >> GUEST_PAGE_SHIFT; p <= (gpa + len - 1) >> GUEST_PAGE_SHIFT; p++)
         if (p < m->npages &&
             (atomic_load_explicit(&m->page_flags[p], memory_order_relaxed) & MEM_PF_CODE)) {
-            atomic_fetch_add_explicit(&m->code_gen[p], 1, memory_order_release);
+            atomic_fetch_and_explicit(&m->page_flags[p], (uint8_t)~MEM_PF_CODE,
+                                      memory_order_seq_cst);
+            atomic_fetch_add_explicit(&m->code_gen[p], 1, memory_order_seq_cst);
             code = true;
         }
     return code;

@@ -146,6 +146,16 @@ static void test_code_generation(void **state)
     m.page_flags[5] |= MEM_PF_CODE;
     assert_int_equal(guest_mem_write(&m, 0x5000, &b, 1), 0);
     assert_int_equal(m.code_gen[5], 1);
+    /* its decoded code is stale now: the flag goes, and later writes (the page
+     * reused for data) cost nothing until code is decoded from it again */
+    assert_false(m.page_flags[5] & MEM_PF_CODE);
+    assert_false(guest_mem_note_write(&m, 0x5010, 8));
+    assert_int_equal(guest_mem_write(&m, 0x5000, &b, 1), 0);
+    assert_int_equal(m.code_gen[5], 1);
+    m.page_flags[5] |= MEM_PF_CODE; /* decoded again */
+    assert_true(guest_mem_note_write(&m, 0x5ff8, 16)); /* into the next page too */
+    assert_int_equal(m.code_gen[5], 2);
+    assert_int_equal(m.code_gen[6], 0);
     guest_mem_destroy(&m);
 }
 

@@ -221,6 +221,7 @@ struct emu_cpu {
     uint64_t icount_limit; /* stop (VCPU_EXIT_STOP) once icount reaches it; 0 = none */
     uint64_t icount_stop;  /* min(icount_limit, poll_at); one compare per block */
     uint64_t poll_at;      /* icount at which to call ops->poll (UINT64_MAX: never) */
+    bool poll_wanted;      /* run_blocks asked ops->poll_wanted: yes (poll_outside polls) */
     uint64_t tsc_base;
     bool debug_ud; /* log unknown opcodes once */
 };

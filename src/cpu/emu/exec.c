@@ -78,8 +78,9 @@ static struct emu_block *decode_crossing(struct emu_cpu *c, uint64_t lin, const 
 static struct emu_block *block_decode(struct emu_cpu *c, uint64_t lin, uint64_t gpa,
                                       const uint8_t *h, int avail, uint16_t key)
 {
+    /* the generation first, then the flag, then the bytes (guest_mem.h, MEM_PF_CODE) */
+    uint32_t gen = atomic_load_explicit(&c->v.mem->code_gen[gpa >> 12], memory_order_seq_cst);
     mark_code_page(c, gpa);
-    uint32_t gen = atomic_load_explicit(&c->v.mem->code_gen[gpa >> 12], memory_order_acquire);
     size_t need = sizeof(struct emu_block) + (BLOCK_MAX_INSNS + 1) * sizeof(struct insn);
     if (c->blk_used + need > BLOCK_ARENA_SIZE) blocks_flush(c);
     struct emu_block *b = (struct emu_block *)(c->blk_arena + c->blk_used);
@@ -233,6 +234,29 @@ static void run_one(struct emu_cpu *c)
  * instructions skip that, and branches set s.rip themselves. */
 /* no-crossjumping: GCC would otherwise merge the replicated dispatch jumps back
  * into one shared indirect jump, which is exactly what threading avoids */
+static void set_icount_stop(struct emu_cpu *c)
+{
+    uint64_t limit = c->icount_limit ? c->icount_limit : UINT64_MAX;
+    c->icount_stop = limit < c->poll_at ? limit : c->poll_at;
+}
+
+/* run_blocks reached icount_stop: whether it returns to emu_run. A poll the
+ * platform does not want now (most are: a look at a doorbell) is skipped in
+ * place, because returning costs the block chain (emu_run re-enters through a
+ * block lookup) every poll interval. A wanted one is remembered for
+ * poll_outside, which does not ask again (the look may have side effects). */
+static __attribute__((noinline)) bool run_blocks_stops(struct emu_cpu *c)
+{
+    if (c->icount < c->poll_at || (c->icount_limit && c->icount >= c->icount_limit)) return true;
+    if (!c->v.ops->poll_wanted || c->v.ops->poll_wanted(c->v.ctx)) {
+        c->poll_wanted = true;
+        return true;
+    }
+    c->poll_at = c->icount + c->v.ops->poll_insns;
+    set_icount_stop(c);
+    return false;
+}
+
 __attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(struct emu_cpu *c)
 {
 #define LABEL_ADDR(name, kind) &&L_##name,
@@ -291,7 +315,7 @@ __attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(s
             c->s.rip = nr_;                                                                        \
             c->icount += in->idx + 1u;                                                             \
             if (unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)) ||            \
-                unlikely(c->icount >= c->icount_stop))                                             \
+                unlikely(c->icount >= c->icount_stop && run_blocks_stops(c)))                      \
                 return;                                                                            \
             b = n_;                                                                                \
             base = nr_;                                                                            \
@@ -306,7 +330,7 @@ __attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(s
         c->s.rip = nr_;                                                                            \
         c->icount += in->idx + 1u;                                                                 \
         if (unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed)) ||                \
-            unlikely(c->icount >= c->icount_stop))                                                 \
+            unlikely(c->icount >= c->icount_stop && run_blocks_stops(c)))                          \
             return;                                                                                \
         chain_k = k_;                                                                              \
         goto chain_miss;                                                                           \
@@ -350,7 +374,7 @@ block_exit:
 block_done:
     c->icount += in->idx + 1u;
     if (unlikely(atomic_load_explicit(&c->v.requests, memory_order_relaxed))) return;
-    if (unlikely(c->icount >= c->icount_stop)) return; /* emu_run stops */
+    if (unlikely(c->icount >= c->icount_stop) && run_blocks_stops(c)) return; /* emu_run stops */
     b = block_next(c, b);
     base = c->s.rip;
     in = b->insn;
@@ -481,19 +505,15 @@ static uint64_t emu_guest_pc(void *ctx)
     return ((struct emu_cpu *)ctx)->s.rip;
 }
 
-static void set_icount_stop(struct emu_cpu *c)
-{
-    uint64_t limit = c->icount_limit ? c->icount_limit : UINT64_MAX;
-    c->icount_stop = limit < c->poll_at ? limit : c->poll_at;
-}
-
 /* The platform's poll hook, out of the guest (as around a blocking memory
  * fault) and with the host's MXCSR (it runs device and network code). */
 static void poll_outside(struct emu_cpu *c)
 {
+    bool asked = c->poll_wanted;
+    c->poll_wanted = false;
     c->poll_at = c->icount + c->v.ops->poll_insns;
     set_icount_stop(c);
-    if (c->v.ops->poll_wanted && !c->v.ops->poll_wanted(c->v.ctx)) return;
+    if (!asked && c->v.ops->poll_wanted && !c->v.ops->poll_wanted(c->v.ctx)) return;
     emu_mxcsr_host(c);
     vcpu_leave_guest(&c->v);
     c->v.ops->poll(c->v.ctx);
