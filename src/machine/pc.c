@@ -50,7 +50,7 @@ struct pc_vcpu {
     struct lapic *lapic; /* NULL for a vCPU on another node */
     uint32_t ldr, dfr;   /* another node's vCPU: its logical destination */
     pthread_t thread;
-    uint32_t polls; /* vcpu_poll_wanted calls: every TIMER_LOOK_POLLS-th looks at the timer */
+    uint32_t polls; /* vcpu_poll_wanted calls: every timer_look_polls-th looks at the timer */
     bool node_poll; /* vcpu_poll_wanted: this poll is the node's */
 };
 
@@ -83,12 +83,12 @@ struct pc {
     _Atomic int exit_status;
     uint64_t start_ns;
     /* cluster */
-    struct node *node; /* NULL on a single node */
-    struct cpu_exit_ops
-        exit_ops; /* of every vCPU here (its poll hook: the LAPIC timer, a node's network) */
-    uint32_t timer_look_polls; /* poll hook calls per look at the LAPIC timer */
-    int self, platform;        /* node ids (0, 0 on a single node) */
-    bool is_platform;          /* this node has the platform devices */
+    struct node *node;            /* NULL on a single node */
+    struct cpu_exit_ops exit_ops; /* of every vCPU here (poll: LAPIC timer, network) */
+    uint32_t timer_look_polls;    /* poll hook calls per look at the LAPIC timer */
+    bool vcpus_serve;             /* running vCPUs serve the network (UNUM_VCPU_POLL_INSNS) */
+    int self, platform;           /* node ids (0, 0 on a single node) */
+    bool is_platform;             /* this node has the platform devices */
 };
 
 static bool vcpu_local(const struct pc *pc, int i)
@@ -416,7 +416,7 @@ static bool vcpu_poll_wanted(void *ctx)
 {
     struct pc_vcpu *pv = ctx;
     struct pc *pc = pv->pc;
-    pv->node_poll = pc->node && node_vcpu_poll_wanted(pc->node);
+    pv->node_poll = pc->vcpus_serve && node_vcpu_poll_wanted(pc->node);
     if (pv->node_poll) return true;
     if (++pv->polls < pc->timer_look_polls) return false;
     pv->polls = 0;
@@ -710,8 +710,8 @@ static void create_vcpus(struct pc *pc)
     pc->exit_ops.poll = vcpu_poll;
     pc->exit_ops.poll_wanted = vcpu_poll_wanted;
     pc->exit_ops.poll_insns = TIMER_LOOK_INSNS;
-    if (pc->cfg.cluster) /* a running vCPU also serves its node's network */
-        pc->exit_ops.poll_insns = node_vcpu_poll_insns();
+    pc->vcpus_serve = pc->node && node_vcpu_poll_insns(); /* 0: they do not */
+    if (pc->vcpus_serve) pc->exit_ops.poll_insns = node_vcpu_poll_insns();
     pc->timer_look_polls =
         (TIMER_LOOK_INSNS + pc->exit_ops.poll_insns - 1) / pc->exit_ops.poll_insns;
     pc->cpus = calloc((size_t)pc->ncpus, sizeof(*pc->cpus));
