@@ -416,7 +416,7 @@ static bool vcpu_poll_wanted(void *ctx)
 {
     struct pc_vcpu *pv = ctx;
     struct pc *pc = pv->pc;
-    pv->node_poll = pc->vcpus_serve && node_vcpu_poll_wanted(pc->node);
+    pv->node_poll = pc->vcpus_serve && pc->node && node_vcpu_poll_wanted(pc->node);
     if (pv->node_poll) return true;
     if (++pv->polls < pc->timer_look_polls) return false;
     pv->polls = 0;
@@ -710,7 +710,7 @@ static void create_vcpus(struct pc *pc)
     pc->exit_ops.poll = vcpu_poll;
     pc->exit_ops.poll_wanted = vcpu_poll_wanted;
     pc->exit_ops.poll_insns = TIMER_LOOK_INSNS;
-    pc->vcpus_serve = pc->node && node_vcpu_poll_insns(); /* 0: they do not */
+    pc->vcpus_serve = pc->cfg.cluster && node_vcpu_poll_insns(); /* 0: they do not */
     if (pc->vcpus_serve) pc->exit_ops.poll_insns = node_vcpu_poll_insns();
     pc->timer_look_polls =
         (TIMER_LOOK_INSNS + pc->exit_ops.poll_insns - 1) / pc->exit_ops.poll_insns;
