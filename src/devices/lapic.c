@@ -250,9 +250,8 @@ static uint32_t current_count(const struct lapic *l)
     return t > l->init_count ? l->init_count : (uint32_t)t;
 }
 
-/* Timer thread. The armed deadline in the LAPIC is the truth: a callback that
- * raced with a re-program (the service had already taken it off its heap) finds
- * a later deadline or none, and does nothing. */
+/* The armed deadline passed: raise the timer interrupt and re-arm a periodic
+ * timer (for whoever fires it now: the timer thread or the running vCPU). */
 static void fire_locked(struct lapic *l, uint64_t now)
 {
     atomic_store_explicit(&l->due_tsc, NOT_DUE, memory_order_relaxed);
@@ -273,6 +272,10 @@ static void fire_locked(struct lapic *l, uint64_t now)
     }
 }
 
+/* Timer thread. The armed deadline in the LAPIC is the truth: a callback that
+ * raced with a re-program (the service had already taken it off its heap) or
+ * with the vCPU taking the timer over finds a later deadline, none, or the
+ * timer its vCPU's, and does nothing. */
 static void timer_fire(void *opaque)
 {
     struct lapic *l = opaque;
@@ -292,8 +295,7 @@ void lapic_timer_poll(struct lapic *l)
 {
     if (!lapic_timer_due(l)) return;
     pthread_mutex_lock(&l->lock);
-    uint64_t due = atomic_load_explicit(&l->due_tsc, memory_order_relaxed);
-    if (l->owner_polls && l->deadline_ns && due != NOT_DUE && guest_tsc(l) >= due) {
+    if (l->owner_polls && l->deadline_ns && lapic_timer_due(l)) {
         uint64_t now = clock_ns(); /* the TSC said due: never earlier than the deadline */
         fire_locked(l, now > l->deadline_ns ? now : l->deadline_ns);
     }

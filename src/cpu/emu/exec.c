@@ -223,17 +223,6 @@ static void run_one(struct emu_cpu *c)
     c->exit_block = false;
 }
 
-/* Runs blocks until one ends abnormally (exit_block), a request is posted or the
- * instruction limit is reached. Threaded dispatch: the hottest handlers are
- * inlined here, each followed by its own indirect jump to the next instruction's
- * code, which predicts far better than one shared call site. A block ends with a
- * sentinel instruction (FOP_END), so there is no count check per instruction.
- * RIP: s.rip and next_rip are set from the block's start (`base`) and the
- * instruction's offset only before instructions that may fault, read them or
- * change them (kinds R, W, B and generic handlers; ops_fast.h); pure register
- * instructions skip that, and branches set s.rip themselves. */
-/* no-crossjumping: GCC would otherwise merge the replicated dispatch jumps back
- * into one shared indirect jump, which is exactly what threading avoids */
 static void set_icount_stop(struct emu_cpu *c)
 {
     uint64_t limit = c->icount_limit ? c->icount_limit : UINT64_MAX;
@@ -247,7 +236,7 @@ static void set_icount_stop(struct emu_cpu *c)
  * poll_outside, which does not ask again (the look may have side effects). */
 static __attribute__((noinline)) bool run_blocks_stops(struct emu_cpu *c)
 {
-    if (c->icount < c->poll_at || (c->icount_limit && c->icount >= c->icount_limit)) return true;
+    if (c->icount_limit && c->icount >= c->icount_limit) return true;
     if (!c->v.ops->poll_wanted || c->v.ops->poll_wanted(c->v.ctx)) {
         c->poll_wanted = true;
         return true;
@@ -257,6 +246,17 @@ static __attribute__((noinline)) bool run_blocks_stops(struct emu_cpu *c)
     return false;
 }
 
+/* Runs blocks until one ends abnormally (exit_block), a request is posted or the
+ * instruction limit is reached. Threaded dispatch: the hottest handlers are
+ * inlined here, each followed by its own indirect jump to the next instruction's
+ * code, which predicts far better than one shared call site. A block ends with a
+ * sentinel instruction (FOP_END), so there is no count check per instruction.
+ * RIP: s.rip and next_rip are set from the block's start (`base`) and the
+ * instruction's offset only before instructions that may fault, read them or
+ * change them (kinds R, W, B and generic handlers; ops_fast.h); pure register
+ * instructions skip that, and branches set s.rip themselves. */
+/* no-crossjumping: GCC would otherwise merge the replicated dispatch jumps back
+ * into one shared indirect jump, which is exactly what threading avoids */
 __attribute__((optimize("no-crossjumping", "no-gcse"))) static void run_blocks(struct emu_cpu *c)
 {
 #define LABEL_ADDR(name, kind) &&L_##name,
