@@ -50,8 +50,8 @@ struct pc_vcpu {
     struct lapic *lapic; /* NULL for a vCPU on another node */
     uint32_t ldr, dfr;   /* another node's vCPU: its logical destination */
     pthread_t thread;
-    uint32_t polls; /* vcpu_poll_wanted calls: every timer_look_polls-th looks at the timer */
-    bool node_poll; /* vcpu_poll_wanted: this poll is the node's */
+    uint32_t timer_looks, node_looks; /* vcpu_poll_wanted calls since the last look */
+    bool node_poll;                   /* vcpu_poll_wanted: this poll is the node's */
 };
 
 struct console {
@@ -86,7 +86,7 @@ struct pc {
     struct node *node;            /* NULL on a single node */
     struct cpu_exit_ops exit_ops; /* of every vCPU here (poll: LAPIC timer, network) */
     uint32_t timer_look_polls;    /* poll hook calls per look at the LAPIC timer */
-    bool vcpus_serve;             /* running vCPUs serve the network (UNUM_VCPU_POLL_INSNS) */
+    uint32_t node_look_polls;     /* ... and at the network (0: running vCPUs do not serve) */
     int self, platform;           /* node ids (0, 0 on a single node) */
     bool is_platform;             /* this node has the platform devices */
 };
@@ -416,10 +416,14 @@ static bool vcpu_poll_wanted(void *ctx)
 {
     struct pc_vcpu *pv = ctx;
     struct pc *pc = pv->pc;
-    pv->node_poll = pc->vcpus_serve && pc->node && node_vcpu_poll_wanted(pc->node);
-    if (pv->node_poll) return true;
-    if (++pv->polls < pc->timer_look_polls) return false;
-    pv->polls = 0;
+    pv->node_poll = false;
+    if (pc->node_look_polls && pc->node && ++pv->node_looks >= pc->node_look_polls) {
+        pv->node_looks = 0;
+        pv->node_poll = node_vcpu_poll_wanted(pc->node);
+        if (pv->node_poll) return true;
+    }
+    if (++pv->timer_looks < pc->timer_look_polls) return false;
+    pv->timer_looks = 0;
     return lapic_timer_due(pv->lapic);
 }
 
@@ -709,11 +713,13 @@ static void create_vcpus(struct pc *pc)
     pc->exit_ops = (struct cpu_exit_ops){.io = vcpu_io, .irq_ack = vcpu_irq_ack, .msr = vcpu_msr};
     pc->exit_ops.poll = vcpu_poll;
     pc->exit_ops.poll_wanted = vcpu_poll_wanted;
-    pc->exit_ops.poll_insns = TIMER_LOOK_INSNS;
-    pc->vcpus_serve = pc->cfg.cluster && node_vcpu_poll_insns(); /* 0: they do not */
-    if (pc->vcpus_serve) pc->exit_ops.poll_insns = node_vcpu_poll_insns();
-    pc->timer_look_polls =
-        (TIMER_LOOK_INSNS + pc->exit_ops.poll_insns - 1) / pc->exit_ops.poll_insns;
+    /* the hook runs at the shorter of the two intervals (the network's may be
+     * longer, or 0: never, UNUM_VCPU_POLL_INSNS) and counts calls for the other */
+    uint32_t net = pc->cfg.cluster ? node_vcpu_poll_insns() : 0;
+    uint32_t every = net && net < TIMER_LOOK_INSNS ? net : TIMER_LOOK_INSNS;
+    pc->exit_ops.poll_insns = every;
+    pc->timer_look_polls = (TIMER_LOOK_INSNS + every - 1) / every;
+    pc->node_look_polls = net ? (uint32_t)(((uint64_t)net + every - 1) / every) : 0;
     pc->cpus = calloc((size_t)pc->ncpus, sizeof(*pc->cpus));
     uint64_t hz = emu_tsc_hz();
     for (int i = 0; i < pc->ncpus; i++) {
