@@ -32,7 +32,12 @@ skip=0
 ok() { pass=$((pass + 1)); echo "PASS $1"; }
 bad() {
     fail=$((fail + 1)); echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && printf '%s\n' "$3" | tail -n 20 | sed 's/^/    /'
+    # the first lines (unum's own error comes first) and the last ones (a
+    # sanitizer's report of a failing node can run to dozens of lines)
+    [ -n "${3:-}" ] && printf '%s\n' "$3" | awk '{ l[NR] = $0 }
+        END { for (i = 1; i <= NR; i++)
+                  if (i <= 8 || i > NR - 20) print l[i]; else if (i == 9) print "[...]" }' |
+        sed 's/^/    /'
 }
 skipped() { skip=$((skip + 1)); echo "SKIP $1"; }
 
