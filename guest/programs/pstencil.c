@@ -2,20 +2,27 @@
  * pstencil — parallel Jacobi relaxation on a square grid, a CPU-bound HPC kernel with
  * node-local data.
  *
- * Usage: pstencil [-t THREADS] [-n N] [-i ITERATIONS] [-s SPINS] [-p] [-v]
+ * Usage: pstencil [-t THREADS] [-n N] [-i ITERATIONS] [-s SPINS] [-p] [-c] [-v]
  *   -t THREADS     worker threads (default: online CPUs)
  *   -n N           grid side in cells, doubles (default 512: 2 MiB per grid, two grids)
  *   -i ITERATIONS  sweeps (default 100)
  *   -s SPINS       a thread that reaches the barrier early polls it this many times
  *                  before it sleeps (default 100000; 0: sleep at once)
  *   -p             pin thread t to online CPU t mod CPUs before it touches its rows
+ *   -c             each grid in one piece (rows in order), shared by all threads'
+ *                  blocks, instead of one piece per thread (see below)
  *   -v             phase timings on stderr
  *
  * The grid's edge is fixed (the top row 1.0, the other edges 0.0); the inside starts
  * from a deterministic pattern. A sweep sets every inside cell of the next grid to the
  * mean of its four neighbours in the current one. The inside rows are cut into THREADS
  * blocks, one per thread, and each thread touches its own rows of both grids first (so
- * on a NUMA machine they are placed in its node's memory). Between sweeps the threads
+ * on a NUMA machine they are placed in its node's memory). A thread's rows of both
+ * grids are one piece of memory of their own, starting on a 2 MiB boundary: then no
+ * page-table page (and its lock, which every first-touch fault in its 2 MiB takes)
+ * holds two threads' rows, which on a NUMA machine would bounce between nodes with
+ * every fault. (-c keeps each grid in one piece, where a page-table page can serve
+ * two threads.) Between sweeps the threads
  * meet at a barrier; the only data a thread reads from another is the row on either
  * side of its block (the halo), as in a distributed stencil code. The barrier spins
  * before it sleeps, as OpenMP runtimes do by default: a sweep takes milliseconds, the
@@ -40,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,8 +69,11 @@ _Static_assert(sizeof(struct result) == 64, "one cache line per thread");
 
 static uint64_t side, iterations;
 static unsigned nthreads;
-static double *grid[2];
-static uint64_t *bounds; /* thread t sweeps rows [bounds[t], bounds[t + 1]) */
+static double **rows[2];  /* rows[g][i]: row i of grid g */
+static void *grid_mem;    /* the mapping that holds every thread's rows (not with -c, */
+static size_t grid_bytes; /* where rows[g][0] starts grid g's allocation) and its size */
+static int contiguous;    /* -c */
+static uint64_t *bounds;  /* thread t sweeps rows [bounds[t], bounds[t + 1]) */
 static struct result *results;
 /* The sweeps' barrier, on a page of its own: its counters are written by every
  * thread at every sweep, and on a NUMA machine nothing else should travel with them. */
@@ -79,6 +90,18 @@ static double t_phase[4]; /* thread 0: start, after init, after the sweeps, afte
 static int pin_cpus[4096];
 static int n_pin;
 
+/* Thread t's rows: its block of inside rows, and the edge row 0 (first thread) or
+ * side - 1 (last thread). */
+static uint64_t own_lo(unsigned t)
+{
+    return t == 0 ? 0 : bounds[t];
+}
+
+static uint64_t own_hi(unsigned t)
+{
+    return t + 1 == nthreads ? side : bounds[t + 1];
+}
+
 /* The starting value of cell (i, j): the fixed edge, or a pattern inside. */
 static double start_value(uint64_t i, uint64_t j)
 {
@@ -94,28 +117,28 @@ static void init_rows(uint64_t lo, uint64_t hi)
     for (int g = 0; g < 2; g++)
         for (uint64_t i = lo; i < hi; i++)
             for (uint64_t j = 0; j < side; j++)
-                grid[g][i * side + j] = start_value(i, j);
+                rows[g][i][j] = start_value(i, j);
 }
 
-static void sweep_rows(const double *restrict cur, double *restrict next, uint64_t lo, uint64_t hi)
+static void sweep_rows(double *const *cur, double *const *next, uint64_t lo, uint64_t hi)
 {
     for (uint64_t i = lo; i < hi; i++) {
-        const double *up = cur + (i - 1) * side, *row = cur + i * side,
-                     *down = cur + (i + 1) * side;
-        double *out = next + i * side;
+        const double *restrict up = cur[i - 1], *restrict row = cur[i], *restrict down = cur[i + 1];
+        double *restrict out = next[i];
         for (uint64_t j = 1; j + 1 < side; j++)
             out[j] = 0.25 * ((up[j] + down[j]) + (row[j - 1] + row[j + 1]));
     }
 }
 
-static uint64_t hash_rows(const double *g, uint64_t lo, uint64_t hi)
+static uint64_t hash_rows(double *const *g, uint64_t lo, uint64_t hi)
 {
     uint64_t h = 0;
-    for (uint64_t k = lo * side; k < hi * side; k++) {
-        uint64_t bits;
-        memcpy(&bits, &g[k], sizeof bits);
-        h = h * HASH_P + bits;
-    }
+    for (uint64_t i = lo; i < hi; i++)
+        for (uint64_t j = 0; j < side; j++) {
+            uint64_t bits;
+            memcpy(&bits, &g[i][j], sizeof bits);
+            h = h * HASH_P + bits;
+        }
     return h;
 }
 
@@ -156,11 +179,9 @@ static void *worker(void *arg)
     unsigned t = (unsigned)(uintptr_t)arg;
     struct result *r = &results[t];
     if (n_pin) pin_thread("pstencil", t, pin_cpus[t % (unsigned)n_pin]);
-    /* the edge rows 0 and side - 1 belong to the first and the last thread */
     uint64_t lo = bounds[t], hi = bounds[t + 1];
-    uint64_t own_lo = t == 0 ? 0 : lo, own_hi = t + 1 == nthreads ? side : hi;
     double t0 = now();
-    init_rows(own_lo, own_hi);
+    init_rows(own_lo(t), own_hi(t));
     r->init_s = now() - t0;
     r->cpu = sched_getcpu();
     barrier_wait();
@@ -171,7 +192,7 @@ static void *worker(void *arg)
     float *times = calloc(iterations ? iterations : 1, sizeof *times);
     for (uint64_t it = 0; it < iterations; it++) {
         double s = now();
-        sweep_rows(grid[cur], grid[cur ^ 1], lo, hi);
+        sweep_rows(rows[cur], rows[cur ^ 1], lo, hi);
         double d = now() - s;
         busy += d;
         if (times) times[it] = (float)(d * 1e3);
@@ -186,13 +207,50 @@ static void *worker(void *arg)
     }
     free(times);
     if (t == 0) t_phase[2] = now();
-    r->hash = hash_rows(grid[cur], own_lo, own_hi);
+    r->hash = hash_rows(rows[cur], own_lo(t), own_hi(t));
     return NULL;
+}
+
+/* Sets rows[][]: with -c two grids of rows in order; otherwise one mapping in which
+ * thread t's rows of grid 0, then its rows of grid 1, start at t * stride (a
+ * multiple of 2 MiB). Nothing is touched here: each thread places its own rows. */
+static int place_rows(void)
+{
+    const size_t row_bytes = side * sizeof(double), two_mib = 2u << 20;
+    if (contiguous) {
+        for (int g = 0; g < 2; g++) {
+            double *grid = alloc_2m_aligned(side * row_bytes);
+            if (!grid) return -1;
+            for (uint64_t i = 0; i < side; i++)
+                rows[g][i] = grid + i * side;
+        }
+        return 0;
+    }
+    size_t stride = 0;
+    for (unsigned t = 0; t < nthreads; t++) {
+        size_t n = own_hi(t) - own_lo(t), bytes = 2 * n * row_bytes;
+        if (bytes > stride) stride = bytes;
+    }
+    stride = (stride + two_mib - 1) & ~(two_mib - 1);
+    grid_bytes = nthreads * stride + two_mib; /* room to align the start */
+    grid_mem = mmap(NULL, grid_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (grid_mem == MAP_FAILED) return -1;
+    uintptr_t base = ((uintptr_t)grid_mem + two_mib - 1) & ~(uintptr_t)(two_mib - 1);
+    for (unsigned t = 0; t < nthreads; t++) {
+        uint64_t lo = own_lo(t), n = own_hi(t) - lo;
+        double *block = (double *)(base + t * stride);
+        for (uint64_t i = lo; i < lo + n; i++) {
+            rows[0][i] = block + (i - lo) * side;
+            rows[1][i] = block + (n + i - lo) * side;
+        }
+    }
+    return 0;
 }
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [-t THREADS] [-n N] [-i ITERATIONS] [-s SPINS] [-p] [-v]\n", argv0);
+    fprintf(stderr, "usage: %s [-t THREADS] [-n N] [-i ITERATIONS] [-s SPINS] [-p] [-c] [-v]\n",
+            argv0);
     exit(2);
 }
 
@@ -204,7 +262,7 @@ int main(int argc, char **argv)
     side = 512;
     iterations = 100;
     spins = 100000;
-    while ((opt = getopt(argc, argv, "t:n:i:s:pv")) != -1) {
+    while ((opt = getopt(argc, argv, "t:n:i:s:pcv")) != -1) {
         switch (opt) {
         case 't':
             if (parse_u64(optarg, &threads) || threads == 0 || threads > 4096) usage(argv[0]);
@@ -219,6 +277,7 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, &spins)) usage(argv[0]);
             break;
         case 'p': pin = 1; break;
+        case 'c': contiguous = 1; break;
         case 'v': verbose = 1; break;
         default: usage(argv[0]);
         }
@@ -233,18 +292,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "pstencil: cannot read the CPU list, threads not pinned\n");
     nthreads = (unsigned)threads;
 
-    grid[0] = alloc_2m_aligned(side * side * sizeof(double));
-    grid[1] = alloc_2m_aligned(side * side * sizeof(double));
     bounds = calloc(nthreads + 1, sizeof *bounds);
     results = aligned_alloc(64, nthreads * sizeof *results);
     pthread_t *tids = calloc(nthreads, sizeof *tids);
-    if (!grid[0] || !grid[1] || !bounds || !results || !tids) {
+    rows[0] = calloc(side, sizeof *rows[0]);
+    rows[1] = calloc(side, sizeof *rows[1]);
+    if (!bounds || !results || !tids || !rows[0] || !rows[1]) {
         fprintf(stderr, "pstencil: out of memory\n");
         return 1;
     }
     memset(results, 0, nthreads * sizeof *results);
     for (unsigned t = 0; t <= nthreads; t++) /* the inside rows 1 .. side - 2 */
         bounds[t] = 1 + (side - 2) * t / nthreads;
+    if (place_rows() != 0) {
+        fprintf(stderr, "pstencil: out of memory for the grids\n");
+        return 1;
+    }
 
     t_phase[0] = now();
     for (unsigned t = 0; t < nthreads; t++) {
@@ -260,8 +323,7 @@ int main(int argc, char **argv)
 
     uint64_t hash = 0;
     for (unsigned t = 0; t < nthreads; t++) {
-        uint64_t own_hi = t + 1 == nthreads ? side : bounds[t + 1];
-        hash += results[t].hash * pow_u64(HASH_P, (side - own_hi) * side);
+        hash += results[t].hash * pow_u64(HASH_P, (side - own_hi(t)) * side);
     }
     printf("pstencil: n=%" PRIu64 " iterations=%" PRIu64 " threads=%u checksum=%016" PRIx64 "\n",
            side, iterations, nthreads, mix64(hash));
@@ -280,7 +342,13 @@ int main(int argc, char **argv)
     free(tids);
     free(results);
     free(bounds);
-    free(grid[1]);
-    free(grid[0]);
+    if (contiguous) {
+        free(rows[1][0]);
+        free(rows[0][0]);
+    } else {
+        munmap(grid_mem, grid_bytes);
+    }
+    free(rows[1]);
+    free(rows[0]);
     return 0;
 }

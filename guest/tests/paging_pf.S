@@ -299,6 +299,40 @@ test_main:
     mov PHYS(8), %rax
     CHECK %rax, src16 + 8(%rip), "REP MOVSB restarted: the rest was copied"
 
+    LOG "two pages on one TLB entry"
+    /* TA(12) and TA(259) share a TLB entry (TLB_INDEX: page + 9 * (page >> 8), so
+     * here pages 247 apart), and each fill of one moves the other to the entry's
+     * victim way. Whatever holds a translation must forget it on INVLPG and CR3
+     * writes, and a read-filled one must not let a write skip setting D. */
+    movl $0xc0c0, PHYS(12)
+    movl $0xd0d0, PHYS(13)
+    movl $0xe0e0, PHYS(14)
+    movl $0xf0f0, PHYS(15)
+    MAP 12, PHYS(12) | PTE_P | PTE_W
+    MAP 259, PHYS(13) | PTE_P | PTE_W
+    mov TA(12), %eax
+    mov TA(259), %eax
+    mov TA(12), %eax
+    CHECK %rax, $0xc0c0, "a page read back after another on its TLB entry"
+    mov TA(259), %eax
+    CHECK %rax, $0xd0d0, "... and the other one again"
+    MAP 12, PHYS(14) | PTE_P | PTE_W                /* INVLPG while displaced */
+    mov TA(12), %eax
+    CHECK %rax, $0xe0e0, "remap + INVLPG of a displaced page: the new frame"
+    mov TA(259), %eax                               /* TA(12), read-filled, displaced */
+    movl $0x5a, TA(12) + 4
+    mov PTE(12), %rax
+    and $(PTE_A | PTE_D), %eax
+    CHECK %rax, $(PTE_A | PTE_D), "write to a displaced read-filled page sets D"
+    mov PHYS(14) + 4, %eax
+    CHECK %rax, $0x5a, "... and stores to its frame"
+    mov TA(259), %eax                               /* TA(12) displaced again */
+    movq $PHYS(15) | PTE_P | PTE_W, PTE(12)         /* no INVLPG ... */
+    mov %cr3, %rax
+    mov %rax, %cr3                                  /* ... a CR3 write drops it */
+    mov TA(12), %eax
+    CHECK %rax, $0xf0f0, "CR3 reload drops a displaced translation"
+
     LOG "CR3 reload and 1 GiB pages"
     movl $0xaaaa, PHYS(10)
     movl $0xbbbb, PHYS(11)

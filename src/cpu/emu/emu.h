@@ -117,11 +117,16 @@ int emu_decode(const uint8_t *bytes, int avail, enum emu_mode mode, struct insn 
 /* Soft-MMU TLB */
 #define TLB_BITS 8
 #define TLB_SIZE (1u << TLB_BITS)
-/* The entry of a linear address: direct-mapped, the page number folded with the
- * bits above the index, so that pages a power-of-two number of pages apart (the
- * buckets of a radix sort over a 2^n-key array, stacks, per-CPU areas) do not all
- * land on the same few entries. */
-#define TLB_INDEX(lin) ((unsigned)(((lin) >> 12) ^ ((lin) >> (12 + TLB_BITS))) & (TLB_SIZE - 1))
+/* The entry of a linear address: direct-mapped, the page number plus 9 times the
+ * bits above the index (one LEA), so that pages a power-of-two number of pages
+ * apart (the buckets of a radix sort over a 2^n-key array, stacks, per-CPU areas,
+ * two arrays 1 MiB apart) land away from each other and from each other's
+ * neighbours: 2^k pages on (TLB_BITS <= k < TLB_BITS + 8, 1-128 MiB) move the
+ * index by 9 * 2^(k - 8) mod 256, at least 9 entries. XOR-folding the same bits
+ * moved a page 1 MiB on by one entry, onto the neighbour of the page a loop reads
+ * beside it (a stencil's next-grid row beside its current one: 4x slower sweeps). */
+#define TLB_INDEX(lin)                                                                             \
+    ((unsigned)(((lin) >> 12) + ((lin) >> (12 + TLB_BITS)) * 9u) & (TLB_SIZE - 1))
 /* never equal to a tag a lookup compares: page-aligned, or with only the low
  * alignment bits 0-2 set (vm_read/vm_write fold alignment into the compare) */
 #define TLB_INVALID 0x800ull
@@ -210,6 +215,10 @@ struct emu_cpu {
 
     struct tlb_entry *tlb_cur; /* tlb[cpl == 3] */
     struct tlb_entry tlb[2][TLB_SIZE];
+    /* What a fill evicted from tlb[u][i], looked at before a page walk: a second way
+     * behind each entry (tlb_fill), so that two pages a loop uses together and that
+     * share an index (arrays 1 MiB apart) take turns without a walk each time. */
+    struct tlb_entry tlb_victim[2][TLB_SIZE];
 
     struct emu_block *blk_hash[BLOCK_HASH_SIZE];
     struct emu_jc_entry jc[JC_SIZE];

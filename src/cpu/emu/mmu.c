@@ -25,13 +25,18 @@ void emu_jc_flush(struct emu_cpu *c)
     c->chain_epoch++;
 }
 
+static void tlb_entry_drop(struct tlb_entry *e)
+{
+    e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
+}
+
 void emu_tlb_flush(struct emu_cpu *c, bool include_global)
 {
     emu_jc_flush(c);
     for (int t = 0; t < 2; t++)
         for (unsigned i = 0; i < TLB_SIZE; i++) {
-            struct tlb_entry *e = &c->tlb[t][i];
-            if (include_global || !e->global) e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
+            if (include_global || !c->tlb[t][i].global) tlb_entry_drop(&c->tlb[t][i]);
+            if (include_global || !c->tlb_victim[t][i].global) tlb_entry_drop(&c->tlb_victim[t][i]);
         }
 }
 
@@ -40,8 +45,8 @@ void emu_tlb_flush_gpa(struct emu_cpu *c, uint64_t gpa)
     uint64_t page = gpa & ~0xfffull;
     for (int t = 0; t < 2; t++)
         for (unsigned i = 0; i < TLB_SIZE; i++) {
-            struct tlb_entry *e = &c->tlb[t][i];
-            if ((e->gpa & ~0xfffull) == page) e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
+            if ((c->tlb[t][i].gpa & ~0xfffull) == page) tlb_entry_drop(&c->tlb[t][i]);
+            if ((c->tlb_victim[t][i].gpa & ~0xfffull) == page) tlb_entry_drop(&c->tlb_victim[t][i]);
         }
 }
 
@@ -49,8 +54,8 @@ void emu_tlb_flush_page(struct emu_cpu *c, uint64_t lin)
 {
     emu_jc_flush(c);
     for (int t = 0; t < 2; t++) {
-        struct tlb_entry *e = &c->tlb[t][TLB_INDEX(lin)];
-        e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
+        tlb_entry_drop(&c->tlb[t][TLB_INDEX(lin)]);
+        tlb_entry_drop(&c->tlb_victim[t][TLB_INDEX(lin)]);
     }
 }
 
@@ -200,10 +205,35 @@ uint64_t emu_translate(struct emu_cpu *c, uint64_t lin, int acc, bool user)
     return w.gpa;
 }
 
+/* The linear page an entry holds, or TLB_INVALID. */
+static uint64_t tlb_entry_page(const struct tlb_entry *e)
+{
+    return e->tag_r != TLB_INVALID ? e->tag_r : e->tag_x != TLB_INVALID ? e->tag_x : e->tag_w;
+}
+
+/* A miss whose page the victim way holds with the access allowed: the two ways
+ * swap, and the access goes on as a hit. */
+static bool tlb_victim_hit(struct emu_cpu *c, uint64_t lin, int acc, bool user)
+{
+    unsigned i = TLB_INDEX(lin);
+    struct tlb_entry *v = &c->tlb_victim[user][i];
+    uint64_t tag = acc == ACC_W ? v->tag_w : acc == ACC_R ? v->tag_r : v->tag_x;
+    if (tag != (lin & ~0xfffull)) return false;
+    struct tlb_entry e = c->tlb[user][i];
+    c->tlb[user][i] = *v;
+    *v = e;
+    return true;
+}
+
 /* Translates and installs a TLB entry for one page. Returns the host pointer
  * for lin, or NULL for MMIO (with *gpa set). */
 static uint8_t *tlb_fill(struct emu_cpu *c, uint64_t lin, int acc, bool user, uint64_t *gpa_out)
 {
+    if (tlb_victim_hit(c, lin, acc, user)) {
+        const struct tlb_entry *e = &c->tlb[user][TLB_INDEX(lin)];
+        *gpa_out = e->gpa | (lin & 0xfff);
+        return (uint8_t *)(uintptr_t)(lin + e->addend);
+    }
     bool paging = c->s.cr0 & CR0_PG;
     struct walk w = {0};
     if (c->mode == MODE_LONG64 && !canonical(lin)) emu_gp(c, 0);
@@ -222,8 +252,12 @@ static uint8_t *tlb_fill(struct emu_cpu *c, uint64_t lin, int acc, bool user, ui
     uint64_t vpage = lin & ~0xfffull;
     {
         uintptr_t addend = (uintptr_t)(host - (lin & 0xfff)) - vpage;
-        if (e->addend != addend || e->gpa != (w.gpa & ~0xfffull))
-            e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
+        if (e->addend != addend || e->gpa != (w.gpa & ~0xfffull)) {
+            /* another page: the one there moves to the victim way */
+            if (tlb_entry_page(e) != TLB_INVALID && tlb_entry_page(e) != vpage)
+                c->tlb_victim[user][TLB_INDEX(lin)] = *e;
+            tlb_entry_drop(e);
+        }
         e->addend = addend;
         e->gpa = w.gpa & ~0xfffull;
         e->global = w.global;
