@@ -472,8 +472,16 @@ cnt_a:      .space 4096                 /* a */
 cnt_b:      .space 4096                 /* b */
 cnt_b_retries: .space 4096
 slots:      .space 4096                 /* c: qword per vCPU */
-msg_data:   .space MAXV * 4096          /* d: page per channel */
-msg_flag:   .space MAXV * 4096
+/* d: a page per channel each for data, flag and ack. A channel's data and flag
+ * pages share an entry of the emulator's TLB (TLB_INDEX: page + 9 * (page >> 8)
+ * mod 256; here 247 pages apart across a 1 MiB boundary), so the receiver's
+ * reads keep moving one of them to the entry's victim way, where the sender's
+ * next write must still reach it: the invalidation drops both ways. */
+    .balign 1048576
+            .space 16 * 4096
+msg_data:   .space MAXV * 4096          /* pages 16 .. 23 of a 1 MiB block */
+            .space (263 - 16 - MAXV) * 4096
+msg_flag:   .space MAXV * 4096          /* pages 263 .. 270: data + 247 */
 msg_ack:    .space MAXV * 4096
 ring_turn:  .space 4096                 /* e */
 ring_count: .space 4096
