@@ -139,7 +139,9 @@ void guest_mem_revoke(struct guest_mem *m, uint64_t gpa, enum mem_right to)
     atomic_fetch_add_explicit(&m->code_gen[page], 1, memory_order_seq_cst);
     lock_tcaches(m);
     for (struct mem_tcache *tc = m->tcaches; tc; tc = tc->next)
-        tc->shootdown(tc, gpa & GUEST_PAGE_MASK);
+        tc->ticket = tc->shootdown(tc, gpa & GUEST_PAGE_MASK);
+    for (struct mem_tcache *tc = m->tcaches; tc; tc = tc->next)
+        if (tc->wait) tc->wait(tc, tc->ticket);
     unlock_tcaches(m);
 }
 

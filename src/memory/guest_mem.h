@@ -38,9 +38,15 @@ struct guest_mem_region {
     uint8_t *host;
 };
 
-/* A cache of translations that must be shot down when a page's right drops. */
+/* A cache of translations that must be shot down when a page's right drops.
+ * guest_mem_revoke asks every cache first and then waits for each, so that the
+ * caches (vCPUs) acknowledge in parallel rather than one after another. */
 struct mem_tcache {
-    void (*shootdown)(struct mem_tcache *tc, uint64_t gpa_page); /* returns after ack */
+    /* asks the cache to drop the page's translations; returns a ticket for wait */
+    uint64_t (*shootdown)(struct mem_tcache *tc, uint64_t gpa_page);
+    /* returns once the drop of `ticket` is acknowledged (NULL: shootdown did) */
+    void (*wait)(struct mem_tcache *tc, uint64_t ticket);
+    uint64_t ticket; /* guest_mem_revoke's, between the two calls */
     struct mem_tcache *next;
 };
 

@@ -248,11 +248,12 @@ static bool inbox_peek(struct cluster *c, int i, struct item *out)
     return any;
 }
 
-static void passive_shootdown(struct mem_tcache *tc, uint64_t gpa)
+static uint64_t passive_shootdown(struct mem_tcache *tc, uint64_t gpa)
 {
     struct node *n = (struct node *)((char *)tc - offsetof(struct node, tc));
     atomic_store(&n->last_shootdown, gpa);
     atomic_fetch_add(&n->shootdowns, 1);
+    return 0;
 }
 
 static void cluster_init(struct cluster *c, int n, enum home_kind kind, bool threaded,
@@ -1389,10 +1390,15 @@ static void verr(struct vcpu *v, const char *fmt, ...)
     }
 }
 
-static void v_shootdown(struct mem_tcache *tc, uint64_t gpa)
+static uint64_t v_shootdown(struct mem_tcache *tc, uint64_t gpa)
 {
     struct vcpu *v = (struct vcpu *)tc;
-    uint64_t seq = atomic_fetch_add(&v->flush_seq, 1) + 1;
+    return atomic_fetch_add(&v->flush_seq, 1) + 1;
+}
+
+static void v_shootdown_wait(struct mem_tcache *tc, uint64_t seq)
+{
+    struct vcpu *v = (struct vcpu *)tc;
     for (unsigned spins = 0; atomic_load(&v->in_guest) && atomic_load(&v->flush_done) < seq;
          spins++)
         if (spins < 200)
@@ -1661,6 +1667,7 @@ static void stress(int n, int per_node, enum home_kind kind, int reorder_pct, ui
         v->gid = i;
         v->node = &c->node[v->nid];
         v->tc.shootdown = v_shootdown;
+        v->tc.wait = v_shootdown_wait;
         assert_int_equal(pthread_create(&v->t, NULL, vcpu_main, v), 0);
     }
     pthread_barrier_wait(&s->start);

@@ -590,9 +590,14 @@ out:
     return c->stop_reason;
 }
 
-static void shootdown(struct mem_tcache *tc, uint64_t gpa)
+static struct vcpu *tcache_vcpu(struct mem_tcache *tc)
 {
-    struct vcpu *v = (struct vcpu *)((char *)tc - offsetof(struct vcpu, tcache));
+    return (struct vcpu *)((char *)tc - offsetof(struct vcpu, tcache));
+}
+
+static uint64_t shootdown(struct mem_tcache *tc, uint64_t gpa)
+{
+    struct vcpu *v = tcache_vcpu(tc);
     pthread_mutex_lock(&v->flush_lock);
     if (v->flush_n < VCPU_FLUSH_PAGES)
         v->flush_gpa[v->flush_n++] = gpa;
@@ -601,12 +606,18 @@ static void shootdown(struct mem_tcache *tc, uint64_t gpa)
     uint64_t seq = atomic_fetch_add(&v->flush_seq, 1) + 1;
     pthread_mutex_unlock(&v->flush_lock);
     vcpu_post(v, VCPU_REQ_FLUSH);
-    vcpu_wait_flush_ack(v, seq); /* the vCPU acknowledges between blocks */
+    return seq;
+}
+
+static void shootdown_wait(struct mem_tcache *tc, uint64_t seq)
+{
+    vcpu_wait_flush_ack(tcache_vcpu(tc), seq); /* the vCPU acknowledges between blocks */
 }
 
 void vcpu_tcache_init(struct vcpu *v)
 {
     v->tcache.shootdown = shootdown;
+    v->tcache.wait = shootdown_wait;
     pthread_mutex_init(&v->flush_lock, NULL);
     guest_mem_register_tcache(v->mem, &v->tcache);
 }
