@@ -522,29 +522,65 @@ int cluster_config_parse(const char *path, struct cluster_config *cfg, char *err
     return rc;
 }
 
-/* All n sockets are bound to port 0 at once (so the kernel hands out distinct
- * ports), read back, then closed. */
+/* The kernel's ephemeral port range (source ports of outgoing connections). */
+static void ephemeral_ports(int *lo, int *hi)
+{
+    *lo = 32768, *hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (!f) return;
+    int a, b;
+    if (fscanf(f, "%d %d", &a, &b) == 2 && a > 0 && a <= b && b < 65536) *lo = a, *hi = b;
+    fclose(f);
+}
+
+/* A socket bound to 127.0.0.1:port (0: any), or -1 with errno. SO_REUSEADDR as the
+ * node's listener has it, so a port only in TIME_WAIT counts as free. */
+static int bind_loopback(uint16_t port, uint16_t *got)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sa);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    *got = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Ports are drawn at random from outside the ephemeral range and kept bound until
+ * all n are chosen (so they are distinct), then closed for the nodes to listen on.
+ * Not port 0's choice: that comes from the ephemeral range, where the nodes' own
+ * dials to each other take their source ports, and one of those took a port a node
+ * was about to listen on ("address in use", about one local start in a hundred).
+ * Without room outside the range, port 0's choice it is. */
 int cluster_pick_ports(int n, uint16_t *ports, char *err, size_t errlen)
 {
     int fds[CLUSTER_MAX_NODES];
-    int rc = 0, i;
+    int lo, hi, rc = 0, i;
+    ephemeral_ports(&lo, &hi);
+    int first = lo - 1024 >= 4096 ? 1024 : hi + 1,
+        span = lo - 1024 >= 4096 ? lo - 1024 : 65535 - hi;
     for (i = 0; i < n; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fds[i] < 0) {
-            rc = fail_local(err, errlen, "cannot pick a free port: socket: %s", strerror(errno));
-            break;
+        fds[i] = -1;
+        for (int tries = 0; span >= 4096 && tries < 64 && fds[i] < 0; tries++) {
+            uint32_t r = 0;
+            if (getrandom(&r, sizeof(r), 0) != sizeof(r)) break;
+            fds[i] = bind_loopback((uint16_t)(first + (int)(r % (uint32_t)span)), &ports[i]);
         }
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t sl = sizeof(sa);
-        if (bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) ||
-            getsockname(fds[i], (struct sockaddr *)&sa, &sl)) {
+        if (fds[i] < 0) fds[i] = bind_loopback(0, &ports[i]);
+        if (fds[i] < 0) {
             rc = fail_local(err, errlen, "cannot pick a free port on 127.0.0.1: %s",
                             strerror(errno));
-            i++;
             break;
         }
-        ports[i] = ntohs(sa.sin_port);
     }
     while (i--)
         close(fds[i]);

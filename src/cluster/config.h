@@ -53,9 +53,10 @@ int cluster_config_parse(const char *path, struct cluster_config *cfg, char *err
 int cluster_config_local(int n, int cpus, uint64_t memory, struct cluster_config *cfg, char *err,
                          size_t errlen);
 
-/* n (<= CLUSTER_MAX_NODES) distinct free TCP ports on 127.0.0.1. Another
- * program could take one before a node binds it; that shows as "port in use" at
- * start-up. -1 with err when no socket can be had. */
+/* n (<= CLUSTER_MAX_NODES) distinct free TCP ports on 127.0.0.1, outside the
+ * kernel's ephemeral range where it has room. Another program could still take
+ * one before a node binds it; that shows as "port in use" at start-up. -1 with
+ * err when no socket can be had. */
 int cluster_pick_ports(int n, uint16_t *ports, char *err, size_t errlen);
 
 /* Fills the derived fields (first_cpu, first_byte). Called by both constructors. */

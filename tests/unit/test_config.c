@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -704,6 +707,39 @@ static void test_node_of(void **state)
     assert_int_equal(cluster_node_of_ram(&cfg, 4 * MiB), 0);
 }
 
+/* Local-cluster ports: distinct, free (a node can listen on each), and outside the
+ * kernel's ephemeral range, from which the nodes' own dials take source ports. */
+static void test_pick_ports(void **state)
+{
+    (void)state;
+    int lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        assert_int_equal(fscanf(f, "%d %d", &lo, &hi), 2);
+        fclose(f);
+    }
+    for (int round = 0; round < 20; round++) {
+        uint16_t ports[CLUSTER_MAX_NODES];
+        char err[128];
+        assert_int_equal(cluster_pick_ports(CLUSTER_MAX_NODES, ports, err, sizeof(err)), 0);
+        for (int i = 0; i < CLUSTER_MAX_NODES; i++) {
+            assert_true(ports[i] >= 1024);
+            if (lo - 1024 >= 4096) assert_true(ports[i] < lo);
+            for (int j = 0; j < i; j++)
+                assert_int_not_equal(ports[i], ports[j]);
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            assert_true(fd >= 0);
+            int one = 1;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(ports[i])};
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+            assert_int_equal(listen(fd, 1), 0);
+            close(fd);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_local_split),
         cmocka_unit_test(test_local_errors),
         cmocka_unit_test(test_node_of),
+        cmocka_unit_test(test_pick_ports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
