@@ -533,14 +533,13 @@ static void ephemeral_ports(int *lo, int *hi)
     fclose(f);
 }
 
-/* A socket bound to 127.0.0.1:port (0: any), or -1 with errno. SO_REUSEADDR as the
- * node's listener has it, so a port only in TIME_WAIT counts as free. */
+/* A socket bound to 127.0.0.1:port (0: any), or -1 with errno. Without
+ * SO_REUSEADDR: two sockets that both have it may bind one port together while
+ * neither listens, and the ports held here must be distinct. */
 static int bind_loopback(uint16_t port, uint16_t *got)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t sl = sizeof(sa);
@@ -566,8 +565,8 @@ int cluster_pick_ports(int n, uint16_t *ports, char *err, size_t errlen)
     int fds[CLUSTER_MAX_NODES];
     int lo, hi, rc = 0, i;
     ephemeral_ports(&lo, &hi);
-    int first = lo - 1024 >= 4096 ? 1024 : hi + 1,
-        span = lo - 1024 >= 4096 ? lo - 1024 : 65535 - hi;
+    bool below = lo - 1024 >= 4096; /* room below the range, else above it */
+    int first = below ? 1024 : hi + 1, span = below ? lo - 1024 : 65535 - hi;
     for (i = 0; i < n; i++) {
         fds[i] = -1;
         for (int tries = 0; span >= 4096 && tries < 64 && fds[i] < 0; tries++) {

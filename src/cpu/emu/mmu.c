@@ -254,8 +254,8 @@ static uint8_t *tlb_fill(struct emu_cpu *c, uint64_t lin, int acc, bool user, ui
         uintptr_t addend = (uintptr_t)(host - (lin & 0xfff)) - vpage;
         if (e->addend != addend || e->gpa != (w.gpa & ~0xfffull)) {
             /* another page: the one there moves to the victim way */
-            if (tlb_entry_page(e) != TLB_INVALID && tlb_entry_page(e) != vpage)
-                c->tlb_victim[user][TLB_INDEX(lin)] = *e;
+            uint64_t held = tlb_entry_page(e);
+            if (held != TLB_INVALID && held != vpage) c->tlb_victim[user][TLB_INDEX(lin)] = *e;
             tlb_entry_drop(e);
         }
         e->addend = addend;
